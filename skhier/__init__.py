@@ -1,0 +1,8 @@
+"""skhier: Bayesian hierarchical (multilevel) regression as a scikit-learn estimator."""
+
+from ._estimator import HierarchicalRegressor
+from ._groups import POPULATION
+from ._scoring import make_group_scorer
+
+__all__ = ["POPULATION", "HierarchicalRegressor", "make_group_scorer"]
+__version__ = "0.1.0"

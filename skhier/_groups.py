@@ -1,0 +1,101 @@
+"""Group labels <-> integer codes, validation and unseen-group detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+class _Population:
+    """Sentinel asking for population-level predictions (one new, unseen group)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "skhier.POPULATION"
+
+    def __reduce__(self):
+        return (_Population, ())
+
+
+#: Pass ``groups=POPULATION`` to a prediction method to predict for a new group
+#: drawn from the population (all rows share that one new group).
+POPULATION = _Population()
+
+
+def check_group_labels(groups, n_rows: int, name: str = "groups") -> np.ndarray:
+    """Validate group labels and return them as a 1-D numpy array.
+
+    Raises ``ValueError`` for a wrong length, a non 1-D input or missing labels
+    (None / NaN / inf).
+    """
+    if isinstance(groups, pd.DataFrame):
+        if groups.shape[1] != 1:
+            raise ValueError(
+                f"`{name}` must be one-dimensional (one label per row); got a "
+                f"DataFrame with {groups.shape[1]} columns. Pass a single column."
+            )
+        groups = groups.iloc[:, 0]
+    if isinstance(groups, (pd.Series, pd.Index, pd.Categorical)):
+        labels = np.asarray(groups, dtype=object)
+    else:
+        labels = np.asarray(groups)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be one-dimensional (one label per row); got an array "
+            f"of shape {labels.shape}."
+        )
+    if labels.shape[0] != n_rows:
+        raise ValueError(
+            f"`{name}` has {labels.shape[0]} labels but X has {n_rows} rows; "
+            f"pass exactly one group label per row of X."
+        )
+    missing = pd.isna(labels)
+    if labels.dtype.kind == "f":
+        missing = missing | ~np.isfinite(labels)
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"`{name}` contains {int(missing.sum())} missing or non-finite labels "
+            f"(first at row {first}); every row needs a group label. Drop those rows "
+            f"or give them a label of their own."
+        )
+    if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
+    return labels
+
+
+def _sort_key(label):
+    return (type(label).__name__, label)
+
+
+def unique_labels(labels: np.ndarray) -> np.ndarray:
+    """Sorted unique labels (mixed types are sorted by type name, then value)."""
+    try:
+        return np.unique(labels)
+    except TypeError:
+        uniq = pd.unique(pd.Series(labels, dtype=object))
+        out = np.empty(len(uniq), dtype=object)
+        out[:] = sorted(uniq, key=_sort_key)
+        return out
+
+
+def encode(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Integer codes of ``labels`` in ``classes``; -1 for labels not in ``classes``."""
+    index = pd.Index(np.asarray(classes, dtype=object))
+    return np.asarray(index.get_indexer(np.asarray(labels, dtype=object)), dtype=np.intp)
+
+
+def new_group_codes(labels: np.ndarray, unseen: np.ndarray) -> np.ndarray:
+    """Codes 0..n_new-1 identifying distinct unseen labels (-1 for seen rows)."""
+    out = np.full(labels.shape[0], -1, dtype=np.intp)
+    if unseen.any():
+        out[unseen], _ = pd.factorize(pd.Series(labels[unseen], dtype=object))
+    return out

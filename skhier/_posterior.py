@@ -1,0 +1,138 @@
+"""Posterior: plain numpy draws of every parameter, in the user's units.
+
+Everything a fitted estimator needs after sampling lives here as numpy arrays
+(``(chain, draw, ...)``), so a pickled estimator never needs PyMC.  ArviZ is
+imported only to build ``InferenceData`` or diagnostics on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass
+class Posterior:
+    """Posterior draws on the original scale.
+
+    Attributes
+    ----------
+    intercept : (C, D)            population intercept ``mu_a`` (at X = 0)
+    coef : (C, D, K)              population slopes ``mu_b``
+    group_intercept_sd : (C, D)   ``sigma_a``
+    group_coef_sd : (C, D, K)     ``sigma_b`` (0 for features without random slopes)
+    noise_sd : (C, D)             ``eps``
+    group_intercept : (C, D, G)   ``a[g]``
+    group_coef : (C, D, G, K)     ``b[g, k]``
+    diverging : (C, D)            divergent transitions
+    """
+
+    intercept: np.ndarray
+    coef: np.ndarray
+    group_intercept_sd: np.ndarray
+    group_coef_sd: np.ndarray
+    noise_sd: np.ndarray
+    group_intercept: np.ndarray
+    group_coef: np.ndarray
+    diverging: np.ndarray
+
+    @classmethod
+    def from_standardized(cls, draws, spec, scaling) -> Posterior:
+        """Map standardized draws (``beta``, ``u``, ``tau``, ``s``) to user units."""
+        beta, u, tau, s = draws["beta"], draws["u"], draws["tau"], draws["s"]
+        ys, xm, xsc = scaling.y_scale, scaling.x_mean, scaling.x_scale
+        slopes = list(spec.slope_idx)
+        coef = ys * beta[..., 1:] / xsc
+        intercept = scaling.y_mean + ys * (beta[..., 0] - (beta[..., 1:] * xm / xsc).sum(-1))
+        group_coef_sd = np.zeros(coef.shape)
+        group_coef_sd[..., slopes] = ys * tau[..., 1:] / xsc[slopes]
+        group_coef = np.repeat(coef[..., None, :], u.shape[-2], axis=-2)
+        group_coef[..., slopes] += ys * u[..., 1:] / xsc[slopes]
+        return cls(
+            intercept=intercept,
+            coef=coef,
+            group_intercept_sd=ys * tau[..., 0],
+            group_coef_sd=group_coef_sd,
+            noise_sd=ys * s,
+            group_intercept=intercept[..., None] + ys * u[..., 0],
+            group_coef=group_coef,
+            diverging=np.asarray(draws["diverging"], dtype=bool),
+        )
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_chains(self) -> int:
+        return self.intercept.shape[0]
+
+    @property
+    def n_draws(self) -> int:
+        return self.intercept.shape[0] * self.intercept.shape[1]
+
+    def flat(self, name: str) -> np.ndarray:
+        """Draws of one parameter with chains and draws merged: (S, ...)."""
+        arr = getattr(self, name)
+        return arr.reshape((-1,) + arr.shape[2:])
+
+    # --------------------------------------------------------------- summaries
+    def mean(self, name: str) -> np.ndarray:
+        return self.flat(name).mean(axis=0)
+
+    def interval(self, name: str, prob: float) -> np.ndarray:
+        """Equal-tailed credible interval, shape ``param_shape + (2,)``."""
+        tail = (1.0 - prob) / 2.0
+        q = np.quantile(self.flat(name), [tail, 1.0 - tail], axis=0)
+        return np.moveaxis(q, 0, -1)
+
+    @cached_property
+    def moments(self):
+        """Posterior means and covariances of ``[intercept, coef]``.
+
+        Returns
+        -------
+        group_mean : (G, K + 1), group_cov : (G, K + 1, K + 1),
+        pop_mean : (K + 1,), pop_cov : (K + 1, K + 1),
+        pop_var : (K + 1,)  E[sigma^2] of ``[sigma_a, sigma_b]``.
+        """
+        g = np.concatenate([self.flat("group_intercept")[..., None], self.flat("group_coef")], -1)
+        group_mean = g.mean(axis=0)
+        centred = g - group_mean
+        group_cov = np.einsum("sgi,sgj->gij", centred, centred) / max(len(g) - 1, 1)
+        pop = np.column_stack([self.flat("intercept"), self.flat("coef")])
+        pop_var = np.column_stack([self.flat("group_intercept_sd"), self.flat("group_coef_sd")])
+        return (
+            group_mean,
+            group_cov,
+            pop.mean(axis=0),
+            np.atleast_2d(np.cov(pop, rowvar=False)),
+            (pop_var**2).mean(axis=0),
+        )
+
+    # ------------------------------------------------------------------ arviz
+    def to_inference_data(self, feature_names, group_labels):
+        """ArviZ ``InferenceData`` with named dimensions."""
+        import arviz as az
+
+        coords = {"feature": list(feature_names), "group": list(group_labels)}
+        dims = {
+            "mu_b": ["feature"],
+            "sigma_b": ["feature"],
+            "a": ["group"],
+            "b": ["group", "feature"],
+        }
+        posterior = {
+            "mu_a": self.intercept,
+            "mu_b": self.coef,
+            "sigma_a": self.group_intercept_sd,
+            "sigma_b": self.group_coef_sd,
+            "eps": self.noise_sd,
+            "a": self.group_intercept,
+            "b": self.group_coef,
+        }
+        return az.from_dict(
+            posterior=posterior,
+            sample_stats={"diverging": self.diverging},
+            coords=coords,
+            dims=dims,
+        )

@@ -1,0 +1,59 @@
+"""The posterior summary table of a fitted HierarchicalRegressor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# (attribute of Posterior, DESIGN name, indexed by group, indexed by feature)
+_ROWS = (
+    ("intercept", "mu_a", False, False),
+    ("coef", "mu_b", False, True),
+    ("group_intercept_sd", "sigma_a", False, False),
+    ("group_coef_sd", "sigma_b", False, True),
+    ("noise_sd", "eps", False, False),
+    ("group_intercept", "a", True, False),
+    ("group_coef", "b", True, True),
+)
+
+
+def summary_table(est, group_level: bool) -> pd.DataFrame:
+    post, prob = est.posterior_, est.interval_prob
+    features = est._feature_names()
+    slopes = est.random_slope_mask_
+    tail = 100 * (1 - prob) / 2
+    lo_name, hi_name = f"{tail:g}%", f"{100 - tail:g}%"
+    blocks = []
+    for attr, name, by_group, by_feature in _ROWS:
+        if by_group and not group_level:
+            continue
+        draws = post.flat(attr)
+        r_hat, ess = est.diagnostics_[attr]
+        interval = post.interval(attr, prob)
+        keep = np.ones(draws.shape[1:], dtype=bool)
+        if by_feature:  # features without random slopes have no sigma_b / own b
+            keep = np.broadcast_to(slopes, keep.shape) if attr != "coef" else keep
+        labels = _labels(name, by_group, by_feature, est.groups_, features)
+        frame = pd.DataFrame(
+            {
+                "mean": draws.mean(axis=0).ravel(),
+                "sd": draws.std(axis=0, ddof=1).ravel() if len(draws) > 1 else np.nan,
+                lo_name: interval[..., 0].ravel(),
+                hi_name: interval[..., 1].ravel(),
+                "r_hat": np.broadcast_to(r_hat, keep.shape).ravel(),
+                "ess_bulk": np.broadcast_to(ess, keep.shape).ravel(),
+            },
+            index=labels,
+        )
+        blocks.append(frame[keep.ravel()])
+    return pd.concat(blocks)
+
+
+def _labels(name, by_group, by_feature, groups, features):
+    if by_group and by_feature:
+        return [f"{name}[{g}, {f}]" for g in groups for f in features]
+    if by_group:
+        return [f"{name}[{g}]" for g in groups]
+    if by_feature:
+        return [f"{name}[{f}]" for f in features]
+    return [name]

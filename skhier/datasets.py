@@ -1,0 +1,161 @@
+"""Bundled real datasets and a simulator with known true parameters.
+
+Provenance of the bundled files is kept in ``skhier/data/README.md``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "SLEEPSTUDY_LME4",
+    "load_radon",
+    "load_sleepstudy",
+    "make_hierarchical_regression",
+]
+
+#: Published lme4 (REML) results for ``Reaction ~ Days + (Days | Subject)`` on
+#: sleepstudy (Bates et al., lme4): fixed effects, their SEs, group SDs and the
+#: residual SD, and the conditional modes of each subject's deviations.
+SLEEPSTUDY_LME4 = {
+    "intercept": 251.405,
+    "intercept_se": 6.825,
+    "coef": 10.467,
+    "coef_se": 1.546,
+    "group_intercept_sd": 24.741,
+    "group_coef_sd": 5.922,
+    "noise_sd": 25.592,
+    "ranef": pd.DataFrame(
+        {
+            "intercept": [2.2585509, -40.3987381, -38.9604090, 23.6906196, 22.2603126,
+                          9.0395679, 16.8405086, -7.2326151, -0.3336684, 34.8904868,
+                          -25.2102286, -13.0700342, 4.5778642, 20.8636782, 3.2754656,
+                          -25.6129993, 0.8070461, 12.3145921],
+            "Days": [9.1989758, -8.6196806, -5.4488565, -4.8143503, -3.0699116, -0.2721770,
+                     -0.2236361, 1.0745816, -10.7521652, 8.6282652, 1.1734322, 6.6142178,
+                     -3.0152621, 3.5360011, 0.8722149, 4.8224850, -0.9881562, 1.2840221],
+        },
+        index=pd.Index([308, 309, 310, 330, 331, 332, 333, 334, 335, 337, 349, 350, 351,
+                        352, 369, 370, 371, 372], name="Subject"),
+    ),
+}
+
+
+def _read(name: str) -> pd.DataFrame:
+    with resources.files("skhier").joinpath("data", name).open("r") as fh:
+        return pd.read_csv(fh)
+
+
+def load_sleepstudy() -> pd.DataFrame:
+    """Reaction times under sleep deprivation (Belenky et al., 2003; lme4's ``sleepstudy``).
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (180, 3)
+        ``Reaction`` (mean reaction time, ms), ``Days`` (days of sleep
+        deprivation, 0-9) and ``Subject`` (18 subjects).
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_sleepstudy
+    >>> load_sleepstudy().shape
+    (180, 3)
+    """
+    return _read("sleepstudy.csv")
+
+
+def load_radon() -> pd.DataFrame:
+    """Minnesota household radon (Gelman & Hill, 2007; HLMdiag's ``radon``).
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (919, 5)
+        ``log.radon``, ``basement`` (1 = measured in a basement), ``uranium``
+        (county-level log uranium), ``county`` (1-85) and ``county.name``.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_radon
+    >>> load_radon()["county"].nunique()
+    85
+    """
+    return _read("radon.csv")
+
+
+def make_hierarchical_regression(
+    n_groups=20,
+    n_per_group=10,
+    n_features=2,
+    *,
+    intercept=1.0,
+    coef=None,
+    group_intercept_sd=0.5,
+    group_coef_sd=0.3,
+    noise_sd=1.0,
+    random_state=None,
+):
+    """Simulate data from the model ``HierarchicalRegressor`` fits.
+
+    Parameters
+    ----------
+    n_groups : int, default=20
+    n_per_group : int or array-like of shape (n_groups,), default=10
+        Rows per group.
+    n_features : int, default=2
+    intercept : float, default=1.0
+        Population intercept ``mu_a``.
+    coef : array-like of shape (n_features,), default=None
+        Population slopes ``mu_b``; ``1, -1, 1, ...`` when None.
+    group_intercept_sd : float, default=0.5
+        ``sigma_a``.
+    group_coef_sd : float or array-like of shape (n_features,), default=0.3
+        ``sigma_b`` (0 for a feature without random slope).
+    noise_sd : float, default=1.0
+        ``eps``.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    groups : ndarray of shape (n_samples,)
+        Integer group labels ``0 .. n_groups - 1``.
+    truth : dict
+        The true ``intercept``, ``coef``, ``group_intercept_sd``,
+        ``group_coef_sd``, ``noise_sd``, ``group_intercept`` (n_groups,) and
+        ``group_coef`` (n_groups, n_features).
+
+    Examples
+    --------
+    >>> from skhier.datasets import make_hierarchical_regression
+    >>> X, y, groups, truth = make_hierarchical_regression(5, 4, 1, random_state=0)
+    >>> X.shape, truth["group_coef"].shape
+    ((20, 1), (5, 1))
+    """
+    rng = check_random_state(random_state)
+    sizes = np.broadcast_to(np.asarray(n_per_group, dtype=int), (n_groups,))
+    coef = (
+        np.array([(-1.0) ** k for k in range(n_features)])
+        if coef is None
+        else np.asarray(coef, dtype=float)
+    )
+    coef_sd = np.broadcast_to(np.asarray(group_coef_sd, dtype=float), (n_features,))
+    a = intercept + group_intercept_sd * rng.standard_normal(n_groups)
+    b = coef + coef_sd * rng.standard_normal((n_groups, n_features))
+    groups = np.repeat(np.arange(n_groups), sizes)
+    X = rng.standard_normal((len(groups), n_features))
+    y = a[groups] + np.einsum("ij,ij->i", X, b[groups]) + noise_sd * rng.standard_normal(len(groups))
+    truth = {
+        "intercept": float(intercept),
+        "coef": coef,
+        "group_intercept_sd": float(group_intercept_sd),
+        "group_coef_sd": np.array(coef_sd),
+        "noise_sd": float(noise_sd),
+        "group_intercept": a,
+        "group_coef": b,
+    }
+    return X, y, groups, truth
