@@ -25,7 +25,7 @@ from ._spec import design
 try:  # pragma: no cover - exercised implicitly
     import numba
 
-    _njit = numba.njit(cache=True, nogil=True)
+    _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 except ImportError:  # pragma: no cover
     _njit = None
 
@@ -156,7 +156,10 @@ def _sample_nutpie(stats, spec, *, draws, tune, chains, seed, target_accept, pro
 
     def make_logp_fn():
         def logp(x):
-            value, grad = _log_density_and_grad(x, *args)
+            try:
+                value, grad = _log_density_and_grad(x, *args)
+            except ZeroDivisionError:  # complex-step at a degenerate extreme point
+                return -np.inf, np.zeros_like(x)
             if not (np.isfinite(value) and np.all(np.isfinite(grad))):
                 return -np.inf, np.zeros_like(x)
             return value, grad

@@ -152,7 +152,7 @@ def draw_conditional(stats, tau, s, prior_sd, rng):
     n_draws, n_groups, q = chol.shape[0], chol.shape[1], chol.shape[2]
     g = stats.ww[None] / (s**2)[:, None, None] - np.einsum("sgia,sgib->sab", h, h)
     prec = g[:, :p, :p] + np.diag(1.0 / prior_sd**2)[None]
-    lp = np.linalg.cholesky(prec)
+    lp = _cholesky_floor(prec, float(np.min(1.0 / prior_sd**2)))
     # beta = P^{-1} c + L_P^{-T} e
     v = np.linalg.solve(lp, g[:, :p, p][..., None])
     e = rng.standard_normal((n_draws, p, 1))
@@ -162,6 +162,23 @@ def draw_conditional(stats, tau, s, prior_sd, rng):
     e = rng.standard_normal((n_draws, n_groups, q))
     u = _solve_upper(np.swapaxes(chol, -1, -2), (hb + e)[..., None])[..., 0]
     return beta, u
+
+
+def _cholesky_floor(prec, floor):
+    """Cholesky factor of ``P = F'V^{-1}F + S0^{-1}``, robust to rounding.
+
+    ``F'V^{-1}F`` is a difference of nearly equal terms when the noise SD is
+    tiny, so rounding can push ``P`` below its exact lower bound ``S0^{-1}``.
+    Since ``P >= S0^{-1}`` in the Loewner order, eigenvalues below
+    ``lambda_min(S0^{-1})`` are pure rounding error and are raised to it.
+    """
+    try:
+        return np.linalg.cholesky(prec)
+    except np.linalg.LinAlgError:
+        sym = 0.5 * (prec + np.swapaxes(prec, -1, -2))
+        w, v = np.linalg.eigh(sym)
+        fixed = (v * np.maximum(w, floor)[..., None, :]) @ np.swapaxes(v, -1, -2)
+        return np.linalg.cholesky(fixed)
 
 
 def _solve_upper(upper, rhs):

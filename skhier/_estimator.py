@@ -554,8 +554,8 @@ def _check_numeric_target(y):
     if y is None:
         return  # validate_data raises scikit-learn's standard message
     arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
-    if arr.dtype.kind in "biuf":
-        return
+    if arr.dtype.kind not in "OUSV":
+        return  # numeric (or complex: validate_data rejects it)
     try:
         arr.astype(np.float64)
     except (TypeError, ValueError):

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from skhier import HierarchicalRegressor
+from skhier.datasets import load_sleepstudy, make_hierarchical_regression
+
+# Tiny sampler settings for fast unit tests; statistical tests use real settings.
+FAST = {"draws": 150, "tune": 150, "chains": 2, "random_state": 0}
+
+
+def fast_estimator(**kwargs):
+    params = {**FAST, **kwargs}
+    return HierarchicalRegressor(**params)
+
+
+@pytest.fixture(scope="session")
+def sim_data():
+    return make_hierarchical_regression(
+        n_groups=12, n_per_group=15, n_features=2, random_state=1
+    )
+
+
+@pytest.fixture(scope="session")
+def fitted(sim_data):
+    X, y, groups, _ = sim_data
+    return HierarchicalRegressor(draws=300, tune=300, chains=2, random_state=0).fit(
+        X, y, groups=groups
+    )
+
+
+@pytest.fixture(scope="session")
+def sleepstudy():
+    return load_sleepstudy()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

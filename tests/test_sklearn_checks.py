@@ -1,0 +1,21 @@
+"""scikit-learn's own estimator checks."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skhier import HierarchicalRegressor
+from skhier.exceptions import ConvergenceWarning
+
+
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+@parametrize_with_checks(
+    [HierarchicalRegressor(draws=100, tune=100, chains=2, random_state=0)]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_convergence_warning_is_sklearn_convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning as SkCW
+
+    assert issubclass(ConvergenceWarning, SkCW)
