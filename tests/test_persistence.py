@@ -1,0 +1,75 @@
+"""Saving and loading fitted models; predicting needs only numpy."""
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import joblib
+import numpy as np
+import pytest
+import skops.io as sio
+
+TRUSTED = ["skhier._estimator.HierarchicalRegressor", "skhier._posterior.Posterior"]
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "joblib", "skops"])
+def test_round_trip_predicts_identically(fitted, sim_data, tmp_path, fmt):
+    X, _, groups, _ = sim_data
+    path = tmp_path / f"model.{fmt}"
+    if fmt == "pickle":
+        path.write_bytes(pickle.dumps(fitted))
+        loaded = pickle.loads(path.read_bytes())
+    elif fmt == "joblib":
+        joblib.dump(fitted, path)
+        loaded = joblib.load(path)
+    else:
+        sio.dump(fitted, path)
+        assert sorted(sio.get_untrusted_types(file=path)) == sorted(TRUSTED)
+        loaded = sio.load(path, trusted=TRUSTED)
+    for method in ("predict", "predict_interval"):
+        np.testing.assert_array_equal(
+            getattr(loaded, method)(X, groups=groups), getattr(fitted, method)(X, groups=groups)
+        )
+    np.testing.assert_array_equal(
+        loaded.sample_y(X[:5], groups=["new"] * 5, n_samples=3, random_state=0),
+        fitted.sample_y(X[:5], groups=["new"] * 5, n_samples=3, random_state=0),
+    )
+
+
+def test_fitted_state_is_plain_arrays_and_no_training_data(fitted, sim_data):
+    X, y, _, _ = sim_data
+    state = pickle.dumps(fitted)
+    assert b"pymc" not in state and b"pytensor" not in state
+    for value in vars(fitted).values():
+        if isinstance(value, np.ndarray):
+            assert value.shape[0] != len(y) or value.ndim == 0  # never the training rows
+    for value in vars(fitted.posterior_).values():
+        if isinstance(value, np.ndarray):
+            assert value.dtype.kind in "fb"
+
+
+def test_fresh_process_predicts_without_pymc_or_pytensor(fitted, sim_data, tmp_path):
+    X, _, groups, _ = sim_data
+    path = tmp_path / "model.joblib"
+    joblib.dump(fitted, path)
+    np.save(tmp_path / "X.npy", X[:10])
+    expected = fitted.predict(X[:10], groups=groups[:10])
+    code = textwrap.dedent(
+        f"""
+        import sys, joblib, numpy as np
+        est = joblib.load({str(path)!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
+        pred = est.predict(X, groups={groups[:10].tolist()!r})
+        est.predict_interval(X, groups={groups[:10].tolist()!r})
+        est.sample_y(X, groups=["new"] * 10, n_samples=2, random_state=0)
+        heavy = [m for m in ("pymc", "pytensor", "numba", "nutpie") if m in sys.modules]
+        print(repr(pred.tolist()), heavy)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    pred_repr, heavy = out.rsplit(" ", 1)
+    np.testing.assert_allclose(eval(pred_repr), expected)
+    assert heavy == "[]"
