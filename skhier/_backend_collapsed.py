@@ -140,19 +140,138 @@ def log_density(x, stats, spec):
     )
 
 
-def _sample_nutpie(stats, spec, *, draws, tune, chains, seed, target_accept, progressbar):
-    import nutpie
+def _pack(stats, spec):
+    """All data of the density in one float64 buffer (read by the C callback)."""
+    n_groups, q, pp1 = stats.zw.shape
+    parts = [
+        np.array([0.0, stats.n_obs, n_groups, q, pp1 - 1]),
+        stats.zz.ravel(),
+        stats.zw.ravel(),
+        stats.ww.ravel(),
+        spec.beta_prior_sd,
+        spec.sd_prior_rates,
+    ]
+    buf = np.ascontiguousarray(np.concatenate(parts))
+    buf[0] = buf.size
+    return buf
+
+
+def _unpack(buf):
+    n_obs = buf[1]
+    n_groups, q, p = int(buf[2]), int(buf[3]), int(buf[4])
+    off = 5
+    zz = buf[off : off + n_groups * q * q].reshape((n_groups, q, q))
+    off += n_groups * q * q
+    zw = buf[off : off + n_groups * q * (p + 1)].reshape((n_groups, q, p + 1))
+    off += n_groups * q * (p + 1)
+    ww = buf[off : off + (p + 1) ** 2].reshape((p + 1, p + 1))
+    off += (p + 1) ** 2
+    prior_sd = buf[off : off + p]
+    rate = buf[off + p : off + p + q + 1]
+    return n_obs, zz, zw, ww, prior_sd, rate
+
+
+def _c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
+    """C callback for nutpie: status 0 = ok, 4 = non-finite (a divergence)."""
+    total = int(numba.carray(buf_ptr, (1,))[0])
+    n_obs, zz, zw, ww, prior_sd, rate = _unpack(numba.carray(buf_ptr, (total,)))
+    x = numba.carray(x_ptr, (dim,))
+    grad = numba.carray(grad_ptr, (dim,))
+    logp = numba.carray(logp_ptr, (1,))
+    try:
+        value, g = _log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate)
+    except Exception:  # noqa: BLE001 - complex division by zero at extreme points
+        return 4
+    logp[0] = value
+    grad[:] = g
+    if not np.isfinite(value) or not np.all(np.isfinite(g)):
+        return 4
+    return 0
+
+
+def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
+    x = numba.carray(x_ptr, (dim,))
+    out = numba.carray(out_ptr, (n_expanded,))
+    out[:] = x
+    return 0
+
+
+if _njit is not None:
+    _unpack = _njit(_unpack)
+    _dbl = numba.types.CPointer(numba.types.double)
+    _c_logp = numba.cfunc(
+        numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl),
+        cache=True,
+        error_model="numpy",
+    )(_c_logp)
+    _c_expand = numba.cfunc(
+        numba.types.int64(numba.types.uint64, numba.types.uint64, _dbl, _dbl, _dbl),
+        cache=True,
+    )(_c_expand)
+
+
+def _initial_point_fn(n_dim):
+    def initial_point(seed):
+        # jittered around tau = s = 0.5 on the standardized scale
+        rng = np.random.default_rng(seed)
+        return np.log(0.5) + rng.uniform(-0.5, 0.5, size=n_dim)
+
+    return initial_point
+
+
+class _NativeModel:
+    """A nutpie model whose density is a numba C callback: chains run in Rust
+    threads without the GIL.  Uses nutpie's low-level model interface (the one
+    behind ``nutpie.compile_pymc_model``); :func:`_python_model` is the
+    public-API fallback."""
+
+    dims: dict = {}
+
+    def __init__(self, stats, spec):
+        self._buf = _pack(stats, spec)
+        self._n_dim = spec.n_random + 1
+
+    @property
+    def n_dim(self):
+        return self._n_dim
+
+    @property
+    def shapes(self):
+        return {"log_sd": (self._n_dim,)}
+
+    @property
+    def coords(self):
+        return {}
+
+    def _make_model(self, init_mean):
+        from nutpie import _lib
+
+        addr = self._buf.ctypes.data
+        logp_fn = _lib.LogpFunc(_c_logp.address, addr, self)
+        expand_fn = _lib.ExpandFunc(self._n_dim, self._n_dim, _c_expand.address, addr, self)
+        sizes = {"param": self._n_dim}
+        variables = _lib.PyVariable.new_variables(
+            ["log_sd"], ["float64"], [(self._n_dim,)], sizes, {"log_sd": ("param",)}
+        )
+        return _lib.PyMcModel(
+            logp_fn, expand_fn, variables, self._n_dim, sizes, {},
+            _initial_point_fn(self._n_dim), None,
+        )
+
+    def _make_sampler(self, settings, init_mean, cores, progress_type, store):
+        from nutpie import _lib
+
+        model = self._make_model(init_mean)
+        return _lib.PySampler.from_pymc(settings, cores, model, progress_type, store)
+
+
+def _python_model(stats, spec):
+    """The same density through nutpie's public Python-callback interface."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
     n_dim = spec.n_random + 1
-    args = (
-        float(stats.n_obs),
-        stats.zz,
-        stats.zw,
-        stats.ww,
-        spec.beta_prior_sd,
-        spec.sd_prior_rates,
-    )
+    args = (float(stats.n_obs), stats.zz, stats.zw, stats.ww, spec.beta_prior_sd,
+            spec.sd_prior_rates)
 
     def make_logp_fn():
         def logp(x):
@@ -167,22 +286,34 @@ def _sample_nutpie(stats, spec, *, draws, tune, chains, seed, target_accept, pro
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        def expand(x):
-            return {"log_sd": x.copy()}
+        return lambda x: {"log_sd": x.copy()}
 
-        return expand
-
-    model = from_pyfunc(
-        n_dim,
-        make_logp_fn,
-        make_expand_fn,
-        [np.dtype("float64")],
-        [(n_dim,)],
-        ["log_sd"],
+    return from_pyfunc(
+        n_dim, make_logp_fn, make_expand_fn, [np.dtype("float64")], [(n_dim,)], ["log_sd"],
+        make_initial_point_fn=_initial_point_fn(n_dim),
     )
-    # Start near moderate values of the standardized SDs (tau = s = 0.5).
-    init = np.full(n_dim, np.log(0.5))
-    trace = nutpie.sample(
+
+
+def _sample_nutpie(stats, spec, *, draws, tune, chains, seed, target_accept, progressbar,
+                   native=True):
+    import nutpie
+
+    model = _NativeModel(stats, spec) if native else _python_model(stats, spec)
+    try:
+        trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
+    except (AttributeError, TypeError):
+        if not native:
+            raise
+        # nutpie's low-level interface changed: use its public callback interface
+        model = _python_model(stats, spec)
+        trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
+    log_sd = np.asarray(trace.posterior["log_sd"].values)  # (chains, draws, q + 1)
+    diverging = np.asarray(trace.sample_stats["diverging"].values, dtype=bool)
+    return log_sd, diverging
+
+
+def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar):
+    return nutpie.sample(
         model,
         draws=draws,
         tune=tune,
@@ -190,12 +321,8 @@ def _sample_nutpie(stats, spec, *, draws, tune, chains, seed, target_accept, pro
         seed=seed,
         progress_bar=progressbar,
         target_accept=target_accept,
-        init_mean=init,
         save_warmup=False,
     )
-    log_sd = np.asarray(trace.posterior["log_sd"].values)  # (chains, draws, q + 1)
-    diverging = np.asarray(trace.sample_stats["diverging"].values, dtype=bool)
-    return log_sd, diverging
 
 
 def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
