@@ -152,7 +152,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
     >>> groups = np.repeat(np.arange(8), 20)
     >>> X = rng.normal(size=(160, 1))
     >>> y = 1.0 + rng.normal(size=8)[groups] + 2.0 * X[:, 0] + rng.normal(0, 0.5, 160)
-    >>> est = HierarchicalRegressor(draws=300, tune=300, chains=2, random_state=0)
+    >>> est = HierarchicalRegressor(random_state=0)
     >>> est = est.fit(X, y, groups=groups)
     >>> est.coef_.round(0)
     array([2.])
