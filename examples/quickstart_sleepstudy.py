@@ -27,14 +27,21 @@ def main(fast=False):
     est = HierarchicalRegressor(random_state=0, **settings)
     start = time.perf_counter()
     est.fit(X, y, groups=subject)
-    print(f"Fitted {len(y)} rows, {len(est.groups_)} subjects in "
-          f"{time.perf_counter() - start:.1f} s ({est.engine_} engine)")
+    print(
+        f"Fitted {len(y)} rows, {len(est.groups_)} subjects in "
+        f"{time.perf_counter() - start:.1f} s ({est.engine_} engine)"
+    )
     print(f"Convergence: {est.convergence_}\n")
 
     table = est.summary(group_level=False)
     lme4 = SLEEPSTUDY_LME4
-    table["lme4"] = [lme4["intercept"], lme4["coef"], lme4["group_intercept_sd"],
-                     lme4["group_coef_sd"], lme4["noise_sd"]]
+    table["lme4"] = [
+        lme4["intercept"],
+        lme4["coef"],
+        lme4["group_intercept_sd"],
+        lme4["group_coef_sd"],
+        lme4["noise_sd"],
+    ]
     print("Population level (posterior; lme4 REML for comparison):")
     print(table.round(2).to_string(), "\n")
 
@@ -43,9 +50,15 @@ def main(fast=False):
     rows = []
     for i, g in enumerate(est.groups_):
         slope, intercept = own[g]
-        rows.append({"subject": g, "own intercept": intercept,
-                     "pooled intercept": est.group_intercept_[i],
-                     "own slope": slope, "pooled slope": est.group_coef_[i, 0]})
+        rows.append(
+            {
+                "subject": g,
+                "own intercept": intercept,
+                "pooled intercept": est.group_intercept_[i],
+                "own slope": slope,
+                "pooled slope": est.group_coef_[i, 0],
+            }
+        )
     shrink = pd.DataFrame(rows).set_index("subject")
     extreme = (shrink["own slope"] - est.coef_[0]).abs().sort_values().index[-4:]
     print("Shrinkage toward the population (most extreme subjects):")

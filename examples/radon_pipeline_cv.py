@@ -45,7 +45,11 @@ def main(fast=False):
         seen = cross_val_score(pipe, X, y, cv=kfold, params={"groups": county})
         new = cross_val_score(pipe, X, y, cv=group_kfold, params={"groups": county})
         mae = cross_validate(
-            pipe, X, y, cv=kfold, params={"groups": county},
+            pipe,
+            X,
+            y,
+            cv=kfold,
+            params={"groups": county},
             scoring=make_group_scorer(mean_absolute_error, greater_is_better=False),
         )["test_score"]
     print(f"R^2, counties seen in training (KFold):    {seen.mean():.3f} +/- {seen.std():.3f}")
@@ -61,14 +65,17 @@ def main(fast=False):
         pre,
         HierarchicalRegressor(random_slopes=None, group_col="county", random_state=0, **settings),
     )
-    mse = cross_val_score(pipe, radon[["basement", "county"]], y, cv=kfold,
-                          scoring="neg_mean_squared_error")
+    mse = cross_val_score(
+        pipe, radon[["basement", "county"]], y, cv=kfold, scoring="neg_mean_squared_error"
+    )
     print(f"MSE, seen counties (group_col recipe):    {-mse.mean():.3f}")
 
     est = pipe.fit(radon[["basement", "county"]], y)[-1]
-    print(f"\nBetween-county SD sigma_a = {est.group_intercept_sd_:.3f}, "
-          f"noise SD eps = {est.noise_sd_:.3f}, basement effect = {est.coef_[0]:.3f} "
-          "(per SD of the standardized feature)")
+    print(
+        f"\nBetween-county SD sigma_a = {est.group_intercept_sd_:.3f}, "
+        f"noise SD eps = {est.noise_sd_:.3f}, basement effect = {est.coef_[0]:.3f} "
+        "(per SD of the standardized feature)"
+    )
     return est
 
 

@@ -32,7 +32,9 @@ def parameter_diagnostics(post) -> dict:
         names += list(GROUP_PARAMS)
     data = {name: getattr(post, name) for name in names}
     if post.intercept.shape[1] < 4:  # too few draws to diagnose
-        return {n: (np.full(d.shape[2:], np.nan), np.full(d.shape[2:], np.nan)) for n, d in data.items()}
+        return {
+            n: (np.full(d.shape[2:], np.nan), np.full(d.shape[2:], np.nan)) for n, d in data.items()
+        }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant parameters give NaN with a RuntimeWarning
         ds = az.convert_to_dataset(data)

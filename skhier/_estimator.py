@@ -578,5 +578,5 @@ def _run_backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
     try:
         return backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng)
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

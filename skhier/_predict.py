@@ -65,7 +65,9 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
     if is_new.any():
         n_new = int(new_codes.max()) + 1
         mu = np.column_stack([post.flat("intercept"), post.flat("coef")])[draw_idx]  # (S, K+1)
-        sd = np.column_stack([post.flat("group_intercept_sd"), post.flat("group_coef_sd")])[draw_idx]
+        sd = np.column_stack([post.flat("group_intercept_sd"), post.flat("group_coef_sd")])[
+            draw_idx
+        ]
         effects = mu[:, None, :] + sd[:, None, :] * rng.standard_normal((n_s, n_new, mu.shape[1]))
         nc = new_codes[is_new]
         out[is_new] = np.einsum("nk,snk->ns", D[is_new], effects[:, nc, :])

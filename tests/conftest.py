@@ -15,9 +15,7 @@ def fast_estimator(**kwargs):
 
 @pytest.fixture(scope="session")
 def sim_data():
-    return make_hierarchical_regression(
-        n_groups=12, n_per_group=15, n_features=2, random_state=1
-    )
+    return make_hierarchical_regression(n_groups=12, n_per_group=15, n_features=2, random_state=1)
 
 
 @pytest.fixture(scope="session")

@@ -51,25 +51,30 @@ def test_sufficient_stats_chunking_is_exact(rng):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12)
 
 
-def test_sampler_density_matches_reference_and_gradient_is_exact(rng):
-    F, Z, y, codes = _problem(rng)
+@pytest.mark.parametrize(
+    "seed, p, slopes", [(0, 3, (0,)), (1, 3, (0, 1)), (2, 2, ()), (3, 4, (2,))]
+)
+def test_sampler_density_matches_reference_and_gradient_is_exact(seed, p, slopes):
+    rng = np.random.default_rng(seed)
+    q = 1 + len(slopes)
+    F, Z, y, codes = _problem(rng, p=p, q=q)
     stats = sufficient_stats(F, Z, y, codes, 5)
-    spec = ModelSpec(2, (0,), 2.0, 1.5, 0.7, 1.3, "collapsed", "centered")
+    spec = ModelSpec(p - 1, slopes, 2.0, 1.5, 0.7, 1.3, "collapsed", "centered")
     rates = spec.sd_prior_rates
     prior_sd = spec.beta_prior_sd
-    x = np.log([0.6, 0.9, 0.8])
-    value, grad = log_density(x, stats, spec)
-    ref = log_marginal(stats, np.exp(x[None, :2]), np.exp(x[2:]), prior_sd)[0]
-    const = 0.5 * (stats.n_obs * np.log(2 * np.pi) + 2 * np.log(prior_sd).sum())
-    logprior = np.sum(x - rates * np.exp(x))
-    assert value == pytest.approx(ref + const + logprior, rel=1e-12)
-    eps = 1e-6
-    fd = [
-        (log_density(x + eps * e, stats, spec)[0] - log_density(x - eps * e, stats, spec)[0])
-        / (2 * eps)
-        for e in np.eye(3)
-    ]
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
+    for x in rng.normal(-0.3, 0.7, size=(3, q + 1)):
+        value, grad = log_density(x, stats, spec)
+        ref = log_marginal(stats, np.exp(x[None, :q]), np.exp(x[q:]), prior_sd)[0]
+        const = 0.5 * (stats.n_obs * np.log(2 * np.pi) + 2 * np.log(prior_sd).sum())
+        logprior = np.sum(x - rates * np.exp(x))
+        assert value == pytest.approx(ref + const + logprior, rel=1e-12)
+        eps = 1e-6
+        fd = [
+            (log_density(x + eps * e, stats, spec)[0] - log_density(x - eps * e, stats, spec)[0])
+            / (2 * eps)
+            for e in np.eye(q + 1)
+        ]
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
 
 
 def test_conditional_draws_match_dense_gaussian_posterior():

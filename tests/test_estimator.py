@@ -88,7 +88,9 @@ def test_predict_and_return_std(fitted, sim_data):
     assert mean.shape == std.shape == (len(y),)
     assert np.all(std > 0)
     # posterior mean prediction = group intercept + X @ group coefficients
-    expected = fitted.group_intercept_[groups] + np.einsum("ij,ij->i", X, fitted.group_coef_[groups])
+    expected = fitted.group_intercept_[groups] + np.einsum(
+        "ij,ij->i", X, fitted.group_coef_[groups]
+    )
     np.testing.assert_allclose(mean, expected, rtol=1e-10)
     assert fitted.score(X, y, groups=groups) > 0.5
 
@@ -164,8 +166,9 @@ def test_label_types_and_order_do_not_change_results(sim_data):
     np.testing.assert_allclose(a.group_intercept_, b.group_intercept_)
     perm = np.random.default_rng(0).permutation(len(y))
     c = fast_estimator().fit(X[perm], y[perm], groups=str_labels[perm])
-    np.testing.assert_allclose(b.coef_, c.coef_)
-    np.testing.assert_allclose(b.group_coef_, c.group_coef_)
+    # row order only changes float rounding in the sufficient statistics
+    np.testing.assert_allclose(b.coef_, c.coef_, rtol=1e-5)
+    np.testing.assert_allclose(b.group_coef_, c.group_coef_, rtol=1e-5)
     assert list(c.groups_) == sorted(set(str_labels))
 
 

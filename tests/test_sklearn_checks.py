@@ -8,9 +8,7 @@ from skhier.exceptions import ConvergenceWarning
 
 
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
-@parametrize_with_checks(
-    [HierarchicalRegressor(draws=100, tune=100, chains=2, random_state=0)]
-)
+@parametrize_with_checks([HierarchicalRegressor(draws=100, tune=100, chains=2, random_state=0)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

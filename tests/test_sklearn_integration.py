@@ -79,8 +79,9 @@ def test_pipeline_and_cv_with_routing(routing, data):
     pipe.fit(X, y, groups=g)
     assert pipe.score(X, y, groups=g) > 0.8
     # KFold: test groups were seen in training -> group-level predictions
-    kfold = cross_val_score(pipe, X, y, cv=KFold(3, shuffle=True, random_state=0),
-                            params={"groups": g})
+    kfold = cross_val_score(
+        pipe, X, y, cv=KFold(3, shuffle=True, random_state=0), params={"groups": g}
+    )
     # GroupKFold: every test group is new -> population-level predictions
     gkf = cross_val_score(pipe, X, y, cv=GroupKFold(3), params={"groups": g})
     assert np.all(kfold > 0.8)
@@ -90,8 +91,14 @@ def test_pipeline_and_cv_with_routing(routing, data):
 def test_group_scorer_in_cross_validate_and_grid_search(routing, data):
     X, y, g = data
     scorer = make_group_scorer(mean_absolute_error, greater_is_better=False)
-    res = cross_validate(fast_estimator(), X, y, cv=KFold(3, shuffle=True, random_state=0),
-                         params={"groups": g}, scoring=scorer)
+    res = cross_validate(
+        fast_estimator(),
+        X,
+        y,
+        cv=KFold(3, shuffle=True, random_state=0),
+        params={"groups": g},
+        scoring=scorer,
+    )
     assert np.all(res["test_score"] < 0) and np.all(res["test_score"] > -1.5)
     grid = GridSearchCV(
         fast_estimator(),
@@ -107,8 +114,15 @@ def test_group_scorer_in_cross_validate_and_grid_search(routing, data):
 def test_string_scorer_without_groups_fails_loudly(routing, data):
     X, y, g = data
     with pytest.raises(MissingGroupsError):
-        cross_val_score(fast_estimator(), X, y, cv=KFold(2), params={"groups": g},
-                        scoring="r2", error_score="raise")
+        cross_val_score(
+            fast_estimator(),
+            X,
+            y,
+            cv=KFold(2),
+            params={"groups": g},
+            scoring="r2",
+            error_score="raise",
+        )
 
 
 def _group_col_pipeline():
@@ -126,12 +140,17 @@ def test_group_col_path_works_everywhere(data, routing_on):
     df = pd.DataFrame(X, columns=["x0", "x1"]).assign(store=[f"s{i}" for i in g])
     with sklearn.config_context(enable_metadata_routing=routing_on):
         pipe = _group_col_pipeline()
-        scores = cross_val_score(pipe, df, y, cv=KFold(3, shuffle=True, random_state=0),
-                                 scoring="neg_mean_squared_error")
+        scores = cross_val_score(
+            pipe, df, y, cv=KFold(3, shuffle=True, random_state=0), scoring="neg_mean_squared_error"
+        )
         assert np.all(scores > -1.0)
         pred = cross_val_predict(pipe, df, y, cv=KFold(3, shuffle=True, random_state=0))
         assert np.corrcoef(pred, y)[0, 1] > 0.9
-        grid = GridSearchCV(pipe, {"hierarchicalregressor__random_slopes": [None, "all"]},
-                            cv=KFold(2, shuffle=True, random_state=0), scoring="r2")
+        grid = GridSearchCV(
+            pipe,
+            {"hierarchicalregressor__random_slopes": [None, "all"]},
+            cv=KFold(2, shuffle=True, random_state=0),
+            scoring="r2",
+        )
         grid.fit(df, y)
         assert grid.best_score_ > 0.8

@@ -58,8 +58,9 @@ def _check_against_mixedlm(est, fit, fixed_names):
     fe = fit.fe_params
     se = fit.bse_fe
     ours = np.r_[est.intercept_, est.coef_]
-    np.testing.assert_array_less(np.abs(ours - fe[fixed_names].to_numpy()),
-                                 0.5 * se[fixed_names].to_numpy())
+    np.testing.assert_array_less(
+        np.abs(ours - fe[fixed_names].to_numpy()), 0.5 * se[fixed_names].to_numpy()
+    )
     sds = np.sqrt(np.r_[fit.cov_re.iloc[0, 0], fit.vcomp])  # intercept, then slopes
     ours_sd = np.r_[est.group_intercept_sd_, est.group_coef_sd_[est.random_slope_mask_]]
     np.testing.assert_allclose(ours_sd, sds, rtol=0.15)
@@ -71,8 +72,9 @@ def test_simulated_agrees_with_mixedlm():
         40, 25, 2, group_intercept_sd=1.0, group_coef_sd=[0.5, 0.0], random_state=3
     )
     df = pd.DataFrame({"y": y, "x0": X[:, 0], "x1": X[:, 1], "g": g})
-    fit = smf.mixedlm("y ~ x0 + x1", df, groups="g", re_formula="1",
-                      vc_formula={"s0": "0 + x0"}).fit(reml=True)
+    fit = smf.mixedlm(
+        "y ~ x0 + x1", df, groups="g", re_formula="1", vc_formula={"s0": "0 + x0"}
+    ).fit(reml=True)
     est = HierarchicalRegressor(random_slopes=[0], random_state=0).fit(X, y, groups=g)
     _check_against_mixedlm(est, fit, ["Intercept", "x0", "x1"])
     # per-group predictions: MixedLM's BLUP-based fitted values vs posterior means
@@ -96,8 +98,15 @@ def test_collapsed_and_explicit_engines_give_the_same_posterior():
     a = HierarchicalRegressor(engine="collapsed", **kwargs).fit(X, y, groups=g)
     b = HierarchicalRegressor(engine="explicit", **kwargs).fit(X, y, groups=g)
     assert b.engine_ == "explicit"
-    for name in ("intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd",
-                 "group_intercept", "group_coef"):
+    for name in (
+        "intercept",
+        "coef",
+        "group_intercept_sd",
+        "group_coef_sd",
+        "noise_sd",
+        "group_intercept",
+        "group_coef",
+    ):
         da, db = a.posterior_.flat(name), b.posterior_.flat(name)
         ess = min(a.convergence_["min_ess_bulk"], b.convergence_["min_ess_bulk"])
         mc_se = np.sqrt(da.var(0) / ess + db.var(0) / ess)

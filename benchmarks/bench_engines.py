@@ -1,0 +1,180 @@
+"""Speed and sampling efficiency: skhier's collapsed engine against baselines.
+
+Baselines, measured in the same run on the same machine:
+
+* ``pymc``: the explicit non-centered model under PyMC's default NUTS
+  (``HierarchicalRegressor(engine="explicit", parametrization="non-centered")``),
+* ``mixedlm``: statsmodels ``MixedLM`` (REML point estimates only; correlated random
+  effects, as ``lme4``'s default).
+
+Cases: sleepstudy (180 rows, 18 groups, 1 feature), simulated 20k rows x 200 groups x
+3 features, and simulated 1M rows x 2,000 groups x 3 features (all random slopes).
+Every sampler runs 4 chains x 1000 draws after 1000 tuning steps.
+
+Usage::
+
+    python benchmarks/bench_engines.py                   # sleepstudy and 20k
+    python benchmarks/bench_engines.py --large           # also the 1M-row case
+    python benchmarks/bench_engines.py --skip-pymc       # skip the slow baseline
+
+Prints one table; "ratio" columns are skhier / baseline (ESS/s) or baseline / skhier
+(time).  Each skhier fit runs in a fresh subprocess (its peak memory is that
+process's maximum RSS) after a warm-up fit of the same case, so "time" is a warm
+fit; "cold" includes numba's first compile (cached on disk afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+
+import pandas as pd
+
+CASES = {
+    "sleepstudy": None,
+    "20k x 200 x 3": (200, 100, 3),
+    "1M x 2000 x 3": (2000, 500, 3),
+}
+
+
+def load_case(name):
+    from skhier.datasets import load_sleepstudy, make_hierarchical_regression
+
+    if name == "sleepstudy":
+        d = load_sleepstudy()
+        return d[["Days"]].to_numpy(float), d["Reaction"].to_numpy(), d["Subject"].to_numpy()
+    n_groups, n_per, k = CASES[name]
+    X, y, g, _ = make_hierarchical_regression(
+        n_groups,
+        n_per,
+        k,
+        intercept=1.0,
+        coef=[1.0, -0.5, 0.25],
+        group_intercept_sd=0.7,
+        group_coef_sd=0.3,
+        noise_sd=1.0,
+        random_state=0,
+    )
+    return X, y, g
+
+
+def fit_skhier(name, **params):
+    from skhier import HierarchicalRegressor
+
+    X, y, g = load_case(name)
+    est = HierarchicalRegressor(random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        est.fit(X, y, groups=g)
+        elapsed = time.perf_counter() - start
+    conv = est.convergence_
+    return est, {
+        "time": elapsed,
+        "ess": conv["min_ess_bulk"],
+        "rhat": conv["max_r_hat"],
+        "div": conv["n_divergences"],
+    }
+
+
+def _child(name, method):
+    """Runs in a subprocess: fit (twice for skhier: cold, warm) and report JSON."""
+    import resource
+
+    if method == "skhier":
+        cold = fit_skhier(name)[1]["time"]
+        est, res = fit_skhier(name)
+        res["cold"] = cold
+        X, _, g = load_case(name)
+        start = time.perf_counter()
+        est.predict(X, groups=g)
+        res["predict"] = time.perf_counter() - start
+        res["predict_rows"] = len(X)
+    elif method == "pymc":
+        res = fit_skhier(name, engine="explicit", parametrization="non-centered")[1]
+    else:
+        res = fit_mixedlm(name)
+    res["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(res))
+
+
+def fit_mixedlm(name):
+    import statsmodels.formula.api as smf
+
+    X, y, g = load_case(name)
+    cols = [f"x{i}" for i in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=cols).assign(y=y, g=g)
+    rhs = " + ".join(cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        smf.mixedlm(f"y ~ {rhs}", df, groups="g", re_formula=f"~{rhs}").fit(reml=True)
+        elapsed = time.perf_counter() - start
+    return {"time": elapsed}
+
+
+def run(name, method, timeout=3600):
+    out = (
+        subprocess.run(
+            [sys.executable, __file__, "--child", name, method],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    return json.loads(out)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--large", action="store_true")
+    parser.add_argument("--skip-pymc", action="store_true")
+    parser.add_argument("--child", nargs=2)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    names = [n for n in CASES if args.large or not n.startswith("1M")]
+    rows = []
+    for name in names:
+        sk = run(name, "skhier")
+        ml = run(name, "mixedlm")
+        pm = None if (args.skip_pymc or name.startswith("1M")) else run(name, "pymc")
+        row = {
+            "case": name,
+            "skhier time (s)": sk["time"],
+            "skhier cold (s)": sk["cold"],
+            "skhier min ESS": sk["ess"],
+            "skhier max r_hat": sk["rhat"],
+            "skhier ESS/s": sk["ess"] / sk["time"],
+            "skhier peak MB": sk["peak_mb"],
+            "predict (s)": sk["predict"],
+            "MixedLM time (s)": ml["time"],
+            "time / MixedLM": sk["time"] / ml["time"],
+        }
+        if pm is not None:
+            row.update(
+                {
+                    "PyMC time (s)": pm["time"],
+                    "PyMC min ESS": pm["ess"],
+                    "PyMC max r_hat": pm["rhat"],
+                    "PyMC divergences": pm["div"],
+                    "ESS/s ratio vs PyMC": (sk["ess"] / sk["time"]) / (pm["ess"] / pm["time"]),
+                }
+            )
+        rows.append(row)
+        print(pd.Series(row).to_string(), "\n", flush=True)
+    table = pd.DataFrame(rows).set_index("case").T
+    with pd.option_context("display.float_format", "{:,.3g}".format, "display.width", 200):
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
