@@ -19,178 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from ._collapsed import draw_conditional, sufficient_stats
+from ._kernels import log_density_and_grad as _log_density_and_grad
+from ._kernels import numba
 from ._spec import design
-
-try:  # pragma: no cover - exercised implicitly
-    import numba
-
-    _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
-except ImportError:  # pragma: no cover
-    _njit = None
-
-
-def _log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate):
-    """Log posterior of ``x = (log tau, log s)`` (up to a constant) and its gradient.
-
-    Value: the collapsed marginal likelihood (see :mod:`skhier._collapsed`) plus
-    the Exponential priors and the log-Jacobian of ``x = log sd``.
-
-    Gradient: Fisher's identity, ``d log p(y | x) = E[d log p(y, beta, u | x) | y]``,
-    with the Gaussian posterior moments of ``(beta, u)`` given ``x``:
-
-        d/d log tau_j = -G + T_j,          T_j = sum_g E[u_gj^2] / tau_j^2
-        d/d log s     = -N + E||y - F beta - Z u||^2 / s^2
-                      = -N + quad - beta_hat' S0^{-1} beta_hat - tr(S0^{-1} P^{-1})
-                        + p + G q - sum_j T_j
-
-    (the last line uses ``||y - A psi_hat||^2 / s^2 + psi_hat' Lambda psi_hat = quad``
-    and ``tr(A'A Q^{-1}) / s^2 = dim(psi) - tr(Lambda Q^{-1})`` for the joint
-    posterior precision ``Q = A'A / s^2 + Lambda``).  Cost: two passes over the
-    groups of O(q^3 + q^2 p + q p^2) each.
-    """
-    q = zz.shape[1]
-    pp1 = zw.shape[2]
-    p = pp1 - 1
-    n_groups = zz.shape[0]
-    tau2 = np.exp(2.0 * x[:q])
-    s2 = np.exp(2.0 * x[q])
-    g = ww / s2
-    chol = np.empty((n_groups, q, q))
-    h = np.empty((n_groups, q, pp1))
-    logdet_m = 0.0
-    for gi in range(n_groups):
-        lg = chol[gi]
-        hg = h[gi]
-        # Cholesky of M_g = D^{-1} + Z'Z / s^2
-        for j in range(q):
-            acc = zz[gi, j, j] / s2 + 1.0 / tau2[j]
-            for k in range(j):
-                acc -= lg[j, k] * lg[j, k]
-            d = np.sqrt(acc)
-            lg[j, j] = d
-            logdet_m += np.log(d)
-            for i in range(j + 1, q):
-                acc = zz[gi, i, j] / s2
-                for k in range(j):
-                    acc -= lg[i, k] * lg[j, k]
-                lg[i, j] = acc / d
-            for i in range(j):
-                lg[i, j] = 0.0
-        # H_g = L^{-1} Z'W / s^2 ; G -= H'H
-        for i in range(q):
-            for a in range(pp1):
-                acc = zw[gi, i, a] / s2
-                for k in range(i):
-                    acc -= lg[i, k] * hg[k, a]
-                hg[i, a] = acc / lg[i, i]
-        for a in range(pp1):
-            for b in range(a, pp1):
-                acc = 0.0
-                for i in range(q):
-                    acc += hg[i, a] * hg[i, b]
-                g[a, b] -= acc
-    # P = F'V^{-1}F + S0^{-1}: Cholesky, beta_hat = P^{-1} c, P^{-1}
-    lp = np.zeros((p, p))
-    logdet_p = 0.0
-    for j in range(p):
-        acc = g[j, j] + 1.0 / prior_sd[j] ** 2
-        for k in range(j):
-            acc -= lp[j, k] * lp[j, k]
-        d = np.sqrt(acc)
-        lp[j, j] = d
-        logdet_p += np.log(d)
-        for i in range(j + 1, p):
-            acc = g[j, i]
-            for k in range(j):
-                acc -= lp[i, k] * lp[j, k]
-            lp[i, j] = acc / d
-    v = np.empty(p)
-    quad = g[p, p]
-    for i in range(p):
-        acc = g[i, p]
-        for k in range(i):
-            acc -= lp[i, k] * v[k]
-        v[i] = acc / lp[i, i]
-        quad -= v[i] * v[i]
-    beta = _back_substitute(lp, v)
-    lp_inv = _lower_inverse(lp)
-    logdet_v = 2.0 * n_obs * x[q] + 2.0 * n_groups * np.sum(x[:q]) + 2.0 * logdet_m
-    value = -0.5 * (logdet_v + quad + 2.0 * logdet_p)
-
-    # Second pass: T_j = sum_g (ubar_gj^2 + Var u_gj) / tau_j^2
-    t = np.zeros(q)
-    rhs = np.empty(q)
-    k_mat = np.empty((q, p))
-    for gi in range(n_groups):
-        lg = chol[gi]
-        hg = h[gi]
-        for i in range(q):
-            acc = hg[i, p]
-            for a in range(p):
-                acc -= hg[i, a] * beta[a]
-            rhs[i] = acc
-        ubar = _back_substitute(lg, rhs)
-        lg_inv = _lower_inverse(lg)
-        # K = L^{-T} H_F  (q x p)
-        for a in range(p):
-            k_mat[:, a] = _back_substitute(lg, hg[:, a].copy())
-        for j in range(q):
-            var_m = 0.0
-            for k in range(j, q):
-                var_m += lg_inv[k, j] * lg_inv[k, j]
-            var_k = 0.0  # (K P^{-1} K')_jj = ||row_j(K) L_P^{-T}||^2
-            for m in range(p):
-                acc = 0.0
-                for a in range(m + 1):
-                    acc += k_mat[j, a] * lp_inv[m, a]
-                var_k += acc * acc
-            t[j] += (ubar[j] * ubar[j] + var_m + var_k) / tau2[j]
-
-    grad = np.empty(q + 1)
-    for j in range(q):
-        grad[j] = -n_groups + t[j]
-    s_term = -n_obs + quad + p + n_groups * q - np.sum(t)
-    for a in range(p):
-        s_term -= (beta[a] * beta[a] + np.sum(lp_inv[a:, a] ** 2)) / prior_sd[a] ** 2
-    grad[q] = s_term
-    # Exponential priors on exp(x), with the log-Jacobian x
-    for j in range(q + 1):
-        value += x[j] - rate[j] * np.exp(x[j])
-        grad[j] += 1.0 - rate[j] * np.exp(x[j])
-    return value, grad
-
-
-def _back_substitute(lower, rhs):
-    """Solve ``lower.T @ out = rhs`` for a lower-triangular matrix."""
-    n = lower.shape[0]
-    out = np.empty(n)
-    for i in range(n - 1, -1, -1):
-        acc = rhs[i]
-        for k in range(i + 1, n):
-            acc -= lower[k, i] * out[k]
-        out[i] = acc / lower[i, i]
-    return out
-
-
-def _lower_inverse(lower):
-    """Inverse of a lower-triangular matrix (forward substitution)."""
-    n = lower.shape[0]
-    inv = np.zeros((n, n))
-    for c in range(n):
-        inv[c, c] = 1.0 / lower[c, c]
-        for i in range(c + 1, n):
-            acc = 0.0
-            for k in range(c, i):
-                acc -= lower[i, k] * inv[k, c]
-            inv[i, c] = acc / lower[i, i]
-    return inv
-
-
-if _njit is not None:
-    _back_substitute = _njit(_back_substitute)
-    _lower_inverse = _njit(_lower_inverse)
-    _log_density_and_grad = _njit(_log_density_and_grad)
 
 
 def log_density(x, stats, spec):
@@ -262,8 +95,8 @@ def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
     return 0
 
 
-if _njit is not None:
-    _unpack = _njit(_unpack)
+if numba is not None:
+    _unpack = _kernels._njit(_unpack)
     _dbl = numba.types.CPointer(numba.types.double)
     _c_logp = numba.cfunc(
         numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl),
@@ -431,13 +264,21 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
 
 
 def _draw_in_chunks(stats, tau, s, prior_sd, rng, max_bytes=64 * 2**20):
+    """Exact conditional draws for every posterior draw, in chunks of draws."""
     n_groups, q, pp1 = stats.zw.shape
+    p = pp1 - 1
     per_draw = 8 * n_groups * q * (q + 2 * pp1 + 2)
     chunk = max(1, int(max_bytes // per_draw))
-    betas, us = [], []
+    beta = np.empty((len(s), p))
+    u = np.empty((len(s), n_groups, q))
     for start in range(0, len(s), chunk):
         sl = slice(start, start + chunk)
-        beta, u = draw_conditional(stats, tau[sl], s[sl], prior_sd, rng)
-        betas.append(beta)
-        us.append(u)
-    return np.concatenate(betas), np.concatenate(us)
+        e_beta = rng.standard_normal((len(s[sl]), p))
+        e_u = rng.standard_normal((len(s[sl]), n_groups, q))
+        failed = _kernels.draw_conditional(
+            stats.zz, stats.zw, stats.ww, prior_sd, tau[sl], s[sl], e_beta, e_u, beta[sl], u[sl]
+        )
+        if failed.any():  # P numerically indefinite: the reference floors its eigenvalues
+            idx = np.flatnonzero(failed) + start
+            beta[idx], u[idx] = draw_conditional(stats, tau[idx], s[idx], prior_sd, rng)
+    return beta, u

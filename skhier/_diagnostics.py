@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy import special, stats
 
 from .exceptions import ConvergenceWarning
 
@@ -13,7 +14,7 @@ ESS_PER_CHAIN_MIN = 100
 #: group-level parameters are diagnosed only up to this many (they are cheap
 #: exact conditional draws in the collapsed engine; diagnosing 10^5 of them
 #: would cost more than the fit).
-MAX_GROUP_PARAMS_DIAGNOSED = 20_000
+MAX_GROUP_PARAMS_DIAGNOSED = 5_000
 
 POPULATION_PARAMS = ("intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd")
 GROUP_PARAMS = ("group_intercept", "group_coef")
@@ -23,33 +24,102 @@ def parameter_diagnostics(post) -> dict:
     """Rank-normalized split r_hat and bulk ESS for every reported parameter.
 
     Returns a dict ``name -> (r_hat, ess_bulk)`` with arrays shaped like the
-    parameter (NaN where a parameter is fixed or was not diagnosed).
+    parameter (NaN where a parameter is constant or was not diagnosed).
     """
-    import arviz as az
-
     names = list(POPULATION_PARAMS)
-    if post.group_coef[0, 0].size <= MAX_GROUP_PARAMS_DIAGNOSED:
+    n_group_params = post.group_intercept[0, 0].size + post.group_coef[0, 0].size
+    if n_group_params <= MAX_GROUP_PARAMS_DIAGNOSED:
         names += list(GROUP_PARAMS)
-    data = {name: getattr(post, name) for name in names}
-    if post.intercept.shape[1] < 4:  # too few draws to diagnose
-        return {
-            n: (np.full(d.shape[2:], np.nan), np.full(d.shape[2:], np.nan)) for n, d in data.items()
-        }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant parameters give NaN with a RuntimeWarning
-        ds = az.convert_to_dataset(data)
-        rhat = az.rhat(ds)
-        ess = az.ess(ds, method="bulk")
     out = {}
     for name in names:
-        r = np.asarray(rhat[name].values, dtype=float)
-        e = np.asarray(ess[name].values, dtype=float)
-        out[name] = (r, e)
+        arr = getattr(post, name)
+        shape = arr.shape[2:]
+        flat = arr.reshape(arr.shape[:2] + (-1,))
+        r, e = rhat_ess(flat)
+        out[name] = (r.reshape(shape), e.reshape(shape))
     for name in GROUP_PARAMS:
         if name not in out:
             shape = getattr(post, name).shape[2:]
             out[name] = (np.full(shape, np.nan), np.full(shape, np.nan))
     return out
+
+
+def rhat_ess(draws, chunk=1000):
+    """Rank-normalized split r_hat (max of bulk and tail) and bulk ESS.
+
+    Vectorized over parameters (Vehtari, Gelman, Simpson, Carpenter and Buerkner,
+    2021, the definitions ArviZ and Stan use).
+
+    Parameters
+    ----------
+    draws : ndarray of shape (n_chains, n_draws, n_params)
+
+    Returns
+    -------
+    r_hat, ess_bulk : ndarrays of shape (n_params,)
+    """
+    n_params = draws.shape[2]
+    r_hat = np.full(n_params, np.nan)
+    ess = np.full(n_params, np.nan)
+    if draws.shape[1] < 4:
+        return r_hat, ess
+    for start in range(0, n_params, chunk):
+        x = draws[:, :, start : start + chunk]
+        ok = np.ptp(x.reshape(-1, x.shape[2]), axis=0) > 0  # constants have no diagnostics
+        if not ok.any():
+            continue
+        x = _split_chains(x[:, :, ok])
+        z = _z_scale(x)
+        tail = _z_scale(np.abs(x - np.median(x.reshape(-1, x.shape[2]), axis=0)))
+        sl = np.flatnonzero(ok) + start
+        r_hat[sl] = np.maximum(_rhat(z), _rhat(tail))
+        ess[sl] = _ess(z)
+    return r_hat, ess
+
+
+def _split_chains(x):
+    half = x.shape[1] // 2
+    return np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+
+
+def _z_scale(x):
+    n_chains, n_draws, n_params = x.shape
+    flat = x.reshape(-1, n_params)
+    ranks = stats.rankdata(flat, axis=0, method="average")
+    z = special.ndtri((ranks - 0.375) / (flat.shape[0] + 0.25))
+    return z.reshape(x.shape)
+
+
+def _rhat(x):
+    n_draws = x.shape[1]
+    chain_mean = x.mean(axis=1)
+    within = x.var(axis=1, ddof=1).mean(axis=0)
+    between = n_draws * chain_mean.var(axis=0, ddof=1)
+    return np.sqrt(((n_draws - 1) / n_draws * within + between / n_draws) / within)
+
+
+def _ess(x):
+    """ESS with Geyer's initial monotone sequence, as Stan and ArviZ compute it."""
+    n_chains, n_draws, n_params = x.shape
+    centred = x - x.mean(axis=1, keepdims=True)
+    size = 2 * n_draws
+    f = np.fft.rfft(centred, n=size, axis=1)
+    acov = np.fft.irfft(f * np.conjugate(f), n=size, axis=1)[:, :n_draws] / n_draws
+    chain_var = acov[:, 0] * n_draws / (n_draws - 1)
+    mean_var = chain_var.mean(axis=0)
+    var_plus = mean_var * (n_draws - 1) / n_draws
+    if n_chains > 1:
+        var_plus = var_plus + x.mean(axis=1).var(axis=0, ddof=1)
+    rho = 1.0 - (mean_var - acov.mean(axis=0)) / var_plus  # (n_draws, n_params)
+    rho[0] = 1.0
+    n_pairs = (n_draws - 1) // 2
+    pairs = rho[0 : 2 * n_pairs : 2] + rho[1 : 2 * n_pairs : 2]
+    positive = np.cumprod(pairs > 0, axis=0).astype(bool)  # initial positive sequence
+    monotone = np.minimum.accumulate(np.where(positive, pairs, np.inf), axis=0)
+    tau = -1.0 + 2.0 * np.where(positive, monotone, 0.0).sum(axis=0)
+    total = n_chains * n_draws
+    tau = np.maximum(tau, 1.0 / np.log10(total))
+    return total / tau
 
 
 def summarize_convergence(diag: dict, post, free_mask: dict) -> dict:
