@@ -93,13 +93,35 @@ def _child(name, method):
         start = time.perf_counter()
         est.predict(X, groups=g)
         res["predict"] = time.perf_counter() - start
-        res["predict_rows"] = len(X)
+        res["load_predict"] = _fresh_process_load_and_predict(est, X, g)
     elif method == "pymc":
         res = fit_skhier(name, engine="explicit", parametrization="non-centered")[1]
     else:
         res = fit_mixedlm(name)
     res["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(res))
+
+
+def _fresh_process_load_and_predict(est, X, g):
+    """Wall time of a new Python process that loads the pickled model and predicts X."""
+    import os
+    import tempfile
+
+    import joblib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "model.joblib")
+        data = os.path.join(tmp, "data.npz")
+        joblib.dump(est, model)
+        np.savez(data, X=X, g=g)
+        code = (
+            "import time; t = time.perf_counter(); import joblib, numpy as np; "
+            f"d = np.load({data!r}, allow_pickle=True); est = joblib.load({model!r}); "
+            "est.predict(d['X'], groups=d['g']); print(time.perf_counter() - t)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+    return float(out.stdout.strip())
 
 
 def fit_mixedlm(name):
@@ -156,6 +178,7 @@ def main():
             "skhier ESS/s": sk["ess"] / sk["time"],
             "skhier peak MB": sk["peak_mb"],
             "predict (s)": sk["predict"],
+            "load + predict, new process (s)": sk["load_predict"],
             "MixedLM time (s)": ml["time"],
             "time / MixedLM": sk["time"] / ml["time"],
         }

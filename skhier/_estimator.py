@@ -440,7 +440,9 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
             Only when ``return_std`` is True.
         """
         X, codes, new_codes = self._prepare(X, groups)
-        mean, var = _predict.linear_moments(self.posterior_, X, codes, new_codes >= 0)
+        mean, var = _predict.linear_moments(
+            self.posterior_, X, codes, new_codes >= 0, with_var=return_std
+        )
         return (mean, np.sqrt(var)) if return_std else mean
 
     def predict_interval(self, X, groups=None, prob=None):

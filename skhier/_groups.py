@@ -89,6 +89,10 @@ def unique_labels(labels: np.ndarray) -> np.ndarray:
 
 def encode(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Integer codes of ``labels`` in ``classes``; -1 for labels not in ``classes``."""
+    if labels.dtype.kind in "iuf" and classes.dtype.kind in "iuf":
+        # numeric labels: binary search in the sorted classes (no hashing of objects)
+        idx = np.minimum(np.searchsorted(classes, labels), len(classes) - 1)
+        return np.where(classes[idx] == labels, idx, -1).astype(np.intp)
     index = pd.Index(np.asarray(classes, dtype=object))
     return np.asarray(index.get_indexer(np.asarray(labels, dtype=object)), dtype=np.intp)
 

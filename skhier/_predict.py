@@ -24,23 +24,32 @@ def _design(X):
     return np.hstack([np.ones((X.shape[0], 1)), X])
 
 
-def linear_moments(post, X, codes, is_new):
-    """Posterior mean and variance of ``a[g] + x @ b[g]`` per row."""
+def linear_moments(post, X, codes, is_new, with_var=True):
+    """Posterior mean and variance (None unless ``with_var``) of ``a[g] + x @ b[g]``."""
     group_mean, group_cov, pop_mean, pop_cov, pop_var = post.moments
-    D = _design(X)
     mean = np.empty(X.shape[0])
-    var = np.empty(X.shape[0])
+    var = np.empty(X.shape[0]) if with_var else None
     seen = ~is_new
-    if seen.any():
-        c = codes[seen]
-        Ds = D[seen]
-        mean[seen] = np.einsum("ij,ij->i", Ds, group_mean[c])
-        var[seen] = np.einsum("ij,ijk,ik->i", Ds, group_cov[c], Ds)
-    if is_new.any():
-        Dn = D[is_new]
-        mean[is_new] = Dn @ pop_mean
-        var[is_new] = np.einsum("ij,jk,ik->i", Dn, pop_cov, Dn) + (Dn**2) @ pop_var
-    return mean, np.maximum(var, 0.0)
+    if seen.all():  # the common case: no masking copies
+        rows = {"seen": (slice(None), codes)}
+    else:
+        rows = {"seen": (seen, codes[seen]), "new": (is_new, None)}
+    for kind, (mask, c) in rows.items():
+        Xm = X[mask]
+        if Xm.shape[0] == 0:
+            continue
+        if kind == "seen":
+            coefs = group_mean[c]
+            mean[mask] = coefs[:, 0] + np.einsum("ij,ij->i", Xm, coefs[:, 1:])
+            if with_var:
+                D = _design(Xm)
+                var[mask] = np.einsum("ij,ijk,ik->i", D, group_cov[c], D)
+        else:
+            mean[mask] = pop_mean[0] + Xm @ pop_mean[1:]
+            if with_var:
+                D = _design(Xm)
+                var[mask] = np.einsum("ij,jk,ik->i", D, pop_cov, D) + (D**2) @ pop_var
+    return mean, (None if var is None else np.maximum(var, 0.0))
 
 
 def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
