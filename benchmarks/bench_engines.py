@@ -32,6 +32,7 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 CASES = {
