@@ -120,8 +120,9 @@ def _fresh_process_load_and_predict(est, X, g):
             f"d = np.load({data!r}, allow_pickle=True); est = joblib.load({model!r}); "
             "est.predict(d['X'], groups=d['g']); print(time.perf_counter() - t)"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
     return float(out.stdout.strip())
 
 

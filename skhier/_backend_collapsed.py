@@ -239,6 +239,52 @@ def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progres
     )
 
 
+def _laplace(stats, spec, *, draws, chains, seed, **_):
+    """Laplace approximation of the posterior of the log SDs (fast, approximate).
+
+    The mode of the log density in ``x = log sd`` is found with L-BFGS using the
+    analytic gradient; the Hessian there comes from central differences of that
+    gradient; ``x ~ Normal(mode, -H^{-1})`` is then drawn independently.
+    """
+    from scipy import optimize
+
+    from .exceptions import ConvergenceWarning
+
+    def neg(x):
+        value, grad = log_density(x, stats, spec)
+        if not np.isfinite(value):
+            return 1e300, np.zeros_like(x)
+        return -value, -grad
+
+    n_dim = spec.n_random + 1
+    res = optimize.minimize(neg, np.full(n_dim, np.log(0.5)), jac=True, method="L-BFGS-B")
+    mode = res.x
+    step = 1e-5
+    hess = np.empty((n_dim, n_dim))
+    for i in range(n_dim):
+        e = np.zeros(n_dim)
+        e[i] = step
+        hess[:, i] = (neg(mode + e)[1] - neg(mode - e)[1]) / (2 * step)
+    hess = 0.5 * (hess + hess.T)
+    try:
+        chol = np.linalg.cholesky(np.linalg.inv(hess))
+    except np.linalg.LinAlgError:
+        chol = None
+    if not res.success or chol is None:
+        import warnings
+
+        warnings.warn(
+            "The Laplace approximation failed (no well-defined posterior mode of the "
+            "log SDs). Use inference='nuts'.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+        if chol is None:
+            chol = np.diag(np.full(n_dim, 1e-6))
+    z = np.random.default_rng(seed).standard_normal((chains, draws, n_dim))
+    return mode + z @ chol.T, np.zeros((chains, draws), dtype=bool)
+
+
 def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     """Sample the collapsed posterior and draw everything integrated out.
 
@@ -248,7 +294,10 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     F, Z, ys = design(X, y, spec, scaling)
     stats = sufficient_stats(F, Z, ys, codes, n_groups)
     del F, Z, ys
-    log_sd, diverging = _sample_nutpie(stats, spec, **sampler_kwargs)
+    kwargs = dict(sampler_kwargs)
+    inference = kwargs.pop("inference", "nuts")
+    sampler = _laplace if inference == "laplace" else _sample_nutpie
+    log_sd, diverging = sampler(stats, spec, **kwargs)
     n_chains, n_draws, _ = log_sd.shape
     sd = np.exp(log_sd.reshape(n_chains * n_draws, -1))
     tau, s = sd[:, :-1], sd[:, -1]

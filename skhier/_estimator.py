@@ -16,15 +16,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _diagnostics, _predict
 from ._groups import (
-    POPULATION,
     check_group_labels,
     encode,
-    new_group_codes,
+    prediction_codes,
+    split_group_column,
     unique_labels,
 )
 from ._posterior import Posterior
-from ._spec import ModelSpec, Scaling, choose_parametrization
-from .exceptions import FewGroupsWarning, MissingGroupsError, UnseenGroupError
+from ._spec import ModelSpec, Scaling, choose_parametrization, resolve_random_slopes
+from .exceptions import FewGroupsWarning
 
 _SEED_MAX = 2**31 - 1
 
@@ -57,6 +57,12 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         integrated-out parameters exactly.  ``"explicit"`` samples the textbook
         PyMC model with every group effect as a parameter.  ``"auto"`` picks
         ``"collapsed"``, which applies to every model this estimator fits.
+    inference : {"nuts", "laplace"}, default="nuts"
+        ``"nuts"``: full MCMC of the posterior.  ``"laplace"`` (collapsed engine
+        only): a Gaussian approximation of the log standard deviations at their
+        posterior mode, followed by the same exact draws of everything else -
+        much faster, for model-selection loops; it understates uncertainty
+        about ``sigma_a`` / ``sigma_b`` when there are few groups.
     parametrization : {"auto", "centered", "non-centered"}, default="auto"
         Form of the explicit model (ignored by the collapsed engine).
         ``"auto"``: centered when the median group is informative about its own
@@ -167,6 +173,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "random_slopes": [StrOptions({"all"}), None, "array-like"],
         "engine": [StrOptions({"auto", "collapsed", "explicit"})],
+        "inference": [StrOptions({"nuts", "laplace"})],
         "parametrization": [StrOptions({"auto", "centered", "non-centered"})],
         "prior_intercept_sd": [Interval(Real, 0, None, closed="neither")],
         "prior_coef_sd": [Interval(Real, 0, None, closed="neither")],
@@ -189,6 +196,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         *,
         random_slopes="all",
         engine="auto",
+        inference="nuts",
         parametrization="auto",
         prior_intercept_sd=10.0,
         prior_coef_sd=1.5,
@@ -207,6 +215,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
     ):
         self.random_slopes = random_slopes
         self.engine = engine
+        self.inference = inference
         self.parametrization = parametrization
         self.prior_intercept_sd = prior_intercept_sd
         self.prior_coef_sd = prior_coef_sd
@@ -243,7 +252,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         self : HierarchicalRegressor
             The fitted estimator.
         """
-        X, group_labels = self._split_group_column(X, groups)
+        X, group_labels = split_group_column(X, groups, self.group_col)
         _check_numeric_target(y)
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         if group_labels is None:
@@ -271,6 +280,11 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
             else self.parametrization
         )
         self.engine_ = "collapsed" if self.engine == "auto" else self.engine
+        if self.inference == "laplace" and self.engine_ != "collapsed":
+            raise ValueError(
+                "inference='laplace' needs the collapsed engine; got "
+                f"engine={self.engine!r}. Use engine='auto' or inference='nuts'."
+            )
         spec = self._spec(self.engine_, self.parametrization_, X.shape[1])
 
         rs = check_random_state(self.random_state)
@@ -282,6 +296,8 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
             "target_accept": self.target_accept,
             "progressbar": self.progressbar,
         }
+        if self.inference == "laplace":
+            sampler_kwargs["inference"] = "laplace"
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
         draws = _run_backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
@@ -293,7 +309,9 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
     def _spec(self, engine, parametrization, n_features):
         return ModelSpec(
             n_features=n_features,
-            slope_idx=self._slope_indices(n_features),
+            slope_idx=resolve_random_slopes(
+                self.random_slopes, n_features, getattr(self, "feature_names_in_", None)
+            ),
             prior_intercept_sd=float(self.prior_intercept_sd),
             prior_coef_sd=float(self.prior_coef_sd),
             prior_group_sd=float(self.prior_group_sd),
@@ -301,37 +319,6 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
             engine=engine,
             parametrization=parametrization,
         )
-
-    def _slope_indices(self, n_features):
-        rs = self.random_slopes
-        if isinstance(rs, str):  # "all" (validated)
-            return tuple(range(n_features))
-        if rs is None:
-            return ()
-        names = getattr(self, "feature_names_in_", None)
-        out = []
-        for item in np.atleast_1d(np.asarray(rs, dtype=object)).tolist():
-            if isinstance(item, str):
-                if names is None or item not in list(names):
-                    raise ValueError(
-                        f"`random_slopes` names feature {item!r}, which is not among the "
-                        f"features of X ({None if names is None else list(names)}). Name "
-                        "features only when X is a DataFrame, or pass column indices."
-                    )
-                out.append(list(names).index(item))
-            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-                if not -n_features <= item < n_features:
-                    raise ValueError(
-                        f"`random_slopes` index {item} is out of range for X with "
-                        f"{n_features} features."
-                    )
-                out.append(int(item) % n_features)
-            else:
-                raise TypeError(
-                    "`random_slopes` must be 'all', None, or a list of feature names "
-                    f"or integer column indices; got an element {item!r}."
-                )
-        return tuple(sorted(set(out)))
 
     def _set_summaries(self, spec):
         post, prob = self.posterior_, self.interval_prob
@@ -361,62 +348,13 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         }
 
     # ------------------------------------------------------- groups and X
-    def _split_group_column(self, X, groups):
-        """Take the ``group_col`` column out of ``X``; return (features, labels)."""
-        if self.group_col is None:
-            return X, groups
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"`group_col={self.group_col!r}` needs X to be a pandas DataFrame with "
-                f"that column; got {type(X).__name__}. Pass a DataFrame, or set "
-                "group_col=None and pass `groups=`."
-            )
-        if self.group_col not in X.columns:
-            raise ValueError(
-                f"`group_col={self.group_col!r}` is not a column of X (columns: "
-                f"{list(X.columns)}). Add the group column to X or fix `group_col`."
-            )
-        labels = X[self.group_col]
-        if groups is not None and groups is not POPULATION:
-            given = check_group_labels(groups, len(labels))
-            if not np.array_equal(np.asarray(labels, dtype=object), given.astype(object)):
-                raise ValueError(
-                    f"Both `groups` and the column `group_col={self.group_col!r}` were "
-                    "given and they disagree. Pass the group labels one way only."
-                )
-        if groups is POPULATION:
-            labels = POPULATION
-        return X.drop(columns=[self.group_col]), labels
-
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
         check_is_fitted(self)
-        X, labels = self._split_group_column(X, groups)
+        X, labels = split_group_column(X, groups, self.group_col)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        n = X.shape[0]
-        if labels is POPULATION:
-            return X, np.zeros(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
-        if labels is None:
-            if len(self.groups_) > 1:
-                raise MissingGroupsError(
-                    f"This model was fit with {len(self.groups_)} groups, so predictions "
-                    "need the group of each row: pass `groups=` (one label per row of X), "
-                    "or set `group_col` and keep that column in X. To predict for a new "
-                    "group drawn from the population, pass `groups=skhier.POPULATION`."
-                )
-            return X, np.zeros(n, dtype=np.intp), np.full(n, -1, dtype=np.intp)
-        labels = check_group_labels(labels, n)
-        codes = encode(labels, self.groups_)
-        unseen = codes < 0
-        if unseen.any() and self.unseen_groups == "raise":
-            missing = pd.unique(pd.Series(labels[unseen], dtype=object))
-            raise UnseenGroupError(
-                f"{len(missing)} group label(s) were not seen in training "
-                f"(e.g. {list(missing[:5])}) and unseen_groups='raise'. Use "
-                "unseen_groups='population' to predict them from the population "
-                "distribution, or pass `groups=skhier.POPULATION` explicitly."
-            )
-        return X, codes, new_group_codes(labels, unseen)
+        codes, new_codes = prediction_codes(labels, X.shape[0], self.groups_, self.unseen_groups)
+        return X, codes, new_codes
 
     # ------------------------------------------------------------ predict
     def predict(self, X, groups=None, return_std=False):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .exceptions import MissingGroupsError, UnseenGroupError
+
 
 class _Population:
     """Sentinel asking for population-level predictions (one new, unseen group)."""
@@ -103,3 +105,62 @@ def new_group_codes(labels: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     if unseen.any():
         out[unseen], _ = pd.factorize(pd.Series(labels[unseen], dtype=object))
     return out
+
+
+def split_group_column(X, groups, group_col):
+    """Take the ``group_col`` column out of a pandas ``X``; return (features, labels)."""
+    if group_col is None:
+        return X, groups
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"`group_col={group_col!r}` needs X to be a pandas DataFrame with that "
+            f"column; got {type(X).__name__}. Pass a DataFrame, or set group_col=None "
+            "and pass `groups=`."
+        )
+    if group_col not in X.columns:
+        raise ValueError(
+            f"`group_col={group_col!r}` is not a column of X (columns: {list(X.columns)}). "
+            "Add the group column to X or fix `group_col`."
+        )
+    labels = X[group_col]
+    if groups is POPULATION:
+        labels = POPULATION
+    elif groups is not None:
+        given = check_group_labels(groups, len(labels))
+        if not np.array_equal(np.asarray(labels, dtype=object), given.astype(object)):
+            raise ValueError(
+                f"Both `groups` and the column `group_col={group_col!r}` were given and "
+                "they disagree. Pass the group labels one way only."
+            )
+    return X.drop(columns=[group_col]), labels
+
+
+def prediction_codes(labels, n_rows, classes, unseen_policy):
+    """Codes of seen groups and of distinct new groups for a prediction method.
+
+    Returns ``(codes, new_codes)``: ``codes`` index ``classes`` for seen rows;
+    ``new_codes`` number the distinct unseen groups (-1 for seen rows).
+    """
+    if labels is POPULATION:
+        return np.zeros(n_rows, dtype=np.intp), np.zeros(n_rows, dtype=np.intp)
+    if labels is None:
+        if len(classes) > 1:
+            raise MissingGroupsError(
+                f"This model was fit with {len(classes)} groups, so predictions need the "
+                "group of each row: pass `groups=` (one label per row of X), or set "
+                "`group_col` and keep that column in X. To predict for a new group drawn "
+                "from the population, pass `groups=skhier.POPULATION`."
+            )
+        return np.zeros(n_rows, dtype=np.intp), np.full(n_rows, -1, dtype=np.intp)
+    labels = check_group_labels(labels, n_rows)
+    codes = encode(labels, classes)
+    unseen = codes < 0
+    if unseen.any() and unseen_policy == "raise":
+        missing = pd.unique(pd.Series(labels[unseen], dtype=object))
+        raise UnseenGroupError(
+            f"{len(missing)} group label(s) were not seen in training (e.g. "
+            f"{list(missing[:5])}) and unseen_groups='raise'. Use "
+            "unseen_groups='population' to predict them from the population "
+            "distribution, or pass `groups=skhier.POPULATION` explicitly."
+        )
+    return codes, new_group_codes(labels, unseen)

@@ -112,3 +112,35 @@ def choose_parametrization(y_std: np.ndarray, codes: np.ndarray, n_groups: int) 
     t2 = float(np.var(means[n > 0] - grand, ddof=1)) - w2 * float(np.mean(1.0 / n[n > 0]))
     r_median = float(np.median(n[n > 0])) * max(t2, 0.0) / w2
     return "centered" if r_median >= 1.0 else "non-centered"
+
+
+def resolve_random_slopes(random_slopes, n_features, feature_names=None) -> tuple[int, ...]:
+    """Column indices of the features with random slopes ("all", None, names or indices)."""
+    if isinstance(random_slopes, str):  # "all" (validated by the estimator)
+        return tuple(range(n_features))
+    if random_slopes is None:
+        return ()
+    names = None if feature_names is None else list(feature_names)
+    out = []
+    for item in np.atleast_1d(np.asarray(random_slopes, dtype=object)).tolist():
+        if isinstance(item, str):
+            if names is None or item not in names:
+                raise ValueError(
+                    f"`random_slopes` names feature {item!r}, which is not among the "
+                    f"features of X ({names}). Name features only when X is a DataFrame, "
+                    "or pass column indices."
+                )
+            out.append(names.index(item))
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if not -n_features <= item < n_features:
+                raise ValueError(
+                    f"`random_slopes` index {item} is out of range for X with "
+                    f"{n_features} features."
+                )
+            out.append(int(item) % n_features)
+        else:
+            raise TypeError(
+                "`random_slopes` must be 'all', None, or a list of feature names "
+                f"or integer column indices; got an element {item!r}."
+            )
+    return tuple(sorted(set(out)))

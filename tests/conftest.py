@@ -1,8 +1,11 @@
+import warnings
+
 import numpy as np
 import pytest
 
 from skhier import HierarchicalRegressor
 from skhier.datasets import load_sleepstudy, make_hierarchical_regression
+from skhier.exceptions import ConvergenceWarning
 
 # Tiny sampler settings for fast unit tests; statistical tests use real settings.
 FAST = {"draws": 150, "tune": 150, "chains": 2, "random_state": 0}
@@ -21,9 +24,10 @@ def sim_data():
 @pytest.fixture(scope="session")
 def fitted(sim_data):
     X, y, groups, _ = sim_data
-    return HierarchicalRegressor(draws=300, tune=300, chains=2, random_state=0).fit(
-        X, y, groups=groups
-    )
+    est = HierarchicalRegressor(draws=500, tune=500, chains=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # small settings, shared fixture
+        return est.fit(X, y, groups=groups)
 
 
 @pytest.fixture(scope="session")

@@ -293,3 +293,32 @@ def test_explicit_feature_mismatch_at_predict(fitted):
 def test_public_api():
     assert set(skhier.__all__) == {"HierarchicalRegressor", "POPULATION", "make_group_scorer"}
     assert repr(POPULATION) == "skhier.POPULATION"
+
+
+def test_laplace_inference_is_close_to_nuts(fitted, sim_data):
+    X, y, groups, _ = sim_data
+    lap = HierarchicalRegressor(inference="laplace", random_state=0).fit(X, y, groups=groups)
+    post, ref = lap.posterior_, fitted.posterior_
+    for name in ("intercept", "coef", "noise_sd", "group_intercept"):
+        diff = np.abs(post.mean(name) - ref.mean(name))
+        assert np.all(diff < 0.5 * ref.flat(name).std(axis=0)), name
+    assert lap.convergence_["n_divergences"] == 0
+    with pytest.raises(ValueError, match="collapsed"):
+        HierarchicalRegressor(inference="laplace", engine="explicit").fit(X, y, groups=groups)
+
+
+def test_default_engine_does_not_use_pytensor(tmp_path):
+    """PyTensor (and its BLAS warning) is only for engine='explicit'."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from skhier import HierarchicalRegressor; "
+        "X = np.random.default_rng(0).normal(size=(40, 1)); g = np.arange(40) % 4; "
+        "HierarchicalRegressor(draws=50, tune=50, chains=1).fit(X, X[:, 0], groups=g); "
+        "print([m for m in ('pytensor', 'pymc') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

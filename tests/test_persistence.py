@@ -1,9 +1,11 @@
 """Saving and loading fitted models; predicting needs only numpy."""
 
+import json
 import pickle
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -73,3 +75,18 @@ def test_fresh_process_predicts_without_pymc_or_pytensor(fitted, sim_data, tmp_p
     pred_repr, heavy = out.rsplit(" ", 1)
     np.testing.assert_allclose(eval(pred_repr), expected)
     assert heavy == "[]"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent / "data").glob("model-*.skops")), ids=lambda p: p.stem
+)
+def test_models_saved_by_released_versions_load_and_predict_identically(path):
+    expected = json.loads(path.with_suffix(".json").read_text())
+    est = sio.load(path, trusted=TRUSTED)
+    X, groups = np.array(expected["X"]), expected["groups"]
+    np.testing.assert_allclose(est.predict(X, groups=groups), expected["predict"], rtol=1e-12)
+    mean, std = est.predict(X, groups=groups, return_std=True)
+    np.testing.assert_allclose(std, expected["predict_std"], rtol=1e-12)
+    np.testing.assert_allclose(
+        est.predict_interval(X, groups=groups), expected["predict_interval"], rtol=1e-12
+    )

@@ -1,0 +1,63 @@
+"""Convergence problems are detected and reported; the automatic choices avoid them."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from skhier import HierarchicalRegressor
+from skhier._spec import choose_parametrization
+from skhier.exceptions import ConvergenceWarning
+
+pytestmark = pytest.mark.slow
+
+
+def funnel_data(seed=0):
+    """Many groups with 2 rows and tiny between-group spread: the centered funnel."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(60), 2)
+    X = rng.normal(size=(len(g), 1))
+    y = 0.05 * rng.standard_normal(60)[g] + X[:, 0] + rng.normal(0, 1, len(g))
+    return X, y, g
+
+
+def rich_data(seed=0):
+    """Few groups with many rows each: groups are well determined."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(6), 300)
+    X = rng.normal(size=(len(g), 1))
+    y = 2.0 * rng.standard_normal(6)[g] + X[:, 0] + rng.normal(0, 0.5, len(g))
+    return X, y, g
+
+
+def test_automatic_parametrization_rule():
+    X, y, g = funnel_data()
+    assert choose_parametrization((y - y.mean()) / y.std(), g, 60) == "non-centered"
+    X, y, g = rich_data()
+    assert choose_parametrization((y - y.mean()) / y.std(), g, 6) == "centered"
+
+
+def test_centered_funnel_is_reported_and_the_default_avoids_it():
+    X, y, g = funnel_data()
+    bad = HierarchicalRegressor(
+        engine="explicit",
+        parametrization="centered",
+        random_slopes=None,
+        target_accept=0.8,
+        random_state=1,
+    )
+    with pytest.warns(ConvergenceWarning, match="divergent|r_hat|ESS"):
+        bad.fit(X, y, groups=g)
+    assert (
+        bad.convergence_["n_divergences"] > 0
+        or bad.convergence_["max_r_hat"] > 1.01
+        or bad.convergence_["min_ess_bulk"] < 400
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        good = HierarchicalRegressor(random_slopes=None, random_state=1).fit(X, y, groups=g)
+        auto = HierarchicalRegressor(engine="explicit", random_slopes=None, random_state=1).fit(
+            X, y, groups=g
+        )
+    assert good.convergence_["n_divergences"] == 0
+    assert auto.parametrization_ == "non-centered"

@@ -1,0 +1,54 @@
+"""External reference suite: lme4 fits shipped with statsmodels' own tests.
+
+statsmodels ships 12 simulated data sets (``regression/tests/results/lme*.csv``,
+100 groups of 1-4 rows) and lme4's REML results for them with independent random
+effects (``lme_r_results.py``, ``*_reml_irf_*``).  The data have a random
+intercept and, in data sets 6-11, a random slope on a within-group covariate;
+their fixed part has no intercept, and the random effects have mean zero.
+skhier always estimates a population intercept and a population mean for each
+random slope, which here are truly zero; the remaining parameters are the same.
+"""
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skhier import HierarchicalRegressor
+
+pytestmark = pytest.mark.slow
+
+try:
+    _R = importlib.import_module("statsmodels.regression.tests.results.lme_r_results")
+    _DIR = Path(_R.__file__).parent
+except ImportError:  # pragma: no cover - statsmodels without its test files
+    _R = None
+
+
+@pytest.mark.skipif(_R is None, reason="statsmodels installed without its test files")
+@pytest.mark.parametrize("ds", range(12))
+def test_agrees_with_lme4_reml(ds):
+    data = pd.read_csv(_DIR / f"lme{ds:02d}.csv")
+    fe = [c for c in data.columns if c.startswith("exog_fe")]
+    re = [c for c in data.columns if c.startswith("exog_re")][1:]  # exog_re_0 is the intercept
+    X = data[fe + re]
+    est = HierarchicalRegressor(random_slopes=re or None, random_state=ds).fit(
+        X, data["endog"], groups=data["groups"]
+    )
+    coef = getattr(_R, f"coef_reml_irf_{ds}")
+    se = np.sqrt(np.diag(getattr(_R, f"vcov_reml_irf_{ds}")))
+    sd_re = np.sqrt(np.diag(getattr(_R, f"cov_re_reml_irf_{ds}")))
+    noise = np.sqrt(getattr(_R, f"scale_reml_irf_{ds}")[0])
+
+    # population coefficients within half a standard error of lme4's
+    np.testing.assert_array_less(np.abs(est.coef_[: len(fe)] - coef), 0.5 * se)
+    assert est.noise_sd_ == pytest.approx(noise, rel=0.15)
+    # group SDs: with 1-4 rows per group they are weakly identified, so compare the
+    # posterior mean with lme4's REML estimate on the scale of posterior uncertainty
+    post = est.posterior_
+    ours = np.column_stack(
+        [post.flat("group_intercept_sd"), post.flat("group_coef_sd")[:, len(fe) :]]
+    )
+    assert np.all(np.abs(ours.mean(0) - sd_re) < ours.std(0)), (ours.mean(0), sd_re)

@@ -1,0 +1,125 @@
+"""Robustness: every input a user can pass gives a sensible fit or a clear error."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import fast_estimator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.model_selection import KFold, cross_val_score
+
+from skhier import HierarchicalRegressor
+from skhier.exceptions import FewGroupsWarning
+
+pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+
+TINY = {"draws": 60, "tune": 60, "chains": 1, "random_state": 0}
+
+
+def _data(n=40, n_groups=5, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, n)
+    X = rng.normal(size=(n, k))
+    y = X @ np.arange(1, k + 1) + rng.normal(0, 0.3, n) + g * 0.5
+    return X, y, g
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    where=st.sampled_from(["X", "y", "groups"]),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+    row=st.integers(0, 39),
+)
+def test_non_finite_values_anywhere_raise_value_error_naming_the_input(where, bad, row):
+    X, y, g = _data()
+    arrays = {"X": X.copy(), "y": y.copy(), "groups": g.astype(float)}
+    arrays[where][row] = bad
+    with pytest.raises(ValueError) as info:
+        HierarchicalRegressor(**TINY).fit(arrays["X"], arrays["y"], groups=arrays["groups"])
+    message = str(info.value)
+    assert where in message or (where != "groups" and ("NaN" in message or "infinity" in message))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n_x=st.integers(1, 30), n_y=st.integers(1, 30), n_g=st.integers(1, 30))
+def test_length_mismatches_raise(n_x, n_y, n_g):
+    if n_x == n_y == n_g:
+        return
+    X = np.zeros((n_x, 1))
+    with pytest.raises(ValueError):
+        HierarchicalRegressor(**TINY).fit(X, np.zeros(n_y), groups=np.zeros(n_g))
+
+
+def test_empty_input_raises():
+    with pytest.raises(ValueError):
+        HierarchicalRegressor(**TINY).fit(np.zeros((0, 2)), np.zeros(0), groups=np.zeros(0))
+
+
+def test_groups_with_one_row_and_many_singletons():
+    rng = np.random.default_rng(0)
+    n = 10_000
+    X = rng.normal(size=(n, 1))
+    g = np.arange(n)  # 10,000 singleton groups
+    y = 1 + 2 * X[:, 0] + rng.normal(0, 0.5, n) + rng.normal(0, 0.5, n)
+    est = fast_estimator(random_slopes=None).fit(X, y, groups=g)
+    assert est.coef_[0] == pytest.approx(2.0, abs=0.1)
+    # the group and noise variances are not separable with one row per group, but
+    # their sum is: sigma_a^2 + eps^2 ~= 0.5
+    post = est.posterior_
+    total = np.mean(post.flat("group_intercept_sd") ** 2 + post.flat("noise_sd") ** 2)
+    assert total == pytest.approx(0.5, rel=0.1)
+    assert np.all(np.isfinite(est.predict(X[:5], groups=g[:5])))
+
+
+def test_one_group_given_warns_and_still_fits():
+    X, y, _ = _data()
+    with pytest.warns(FewGroupsWarning):
+        est = fast_estimator().fit(X, y, groups=np.zeros(len(y)))
+    assert np.all(np.isfinite(est.predict(X, groups=np.zeros(len(y)))))
+
+
+@pytest.mark.parametrize("kind", ["constant", "collinear", "zero"])
+def test_degenerate_features_give_finite_results(kind):
+    X, y, g = _data()
+    if kind == "constant":
+        X[:, 1] = 3.0
+    elif kind == "collinear":
+        X[:, 1] = 2 * X[:, 0]
+    else:
+        X[:, 1] = 0.0
+    y = X @ np.array([1.0, 2.0]) + 0.5 * g + np.random.default_rng(1).normal(0, 0.3, len(y))
+    est = fast_estimator().fit(X, y, groups=g)
+    for value in (est.coef_, est.group_coef_, est.predict(X, groups=g), est.noise_sd_):
+        assert np.all(np.isfinite(value))
+    if kind == "collinear":  # only the sum along the collinear direction is identified
+        assert est.coef_[0] + 2 * est.coef_[1] == pytest.approx(1 + 2 * 2, abs=0.5)
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e-6])
+def test_units_do_not_matter(scale):
+    X, y, g = _data(n=80, n_groups=8)
+    base = fast_estimator().fit(X, y, groups=g)
+    scaled = fast_estimator().fit(X * scale, y * scale, groups=g)
+    np.testing.assert_allclose(
+        scaled.predict(X * scale, groups=g), base.predict(X, groups=g) * scale, rtol=1e-6
+    )
+    assert scaled.noise_sd_ == pytest.approx(base.noise_sd_ * scale, rel=1e-6)
+
+
+def test_pandas_and_numpy_inputs_agree():
+    X, y, g = _data()
+    df = pd.DataFrame(X, columns=["a", "b"])
+    a = fast_estimator().fit(X, y, groups=g)
+    b = fast_estimator().fit(df, pd.Series(y), groups=pd.Series(g))
+    np.testing.assert_allclose(a.predict(X, groups=g), b.predict(df, groups=pd.Series(g)))
+
+
+def test_parallel_cross_validation_is_deterministic():
+    X, y, g = _data(n=90, n_groups=6)
+    est = fast_estimator(random_slopes=None, group_col="g")
+    df = pd.DataFrame(X, columns=["a", "b"]).assign(g=g)
+    cv = KFold(3, shuffle=True, random_state=0)
+    serial = cross_val_score(est, df, y, cv=cv, n_jobs=1)
+    parallel = cross_val_score(est, df, y, cv=cv, n_jobs=2)
+    np.testing.assert_array_equal(serial, parallel)
+    np.testing.assert_array_equal(parallel, cross_val_score(est, df, y, cv=cv, n_jobs=2))
