@@ -222,8 +222,10 @@ def _sample_nutpie(
         model = _python_model(stats, spec)
         trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
     log_sd = np.asarray(trace.posterior["log_sd"].values)  # (chains, draws, q + 1)
-    diverging = np.asarray(trace.sample_stats["diverging"].values, dtype=bool)
-    return log_sd, diverging
+    stats_ = trace.sample_stats
+    diverging = np.asarray(stats_["diverging"].values, dtype=bool)
+    saturated = np.asarray(stats_["maxdepth_reached"].values, dtype=bool)
+    return log_sd, diverging, saturated
 
 
 def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar):
@@ -282,14 +284,15 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
         if chol is None:
             chol = np.diag(np.full(n_dim, 1e-6))
     z = np.random.default_rng(seed).standard_normal((chains, draws, n_dim))
-    return mode + z @ chol.T, np.zeros((chains, draws), dtype=bool)
+    none = np.zeros((chains, draws), dtype=bool)
+    return mode + z @ chol.T, none, none
 
 
 def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     """Sample the collapsed posterior and draw everything integrated out.
 
     Returns the standardized-scale draws as a dict: ``beta`` (C, D, p),
-    ``u`` (C, D, G, q), ``tau`` (C, D, q), ``s`` (C, D) and ``diverging`` (C, D).
+    ``u`` (C, D, G, q), ``tau`` (C, D, q), ``s`` (C, D), ``diverging`` and ``max_treedepth`` (C, D).
     """
     F, Z, ys = design(X, y, spec, scaling)
     stats = sufficient_stats(F, Z, ys, codes, n_groups)
@@ -297,7 +300,7 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     kwargs = dict(sampler_kwargs)
     inference = kwargs.pop("inference", "nuts")
     sampler = _laplace if inference == "laplace" else _sample_nutpie
-    log_sd, diverging = sampler(stats, spec, **kwargs)
+    log_sd, diverging, saturated = sampler(stats, spec, **kwargs)
     n_chains, n_draws, _ = log_sd.shape
     sd = np.exp(log_sd.reshape(n_chains * n_draws, -1))
     tau, s = sd[:, :-1], sd[:, -1]
@@ -309,6 +312,7 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
         "tau": tau.reshape(shape + tau.shape[1:]),
         "s": s.reshape(shape),
         "diverging": diverging,
+        "max_treedepth": saturated,
     }
 
 

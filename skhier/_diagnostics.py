@@ -137,6 +137,7 @@ def summarize_convergence(diag: dict, post, free_mask: dict) -> dict:
         "max_r_hat": float(np.nanmax(r)) if np.isfinite(r).any() else float("nan"),
         "min_ess_bulk": float(np.nanmin(e)) if np.isfinite(e).any() else float("nan"),
         "n_divergences": int(post.diverging.sum()),
+        "n_max_treedepth": int(post.max_treedepth.sum()),
         "n_chains": int(post.intercept.shape[0]),
         "n_draws": int(post.intercept.shape[1]),
     }
@@ -153,6 +154,15 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
                 "use engine='collapsed' or switch `parametrization` "
                 "(non-centered for groups with few rows, centered for groups with many)"
             )
+    if conv.get("n_max_treedepth", 0) > 0.05 * conv["n_chains"] * conv["n_draws"]:
+        problems.append(
+            f"{conv['n_max_treedepth']} transitions hit the maximum tree depth (a "
+            "ridge in the posterior: some parameters are barely identified)"
+        )
+        remedies.append(
+            "check identifiability (e.g. with one row per group sigma_a and eps are "
+            "not separable: use random_slopes=None or tighter `prior_group_sd`)"
+        )
     if conv["max_r_hat"] > R_HAT_MAX:
         problems.append(f"max r_hat {conv['max_r_hat']:.3f} > {R_HAT_MAX}")
         remedies.append("increase `tune` and `draws`, and use at least 4 `chains`")

@@ -27,6 +27,7 @@ class Posterior:
     group_intercept : (C, D, G)   ``a[g]``
     group_coef : (C, D, G, K)     ``b[g, k]``
     diverging : (C, D)            divergent transitions
+    max_treedepth : (C, D)        transitions that hit NUTS' maximum tree depth
     """
 
     intercept: np.ndarray
@@ -37,6 +38,7 @@ class Posterior:
     group_intercept: np.ndarray
     group_coef: np.ndarray
     diverging: np.ndarray
+    max_treedepth: np.ndarray
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling) -> Posterior:
@@ -59,6 +61,7 @@ class Posterior:
             group_intercept=intercept[..., None] + ys * u[..., 0],
             group_coef=group_coef,
             diverging=np.asarray(draws["diverging"], dtype=bool),
+            max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
         )
 
     # ------------------------------------------------------------------ shapes

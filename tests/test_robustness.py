@@ -55,6 +55,7 @@ def test_empty_input_raises():
         HierarchicalRegressor(**TINY).fit(np.zeros((0, 2)), np.zeros(0), groups=np.zeros(0))
 
 
+@pytest.mark.slow  # the sigma_a / eps ridge makes NUTS take long trajectories
 def test_groups_with_one_row_and_many_singletons():
     rng = np.random.default_rng(0)
     n = 10_000
