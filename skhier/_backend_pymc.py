@@ -67,7 +67,5 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
         "tau": np.asarray(post["tau"].values),
         "s": np.asarray(post["s"].values),
         "diverging": np.asarray(idata.sample_stats["diverging"].values, dtype=bool),
-        "max_treedepth": np.asarray(
-            idata.sample_stats["reached_max_treedepth"].values, dtype=bool
-        ),
+        "max_treedepth": np.asarray(idata.sample_stats["reached_max_treedepth"].values, dtype=bool),
     }

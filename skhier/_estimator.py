@@ -258,7 +258,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         """
         X, group_labels = split_group_column(X, groups, self.group_col)
         _check_numeric_target(y)
-        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64, order="C")
         if group_labels is None:
             labels = np.zeros(X.shape[0], dtype=np.int64)
         else:
@@ -297,8 +297,7 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
             "tune": self.tune,
             "chains": self.chains,
             "seed": int(rs.randint(_SEED_MAX)),
-            "target_accept": self.target_accept
-            or (0.8 if self.engine_ == "collapsed" else 0.9),
+            "target_accept": self.target_accept or (0.8 if self.engine_ == "collapsed" else 0.9),
             "progressbar": self.progressbar,
         }
         if self.inference == "laplace":

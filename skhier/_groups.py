@@ -44,7 +44,9 @@ def check_group_labels(groups, n_rows: int, name: str = "groups") -> np.ndarray:
             )
         groups = groups.iloc[:, 0]
     if isinstance(groups, (pd.Series, pd.Index, pd.Categorical)):
-        labels = np.asarray(groups, dtype=object)
+        labels = np.asarray(groups)  # category / extension dtypes -> their values
+        if labels.dtype.kind not in "biuf":
+            labels = labels.astype(object)
     else:
         labels = np.asarray(groups)
         if labels.ndim == 2 and labels.shape[1] == 1:

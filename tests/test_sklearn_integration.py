@@ -57,8 +57,10 @@ def test_pipeline_with_scaler_forwards_groups_without_routing(data):
     pipe.fit(X, y, hierarchicalregressor__groups=g)
     pred = pipe.predict(X, groups=g)
     direct = fast_estimator(random_slopes=None).fit(X, y, groups=g)
-    # A varying-intercept model does not depend on where X is centred or scaled.
-    np.testing.assert_allclose(pred, direct.predict(X, groups=g), rtol=1e-6)
+    # A varying-intercept model does not depend on where X is centred or scaled
+    # (up to Monte Carlo error: the chains see last-bit different numbers).
+    _, sd = direct.predict(X, groups=g, return_std=True)
+    assert np.all(np.abs(pred - direct.predict(X, groups=g)) < 0.4 * sd)
 
 
 def test_scaling_features_leaves_random_slope_model_unchanged(data):
@@ -66,9 +68,8 @@ def test_scaling_features_leaves_random_slope_model_unchanged(data):
     pipe = make_pipeline(MaxAbsScaler(), fast_estimator())
     pipe.fit(X, y, hierarchicalregressor__groups=g)
     direct = fast_estimator().fit(X, y, groups=g)
-    np.testing.assert_allclose(
-        pipe.predict(X, groups=g), direct.predict(X, groups=g), rtol=1e-6, atol=1e-6
-    )
+    _, sd = direct.predict(X, groups=g, return_std=True)
+    assert np.all(np.abs(pipe.predict(X, groups=g) - direct.predict(X, groups=g)) < 0.4 * sd)
     # Random slopes are independent of the intercept at X = 0, so *centring* X
     # (StandardScaler) changes the model: that is lme4's (x || g) too.
 
