@@ -2,7 +2,8 @@
 
 statsmodels ships 12 simulated data sets (``regression/tests/results/lme*.csv``,
 100 groups of 1-4 rows) and lme4's REML results for them with independent random
-effects (``lme_r_results.py``, ``*_reml_irf_*``).  The data have a random
+effects (``lme_r_results.py``; ``*_reml_irf_*``, and for the intercept-only sets, where
+independent and dependent random effects coincide, ``*_reml_drf_*``).  The data have a random
 intercept and, in data sets 6-11, a random slope on a within-group covariate;
 their fixed part has no intercept, and the random effects have mean zero.
 skhier always estimates a population intercept and a population mean for each
@@ -37,10 +38,12 @@ def test_agrees_with_lme4_reml(ds):
     est = HierarchicalRegressor(random_slopes=re or None, random_state=ds).fit(
         X, data["endog"], groups=data["groups"]
     )
-    coef = getattr(_R, f"coef_reml_irf_{ds}")
-    se = np.sqrt(np.diag(getattr(_R, f"vcov_reml_irf_{ds}")))
-    sd_re = np.sqrt(np.diag(getattr(_R, f"cov_re_reml_irf_{ds}")))
-    noise = np.sqrt(getattr(_R, f"scale_reml_irf_{ds}")[0])
+    # one random effect: lme4's "dependent" and "independent" fits are the same model
+    kind = "irf" if re else "drf"
+    coef = getattr(_R, f"coef_reml_{kind}_{ds}")
+    se = np.sqrt(np.diag(getattr(_R, f"vcov_reml_{kind}_{ds}")))
+    sd_re = np.sqrt(np.diag(getattr(_R, f"cov_re_reml_{kind}_{ds}")))
+    noise = np.sqrt(getattr(_R, f"scale_reml_{kind}_{ds}")[0])
 
     # population coefficients within half a standard error of lme4's
     np.testing.assert_array_less(np.abs(est.coef_[: len(fe)] - coef), 0.5 * se)
@@ -51,4 +54,7 @@ def test_agrees_with_lme4_reml(ds):
     ours = np.column_stack(
         [post.flat("group_intercept_sd"), post.flat("group_coef_sd")[:, len(fe) :]]
     )
-    assert np.all(np.abs(ours.mean(0) - sd_re) < ours.std(0)), (ours.mean(0), sd_re)
+    # Where REML sits on the boundary (SD estimated as 0) a posterior for an SD is
+    # right-skewed with its mass piled toward 0, like a half-normal (mean = 1.3 sd).
+    tol = np.where(sd_re < 1e-3 * noise, 1.5, 1.0) * ours.std(0)
+    assert np.all(np.abs(ours.mean(0) - sd_re) < tol), (ours.mean(0), sd_re)
