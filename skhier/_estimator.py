@@ -9,7 +9,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -453,6 +452,8 @@ class HierarchicalRegressor(RegressorMixin, BaseEstimator):
         -------
         score : float
         """
+        from sklearn.metrics import r2_score  # lazy: keeps `import skhier` (and unpickling) light
+
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
     # ------------------------------------------------------------ reports
