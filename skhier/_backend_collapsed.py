@@ -175,18 +175,10 @@ def _python_model(stats, spec):
     from nutpie.compiled_pyfunc import from_pyfunc
 
     n_dim = spec.n_random + 1
-    args = (
-        float(stats.n_obs),
-        stats.zz,
-        stats.zw,
-        stats.ww,
-        spec.beta_prior_sd,
-        spec.sd_prior_rates,
-    )
 
     def make_logp_fn():
         def logp(x):
-            value, grad = _log_density_and_grad(x, *args)
+            value, grad = log_density(x, stats, spec)
             if not (np.isfinite(value) and np.all(np.isfinite(grad))):
                 return -np.inf, np.zeros_like(x)
             return value, grad
