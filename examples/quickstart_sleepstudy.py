@@ -5,7 +5,10 @@ raw data (milliseconds, days), prints the posterior summary next to lme4's
 published estimates, and shows how small-sample noise in each subject's own
 least-squares line is shrunk toward the population.
 
-Run:  python examples/quickstart_sleepstudy.py          (about 10 s)
+Run:  python examples/quickstart_sleepstudy.py          (a few seconds; the very first
+                                                        run on a machine adds ~30 s
+                                                        while numba compiles and
+                                                        caches skhier's kernels)
       python examples/quickstart_sleepstudy.py --fast   (smoke test)
 """
 
