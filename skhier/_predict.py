@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK_ROWS = 4096
+#: bound on the (draws x rows x coefficients) block held at once (~64 MB of float64)
+CHUNK_ELEMENTS = 2**23
 
 
 def _design(X):
@@ -90,8 +91,9 @@ def predictive_interval(post, X, codes, new_codes, prob, rng):
     tail = (1.0 - prob) / 2.0
     draw_idx = np.arange(post.n_draws)
     out = np.empty((X.shape[0], 2))
-    for start in range(0, X.shape[0], CHUNK_ROWS):
-        sl = slice(start, start + CHUNK_ROWS)
+    chunk = max(1, CHUNK_ELEMENTS // (len(draw_idx) * (X.shape[1] + 1)))
+    for start in range(0, X.shape[0], chunk):
+        sl = slice(start, start + chunk)
         draws = predictive_draws(post, X[sl], codes[sl], new_codes[sl], draw_idx, rng)
         out[sl] = np.quantile(draws, [tail, 1.0 - tail], axis=1).T
     return out
