@@ -66,10 +66,6 @@ class Posterior:
 
     # ------------------------------------------------------------------ shapes
     @property
-    def n_chains(self) -> int:
-        return self.intercept.shape[0]
-
-    @property
     def n_draws(self) -> int:
         return self.intercept.shape[0] * self.intercept.shape[1]
 
