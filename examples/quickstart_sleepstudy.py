@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from skhier import HierarchicalRegressor
+from skhier import POPULATION, HierarchicalRegressor
 from skhier.datasets import SLEEPSTUDY_LME4, load_sleepstudy
 
 
@@ -34,7 +34,12 @@ def main(fast=False):
         f"Fitted {len(y)} rows, {len(est.groups_)} subjects in "
         f"{time.perf_counter() - start:.1f} s ({est.engine_} engine)"
     )
-    print(f"Convergence: {est.convergence_}\n")
+    conv = est.convergence_
+    print(
+        f"Convergence: max r_hat {conv['max_r_hat']:.3f}, min bulk ESS "
+        f"{conv['min_ess_bulk']:.0f}, {conv['n_divergences']} divergences "
+        f"({conv['n_chains']} chains x {conv['n_draws']} draws)\n"
+    )
 
     table = est.summary(group_level=False)
     lme4 = SLEEPSTUDY_LME4
@@ -65,14 +70,34 @@ def main(fast=False):
     shrink = pd.DataFrame(rows).set_index("subject")
     extreme = (shrink["own slope"] - est.coef_[0]).abs().sort_values().index[-4:]
     print("Shrinkage toward the population (most extreme subjects):")
-    print(shrink.loc[extreme].round(1).to_string(), "\n")
+    print(shrink.loc[extreme].round(1).to_string())
+    # Intercept and slope shrink *jointly*: a subject whose intercept is pulled down
+    # needs a steeper line to still pass through its own late-day measurements, so
+    # its slope can move away from the population slope while the line as a whole
+    # moves toward the population line.
+    away = shrink.index[
+        (shrink["pooled slope"] - est.coef_[0]).abs() > (shrink["own slope"] - est.coef_[0]).abs()
+    ]
+    for g in away.intersection(extreme):
+        r = shrink.loc[g]
+        print(
+            f"Subject {g}: the slope moves away from the population's {est.coef_[0]:.1f} "
+            f"({r['own slope']:.1f} -> {r['pooled slope']:.1f}) because its intercept is "
+            f"shrunk ({r['own intercept']:.1f} -> {r['pooled intercept']:.1f}) and the line "
+            "must still fit its data: intercept and slope are pooled jointly."
+        )
+    print()
 
     new_day = pd.DataFrame({"Days": [0, 5, 9]})
     lo_hi = est.predict_interval(new_day, groups=[308, 308, 308], prob=0.9)
     print("Subject 308, 90% predictive intervals (ms) on days 0, 5, 9:")
     print(np.round(lo_hi, 1))
-    mean, sd = est.predict(new_day, groups=["new"] * 3, return_std=True)
-    print("A new subject: mean", np.round(mean, 1), "+/-", np.round(sd, 1))
+    mean, sd = est.predict(new_day, groups=POPULATION, return_std=True)
+    print("A new subject (never seen; drawn from the population), expected reaction time:")
+    for day, m, s in zip(new_day["Days"], mean, sd, strict=True):
+        print(f"  day {day}: {m:.1f} ms +/- {s:.1f} (posterior SD of the mean, no noise)")
+    iv = est.predict_interval(new_day, groups=POPULATION, prob=0.9)
+    print("  90% predictive intervals, one new measurement each:", np.round(iv, 1).tolist())
     return est
 
 

@@ -10,7 +10,13 @@ Two recipes for getting each test fold's groups to the model:
 
 KFold tests predictions for counties seen in training (partial pooling);
 GroupKFold holds whole counties out, so it tests predictions for new counties
-(population level) only.
+(population level) only. Test folds contain counties the fold's model never saw (all
+of them under GroupKFold, the smallest ones under KFold), so the estimators are built
+with ``unseen_groups="population"``: new groups are expected here, and the default
+("warn") would report them in every fold.
+
+The ``basement`` column is the floor of the measurement (0 = basement, 1 = first
+floor), so its effect is negative.
 
 Run:  python examples/radon_pipeline_cv.py          (about 30 s)
       python examples/radon_pipeline_cv.py --fast   (smoke test)
@@ -33,6 +39,7 @@ def main(fast=False):
     radon = load_radon()
     y = radon["log.radon"]
     settings = {"draws": 150, "tune": 150, "chains": 2} if fast else {"chains": 2}
+    settings["unseen_groups"] = "population"  # CV test folds hold new counties
     kfold = KFold(5, shuffle=True, random_state=0)
     group_kfold = GroupKFold(5)
 
@@ -73,8 +80,8 @@ def main(fast=False):
     est = pipe.fit(radon[["basement", "county"]], y)[-1]
     print(
         f"\nBetween-county SD sigma_a = {est.group_intercept_sd_:.3f}, "
-        f"noise SD eps = {est.noise_sd_:.3f}, basement effect = {est.coef_[0]:.3f} "
-        "(per SD of the standardized feature)"
+        f"noise SD eps = {est.noise_sd_:.3f}, effect of `basement` (0 = basement, "
+        f"1 = first floor) = {est.coef_[0]:.3f} (per SD of the standardized feature)"
     )
     return est
 

@@ -242,6 +242,7 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
     """
     from scipy import optimize
 
+    from ._warn import warn
     from .exceptions import ConvergenceWarning
 
     def neg(x):
@@ -265,13 +266,10 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
     except np.linalg.LinAlgError:
         chol = None
     if not res.success or chol is None:
-        import warnings
-
-        warnings.warn(
+        warn(
             "The Laplace approximation failed (no well-defined posterior mode of the "
             "log SDs). Use inference='nuts'.",
             ConvergenceWarning,
-            stacklevel=4,
         )
         if chol is None:
             chol = np.diag(np.full(n_dim, 1e-6))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy import special, stats
 
+from ._warn import warn
 from .exceptions import ConvergenceWarning
 
 R_HAT_MAX = 1.01
@@ -171,12 +170,11 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
         problems.append(f"min bulk ESS {conv['min_ess_bulk']:.0f} < {min_ess}")
         remedies.append("increase `draws`")
     if problems:
-        warnings.warn(
+        warn(
             "The sampler may not have converged: "
             + "; ".join(problems)
             + ". Posterior summaries may be unreliable. Remedies: "
             + "; ".join(dict.fromkeys(remedies))
             + ". Inspect `convergence_` and `summary()`.",
             ConvergenceWarning,
-            stacklevel=3,
         )

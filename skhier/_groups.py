@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 import pandas as pd
 
-from .exceptions import MissingGroupsError, UnseenGroupError
+from ._warn import warn
+from .exceptions import (
+    MissingGroupsError,
+    NoGroupsWarning,
+    UnseenGroupError,
+    UnseenGroupWarning,
+)
 
 
 class _Population:
@@ -51,6 +59,11 @@ def check_group_labels(groups, n_rows: int, name: str = "groups") -> np.ndarray:
         labels = np.asarray(groups)
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
+        if labels.dtype.kind in "US" and isinstance(groups, (list, tuple)):
+            # numpy turns [0, 5, "new"] into strings; keep each label's own type
+            if any(not isinstance(v, str) for v in groups):
+                labels = np.empty(len(groups), dtype=object)
+                labels[:] = groups
     if labels.ndim != 1:
         raise ValueError(
             f"`{name}` must be one-dimensional (one label per row); got an array "
@@ -137,7 +150,7 @@ def split_group_column(X, groups, group_col):
     return X.drop(columns=[group_col]), labels
 
 
-def prediction_codes(labels, n_rows, classes, unseen_policy):
+def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=True):
     """Codes of seen groups and of distinct new groups for a prediction method.
 
     Returns ``(codes, new_codes)``: ``codes`` index ``classes`` for seen rows;
@@ -145,6 +158,15 @@ def prediction_codes(labels, n_rows, classes, unseen_policy):
     """
     if labels is POPULATION:
         return np.zeros(n_rows, dtype=np.intp), np.zeros(n_rows, dtype=np.intp)
+    if labels is not None and not fit_with_groups:
+        check_group_labels(labels, n_rows)
+        warn(
+            "This model was fit without groups (one group: complete pooling), so the "
+            "`groups` given for prediction are ignored. Refit with `groups=` to get "
+            "group-level predictions, or predict without `groups`.",
+            NoGroupsWarning,
+        )
+        labels = None
     if labels is None:
         if len(classes) > 1:
             raise MissingGroupsError(
@@ -157,12 +179,105 @@ def prediction_codes(labels, n_rows, classes, unseen_policy):
     labels = check_group_labels(labels, n_rows)
     codes = encode(labels, classes)
     unseen = codes < 0
-    if unseen.any() and unseen_policy == "raise":
-        missing = pd.unique(pd.Series(labels[unseen], dtype=object))
-        raise UnseenGroupError(
-            f"{len(missing)} group label(s) were not seen in training (e.g. "
-            f"{list(missing[:5])}) and unseen_groups='raise'. Use "
-            "unseen_groups='population' to predict them from the population "
-            "distribution, or pass `groups=skhier.POPULATION` explicitly."
-        )
+    if unseen.any():
+        check_unseen(labels, unseen, classes, unseen_policy)
     return codes, new_group_codes(labels, unseen)
+
+
+def check_unseen(labels, unseen, classes, policy) -> None:
+    """Raise or warn about labels not seen in training, as ``policy`` says.
+
+    Labels that would match a training label after a type conversion (the string
+    ``"1"`` for the integer ``1``) are always an error.  Costs one pass over the
+    unseen rows plus work on their distinct labels.
+    """
+    missing = pd.unique(labels[unseen])
+    n_rows, n_unseen = len(labels), int(unseen.sum())
+    examples = [_plain(v) for v in missing[:5]]
+    converted = _match_after_conversion(missing, classes)
+    if converted is not None:
+        raise TypeError(
+            f"Group labels {examples} were not seen in training, but {converted}. "
+            "Pass group labels of the same type as in training."
+        )
+    if policy == "raise":
+        raise UnseenGroupError(
+            f"{len(missing)} group label(s) were not seen in training (e.g. {examples}) "
+            "and unseen_groups='raise'. Use unseen_groups='population' to predict them "
+            "from the population distribution, or pass `groups=skhier.POPULATION` "
+            "explicitly."
+        )
+    if policy != "warn":
+        return
+    given, trained = _kind(missing), _kind(classes[:1000])
+    same_kind = given == trained or {given, trained} <= {"integer", "floating"}
+    types = ("", "") if same_kind else (f", of type {given}", f", of type {trained}")
+    what = (
+        f"None of the {len(missing)} group label(s) given (e.g. {examples}{types[0]}) "
+        f"matches a group seen in training (e.g. {[_plain(v) for v in classes[:3]]}"
+        f"{types[1]})"
+        if n_unseen == n_rows
+        else f"{n_unseen} of {n_rows} rows have group labels not seen in training "
+        f"({len(missing)} distinct, e.g. {examples}{types[0]})"
+    )
+    hints = _near_misses(missing[:5], classes)
+    warn(
+        f"{what}; they are predicted from the population (one new group per label). "
+        + (f"Did you mean {hints}? " if hints else "")
+        + "If these are new groups on purpose (e.g. GroupKFold), set "
+        "unseen_groups='population' (or pass groups=skhier.POPULATION for one new "
+        "group); otherwise check the labels (typos, ids vs names, the wrong column). "
+        "unseen_groups='raise' makes this an error.",
+        UnseenGroupWarning,
+    )
+
+
+def _plain(value):
+    """A label as a plain Python value, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _match_after_conversion(missing, classes):
+    """Describe how unseen labels match training labels after a type change, or None."""
+    missing = pd.Series(missing, dtype=object)
+    if classes.dtype.kind in "iuf":
+        strings = missing[missing.map(lambda v: isinstance(v, str))]
+        numbers = pd.to_numeric(strings, errors="coerce").dropna().to_numpy()
+        if len(numbers) and (encode(numbers, classes) >= 0).any():
+            return (
+                "they are strings of numbers and the model was fit on numeric labels: "
+                "convert them, e.g. `groups.astype(int)`"
+            )
+        return None
+    is_num = missing.map(
+        lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    )
+    numbers = missing[is_num].astype(str)
+    if len(numbers) and pd.Index(classes.astype(str)).isin(numbers).any():
+        return (
+            "they are numbers and the model was fit on string labels: convert them, "
+            "e.g. `groups.astype(str)`"
+        )
+    return None
+
+
+def _kind(values) -> str:
+    return pd.api.types.infer_dtype(values, skipna=False)
+
+
+def _near_misses(examples, classes, max_classes=5000) -> str:
+    """``'St Louis' -> 'ST LOUIS'`` suggestions for unseen string labels."""
+    strings = [v for v in examples if isinstance(v, str)]
+    if not strings or classes.dtype.kind != "O" or len(classes) > max_classes:
+        return ""
+    names = [c for c in classes if isinstance(c, str)]
+    normal = {" ".join(c.lower().split()): c for c in names}
+    out = []
+    for label in strings:
+        match = normal.get(" ".join(label.lower().split()))
+        if match is None:
+            close = difflib.get_close_matches(label, names, n=1, cutoff=0.8)
+            match = close[0] if close else None
+        if match is not None:
+            out.append(f"{label!r} -> {match!r}")
+    return ", ".join(out)

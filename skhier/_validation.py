@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from ._estimator import HierarchicalRegressor
+from ._regressor import HierarchicalRegressor
 
 SBC_PRIORS = {
     "prior_intercept_sd": 2.0,

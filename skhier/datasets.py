@@ -128,8 +128,10 @@ def load_radon() -> pd.DataFrame:
     Returns
     -------
     data : pandas.DataFrame of shape (919, 5)
-        ``log.radon``, ``basement`` (1 = measured in a basement), ``uranium``
-        (county-level log uranium), ``county`` (1-85) and ``county.name``.
+        ``log.radon``, ``basement`` (where radon was measured: 0 = basement,
+        1 = first floor, as HLMdiag documents it; Gelman & Hill's ``floor``, so its
+        effect is negative: about -0.67), ``uranium`` (county-level log
+        uranium), ``county`` (1-85) and ``county.name``.
 
     Examples
     --------

@@ -3,10 +3,15 @@
 from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
 __all__ = [
+    "BinaryTargetWarning",
     "ConvergenceWarning",
     "FewGroupsWarning",
+    "GroupIdFeatureWarning",
+    "IdentifiabilityWarning",
     "MissingGroupsError",
+    "NoGroupsWarning",
     "UnseenGroupError",
+    "UnseenGroupWarning",
 ]
 
 
@@ -20,6 +25,36 @@ class ConvergenceWarning(_SklearnConvergenceWarning):
 
 class FewGroupsWarning(UserWarning):
     """Too few groups to learn how much groups differ (the group-level SDs)."""
+
+
+class NoGroupsWarning(UserWarning):
+    """A hierarchical model was fit without group labels (complete pooling).
+
+    Usually ``groups`` was lost on the way in (e.g. ``cross_val_score(...,
+    groups=g)`` with metadata routing off gives ``groups`` to the splitter only).
+    Fit with ``groups=skhier.POPULATION`` to ask for one group explicitly.
+    """
+
+
+class UnseenGroupWarning(UserWarning):
+    """Predictions were made for group labels not seen in training.
+
+    They are predicted from the population; set ``unseen_groups="population"``
+    when new groups are expected (e.g. ``GroupKFold``), or ``"raise"``.
+    """
+
+
+class GroupIdFeatureWarning(UserWarning):
+    """A feature column of ``X`` holds the group labels (or a one-to-one code of them)."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data cannot tell some parameters of the model apart; their posterior
+    follows the prior along a ridge."""
+
+
+class BinaryTargetWarning(UserWarning):
+    """A regressor was fit to a target with two distinct values (a binary outcome)."""
 
 
 class UnseenGroupError(ValueError):

@@ -8,7 +8,12 @@ from sklearn.exceptions import NotFittedError
 
 import skhier
 from skhier import POPULATION, HierarchicalRegressor
-from skhier.exceptions import FewGroupsWarning, MissingGroupsError, UnseenGroupError
+from skhier.exceptions import (
+    FewGroupsWarning,
+    MissingGroupsError,
+    UnseenGroupError,
+    UnseenGroupWarning,
+)
 
 # Unit tests use tiny sampler settings; convergence warnings are tested on their own.
 pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
@@ -97,7 +102,8 @@ def test_predict_and_return_std(fitted, sim_data):
 
 def test_unseen_groups_predict_from_population_with_wider_uncertainty(fitted, sim_data):
     X, _, groups, _ = sim_data
-    mean_new, std_new = fitted.predict(X[:5], groups=["new"] * 5, return_std=True)
+    with pytest.warns(UnseenGroupWarning, match="None of the 1 group label"):
+        mean_new, std_new = fitted.predict(X[:5], groups=["new"] * 5, return_std=True)
     expected = fitted.intercept_ + X[:5] @ fitted.coef_
     np.testing.assert_allclose(mean_new, expected, rtol=1e-10)
     _, std_seen = fitted.predict(X[:5], groups=groups[:5], return_std=True)
@@ -149,7 +155,8 @@ def test_sample_y_shapes_and_shared_new_group_effect(fitted, sim_data):
     # two rows of one new group with identical X: their draws differ only by noise,
     # so they are strongly correlated across samples; rows of two new groups are not.
     x2 = np.zeros((4, 2))
-    d = fitted.sample_y(x2, groups=["n1", "n1", "n2", "n3"], n_samples=3000, random_state=1)
+    with pytest.warns(UnseenGroupWarning, match="3 group label"):
+        d = fitted.sample_y(x2, groups=["n1", "n1", "n2", "n3"], n_samples=3000, random_state=1)
     same = np.corrcoef(d[0], d[1])[0, 1]
     other = np.corrcoef(d[2], d[3])[0, 1]
     sa2 = np.mean(fitted.posterior_.group_intercept_sd**2)
@@ -219,7 +226,7 @@ def test_summary_table(fitted):
 
 def test_single_group_without_groups_is_bayesian_regression(sim_data):
     X, y, _, _ = sim_data
-    est = fast_estimator().fit(X, y)
+    est = fast_estimator().fit(X, y, groups=POPULATION)
     assert len(est.groups_) == 1
     assert est.predict(X[:3]).shape == (3,)
 

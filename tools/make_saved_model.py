@@ -20,7 +20,7 @@ X, y, g, _ = make_hierarchical_regression(6, 8, 2, random_state=0)
 est = HierarchicalRegressor(draws=100, tune=100, chains=2, random_state=0).fit(X, y, groups=g)
 sio.dump(est, HERE / f"model-{skhier.__version__}.skops")
 X_new = np.array([[0.5, -1.0], [1.0, 2.0], [0.0, 0.0]])
-groups_new = [0, 5, "new"]
+groups_new = [0, 5, "new"]  # two seen groups and a new one
 expected = {
     "X": X_new.tolist(),
     "groups": groups_new,

@@ -1,0 +1,172 @@
+"""What every hierarchical estimator shares: the groups contract, input validation,
+the fit skeleton's data checks, posterior attributes and reports.
+
+A concrete estimator (``HierarchicalRegressor``) adds its likelihood: the target's
+checks, the model specification, the engine call and the prediction methods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _checks, _diagnostics
+from ._groups import (
+    POPULATION,
+    check_group_labels,
+    encode,
+    prediction_codes,
+    split_group_column,
+    unique_labels,
+)
+from ._warn import warn
+from .exceptions import FewGroupsWarning, NoGroupsWarning
+
+_NO_GROUPS_MESSAGE = (
+    "{name} was fit without `groups`: one group for all rows (complete pooling, no "
+    "group effects). If you meant a multilevel model, pass the labels with "
+    "`fit(X, y, groups=labels)`; in cross-validation or grid search turn on metadata "
+    "routing (`sklearn.set_config(enable_metadata_routing=True)`, then "
+    "`cross_val_score(est, X, y, params={{'groups': labels}})`) - without it, "
+    "`groups=` reaches the CV splitter only; in a Pipeline with routing off use "
+    "`pipe.fit(X, y, {step}__groups=labels)`; or keep the labels as a column of a "
+    "pandas X and set `group_col=`. To fit one group on purpose, pass "
+    "`groups=skhier.POPULATION`."
+)
+
+
+class HierarchicalBase(BaseEstimator):
+    """Shared machinery of skhier's estimators (not public)."""
+
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
+    # ------------------------------------------------------------- fitting
+    def _validate_training_data(self, X, y, groups):
+        """Validate ``X``, ``y`` and the groups; set ``groups_``; warn about lost groups.
+
+        Returns ``(X, y, codes)`` with ``X`` float64 C-ordered and ``codes`` the
+        group index of each row.
+        """
+        X, labels = split_group_column(X, groups, self.group_col)
+        self._fit_with_groups = labels is not None and labels is not POPULATION
+        X, y = _validated(self, X, y, y_numeric=True, dtype=np.float64, order="C")
+        if labels is None:
+            step = type(self).__name__.lower()
+            warn(_NO_GROUPS_MESSAGE.format(name=type(self).__name__, step=step), NoGroupsWarning)
+        if self._fit_with_groups:
+            labels = check_group_labels(labels, X.shape[0])
+        else:
+            labels = np.zeros(X.shape[0], dtype=np.int64)
+        self.groups_ = unique_labels(labels)
+        n_groups = len(self.groups_)
+        if self._fit_with_groups and n_groups < 3:
+            warn(
+                f"Only {n_groups} group(s): the group-level SDs (sigma_a, sigma_b) "
+                "cannot be learned from fewer than 3 groups and are informed mostly "
+                "by their prior. Consider more groups, a tighter `prior_group_sd`, "
+                "or fitting the groups as features instead.",
+                FewGroupsWarning,
+            )
+        return X, y, encode(labels, self.groups_)
+
+    def _check_design(self, X, codes, slope_idx):
+        """Warn about group ids among the features and unidentifiable designs."""
+        if self._fit_with_groups:
+            names = getattr(self, "feature_names_in_", None)
+            _checks.check_design(X, codes, self.groups_, slope_idx, names)
+
+    # ------------------------------------------------------------ predicting
+    def _prepare(self, X, groups):
+        """Validate X and resolve group codes for a prediction method."""
+        check_is_fitted(self)
+        X, labels = split_group_column(X, groups, self.group_col)
+        X = _validated(self, X, reset=False, dtype=np.float64)
+        codes, new_codes = prediction_codes(
+            labels,
+            X.shape[0],
+            self.groups_,
+            self.unseen_groups,
+            fit_with_groups=getattr(self, "_fit_with_groups", True),
+        )
+        return X, codes, new_codes
+
+    # ----------------------------------------------------- posterior summaries
+    def _set_summaries(self, spec):
+        post, prob = self.posterior_, self.interval_prob
+        self.intercept_ = float(post.mean("intercept"))
+        self.coef_ = post.mean("coef")
+        self.intercept_interval_ = post.interval("intercept", prob)
+        self.coef_interval_ = post.interval("coef", prob)
+        self.group_intercept_ = post.mean("group_intercept")
+        self.group_coef_ = post.mean("group_coef")
+        self.group_intercept_interval_ = post.interval("group_intercept", prob)
+        self.group_coef_interval_ = post.interval("group_coef", prob)
+        self.group_intercept_sd_ = float(post.mean("group_intercept_sd"))
+        self.group_coef_sd_ = post.mean("group_coef_sd")
+        self.noise_sd_ = float(post.mean("noise_sd"))
+        self.random_slope_mask_ = np.isin(np.arange(spec.n_features), spec.slope_idx)
+        post.moments  # noqa: B018 - computed once here, so predict is O(rows) and pickled
+        self.diagnostics_ = _diagnostics.parameter_diagnostics(post)
+        self.convergence_ = _diagnostics.summarize_convergence(
+            self.diagnostics_, post, self._free_masks()
+        )
+
+    def _free_masks(self):
+        """Which entries of each parameter are free (not fixed by the model)."""
+        slopes = self.random_slope_mask_
+        return {
+            "group_coef_sd": slopes,
+            "group_coef": np.broadcast_to(slopes, self.group_coef_.shape),
+        }
+
+    # ------------------------------------------------------------ reports
+    def summary(self, group_level=True):
+        """Posterior summary table, one row per free parameter.
+
+        Parameters
+        ----------
+        group_level : bool, default=True
+            Include the per-group parameters ``a[g]`` and ``b[g, feature]``.
+
+        Returns
+        -------
+        summary : pandas.DataFrame
+            Columns ``mean``, ``sd``, the interval bounds (``interval_prob``),
+            ``r_hat`` and ``ess_bulk``; rows named ``mu_a``, ``mu_b[feature]``,
+            ``sigma_a``, ``sigma_b[feature]``, ``eps``, ``a[group]``,
+            ``b[group, feature]``.
+        """
+        check_is_fitted(self)
+        from ._summary import summary_table
+
+        return summary_table(self, group_level)
+
+    @property
+    def idata_(self):
+        """The posterior as ArviZ ``InferenceData`` (dims ``feature`` and ``group``)."""
+        check_is_fitted(self)
+        return self.posterior_.to_inference_data(self._feature_names(), self.groups_)
+
+    def _feature_names(self):
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            return [str(n) for n in names]
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _validated(est, X, y="no_validation", **kwargs):
+    """``validate_data`` whose error for a string column names ``group_col``."""
+    try:
+        return validate_data(est, X, y, **kwargs)
+    except ValueError as exc:
+        if "could not convert" in str(exc) and "to float" in str(exc):
+            raise _checks.non_numeric_columns_error(X, exc) from None
+        raise

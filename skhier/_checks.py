@@ -1,0 +1,137 @@
+"""Checks on the training data that catch likely mistakes before a fit.
+
+Each check warns (through :func:`skhier._warn.warn`, at the user's line) with what
+was found and what to do; none changes the data or the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._warn import warn
+from .exceptions import (
+    BinaryTargetWarning,
+    GroupIdFeatureWarning,
+    IdentifiabilityWarning,
+)
+
+
+def non_numeric_columns_error(X, exc: Exception) -> ValueError:
+    """The error for a feature that is not a number, pointing to ``group_col``."""
+    if isinstance(X, pd.DataFrame):
+        bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c].dtype)]
+        where = f"X has non-numeric column(s) {bad}"
+        col = repr(bad[0]) if bad else "'<column>'"
+    else:
+        where = "X has non-numeric values"
+        col = "'<column>'"
+    return ValueError(
+        f"{where} ({exc}). If a column holds the group labels, name it with "
+        f"`group_col={col}` (it is then removed from the features), or pass it as "
+        "`groups=` and drop it from X. Other categorical features need encoding first "
+        "(e.g. OneHotEncoder in a Pipeline)."
+    )
+
+
+def warn_if_binary_target(y: np.ndarray, was_bool: bool) -> None:
+    """A 0/1 (or boolean) target fitted with a Gaussian model."""
+    if not was_bool and (len(y) < 3 or len(np.unique(y[:10_000])) != 2):
+        return
+    values = np.unique(y)
+    if len(values) != 2:
+        return
+    warn(
+        f"y has only two distinct values ({values[0]:g} and {values[1]:g}): "
+        "HierarchicalRegressor fits a Gaussian linear model, whose predictions and "
+        "intervals are not probabilities and can fall outside that range. For a binary "
+        "outcome use a hierarchical logistic model (skhier's regressor is not one).",
+        BinaryTargetWarning,
+    )
+
+
+def group_level_features(X: np.ndarray, codes: np.ndarray, n_groups: int):
+    """Which features are constant within every group (and not constant overall).
+
+    Returns ``(mask, values)``: ``mask`` of shape (n_features,) and the per-group
+    means of shape (n_groups, n_features).  Needs at least two groups with two or
+    more rows; otherwise nothing is group-level.
+    """
+    sizes = np.bincount(codes, minlength=n_groups)
+    k = X.shape[1]
+    means = np.empty((n_groups, k))
+    mask = np.zeros(k, dtype=bool)
+    if np.count_nonzero(sizes >= 2) < 2 or X.shape[0] == 0:
+        return mask, means
+    for j in range(k):
+        col = X[:, j]
+        means[:, j] = np.bincount(codes, weights=col, minlength=n_groups) / np.maximum(sizes, 1)
+        tol = 1e-9 * (1.0 + np.abs(col).max())
+        within = np.abs(col - means[codes, j]).max() <= tol
+        mask[j] = within and np.ptp(col) > tol
+    return mask, means
+
+
+def id_like_features(mask, means, classes) -> np.ndarray:
+    """Group-level features that look like group ids (integers, one per group)."""
+    n_groups = len(classes)
+    out = np.zeros_like(mask)
+    if n_groups < 5:
+        return out
+    numeric_labels = classes.dtype.kind in "iuf"
+    for j in np.flatnonzero(mask):
+        v = means[:, j]
+        r = np.round(v)
+        if not np.all(np.abs(v - r) < 1e-6) or len(np.unique(r)) != n_groups:
+            continue  # not an integer code with one value per group
+        equals_labels = numeric_labels and np.array_equal(r, classes.astype(np.float64))
+        dense = r.max() - r.min() + 1 <= 2 * n_groups
+        out[j] = equals_labels or dense
+    return out
+
+
+def check_design(X, codes, classes, slope_idx, feature_names) -> None:
+    """Warn about group ids among the features and designs the data cannot identify."""
+    n_groups = len(classes)
+    names = list(feature_names) if feature_names is not None else None
+
+    def name(j):
+        return repr(names[j]) if names is not None else f"column {j}"
+
+    sizes = np.bincount(codes, minlength=n_groups)
+    if n_groups >= 3 and sizes.max() == 1:
+        warn(
+            f"Every group has exactly one row ({n_groups} groups): the spread between "
+            "groups (sigma_a) and the noise (eps) cannot be told apart, only their sum "
+            "of squares is identified, so their posteriors follow the priors along a "
+            "ridge (expect slow mixing and a high r_hat). If the rows are independent, "
+            "fit without groups (groups=skhier.POPULATION); otherwise collect repeated "
+            "rows per group, or set `prior_group_sd` / `prior_noise_sd` to what you know.",
+            IdentifiabilityWarning,
+        )
+        return
+    mask, means = group_level_features(X, codes, n_groups)
+    ids = id_like_features(mask, means, classes)
+    for j in np.flatnonzero(ids):
+        warn(
+            f"Feature {name(j)} holds one integer per group, like a group id "
+            f"({n_groups} groups): it is fitted as a numeric slope, which is meaningless "
+            "for an id. Drop it from X (the group labels go in `groups=`, or name the "
+            f"column with `group_col={name(j) if names is not None else '...'}`). If it is "
+            "a genuine group-level predictor, ignore this warning.",
+            GroupIdFeatureWarning,
+        )
+    slopes = np.zeros(X.shape[1], dtype=bool)
+    slopes[list(slope_idx)] = True
+    unidentified = np.flatnonzero(mask & slopes & ~ids)
+    if len(unidentified):
+        listed = ", ".join(name(j) for j in unidentified)
+        keep = [names[j] if names is not None else j for j in np.flatnonzero(slopes & ~mask)]
+        warn(
+            f"Feature(s) {listed} are constant within every group (group-level "
+            "predictors) but have a random slope: a slope that varies by group cannot be "
+            "estimated from a value that does not vary within the group, so its SD "
+            "follows the prior and distorts the other group-level SDs. Give them a fixed "
+            f"slope only: random_slopes={keep if keep else None}.",
+            IdentifiabilityWarning,
+        )

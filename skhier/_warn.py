@@ -1,0 +1,35 @@
+"""Warnings attributed to the user's line, not to skhier's or scikit-learn's."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import joblib
+import sklearn
+
+# Frames inside these packages are skipped: a warning raised while fitting is reported
+# at the user's call, whether that is ``est.fit(...)`` or ``cross_val_score(...)``
+# (scikit-learn's fit wrapper and joblib's sequential backend sit in between).
+_SKIPPED = tuple(
+    os.path.dirname(os.path.abspath(mod.__file__)) + os.sep
+    for mod in (sys.modules[__package__], sklearn, joblib)
+)
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` of the first frame outside skhier, scikit-learn and joblib."""
+    frame = sys._getframe(2)  # the caller of ``warn``
+    level = 2
+    while frame is not None:
+        if not os.path.abspath(frame.f_code.co_filename).startswith(_SKIPPED):
+            return level
+        frame = frame.f_back
+        level += 1
+    return 2  # called from library code only (e.g. a worker thread): the caller
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` with the stack level of the user's code."""
+    warnings.warn(message, category, stacklevel=_user_stacklevel())
