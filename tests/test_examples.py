@@ -21,3 +21,14 @@ def test_example_runs(path, capsys):
 
 def test_there_are_examples():
     assert {p.stem for p in EXAMPLES} >= {"quickstart_sleepstudy", "radon_pipeline_cv"}
+
+
+def test_readme_quickstart_runs_without_warnings():
+    """The README's first code block, as a new user pastes it: no warning at all."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    est = namespace["est"]
+    assert est.convergence_["max_r_hat"] < 1.01
+    assert est.intercept_ == pytest.approx(251.4, abs=5)
