@@ -17,7 +17,8 @@ from .exceptions import (
 
 
 class _Population:
-    """Sentinel asking for population-level predictions (one new, unseen group)."""
+    """Sentinel for "no group effects": population-level predictions (one new,
+    unseen group), or a fit with one group for all rows."""
 
     _instance = None
 
@@ -34,7 +35,8 @@ class _Population:
 
 
 #: Pass ``groups=POPULATION`` to a prediction method to predict for a new group
-#: drawn from the population (all rows share that one new group).
+#: drawn from the population (all rows share that one new group), or to ``fit`` to
+#: fit one group on purpose (complete pooling, no group effects, no warning).
 POPULATION = _Population()
 
 

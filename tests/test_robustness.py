@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.model_selection import KFold, cross_val_score
 
 from skhier import HierarchicalRegressor
-from skhier.exceptions import FewGroupsWarning
+from skhier.exceptions import FewGroupsWarning, IdentifiabilityWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
 
@@ -62,7 +62,8 @@ def test_groups_with_one_row_and_many_singletons():
     X = rng.normal(size=(n, 1))
     g = np.arange(n)  # 10,000 singleton groups
     y = 1 + 2 * X[:, 0] + rng.normal(0, 0.5, n) + rng.normal(0, 0.5, n)
-    est = fast_estimator(random_slopes=None).fit(X, y, groups=g)
+    with pytest.warns(IdentifiabilityWarning, match="cannot be told apart"):
+        est = fast_estimator(random_slopes=None).fit(X, y, groups=g)
     assert est.coef_[0] == pytest.approx(2.0, abs=0.1)
     # the group and noise variances are not separable with one row per group, but
     # their sum is: sigma_a^2 + eps^2 ~= 0.5
