@@ -20,6 +20,7 @@ from ._groups import (
     split_group_column,
     unique_labels,
 )
+from ._spec import resolve_random_slopes
 from ._warn import warn
 from .exceptions import FewGroupsWarning, NoGroupsWarning
 
@@ -72,11 +73,23 @@ class HierarchicalBase(BaseEstimator):
             )
         return X, y, encode(labels, self.groups_)
 
-    def _check_design(self, X, codes, slope_idx):
-        """Warn about group ids among the features and unidentifiable designs."""
+    def _resolve_design(self, X, codes):
+        """Random-slope columns and ``group_level_features_``; warn about the design.
+
+        Features constant within every group (group-level predictors) cannot have a
+        random slope: ``random_slopes="all"`` leaves them out; listing one warns.
+        """
+        names = getattr(self, "feature_names_in_", None)
+        n_features = X.shape[1]
         if self._fit_with_groups:
-            names = getattr(self, "feature_names_in_", None)
-            _checks.check_design(X, codes, self.groups_, slope_idx, names)
+            level = _checks.group_level_features(X, codes, len(self.groups_))
+        else:
+            level = (np.zeros(n_features, dtype=bool), None)
+        self.group_level_features_ = level[0]
+        slope_idx = resolve_random_slopes(self.random_slopes, n_features, names, level[0])
+        if self._fit_with_groups:
+            _checks.check_design(codes, self.groups_, level, slope_idx, names)
+        return slope_idx
 
     # ------------------------------------------------------------ predicting
     def _prepare(self, X, groups):

@@ -90,8 +90,11 @@ def id_like_features(mask, means, classes) -> np.ndarray:
     return out
 
 
-def check_design(X, codes, classes, slope_idx, feature_names) -> None:
-    """Warn about group ids among the features and designs the data cannot identify."""
+def check_design(codes, classes, level, slope_idx, feature_names) -> None:
+    """Warn about group ids among the features and designs the data cannot identify.
+
+    ``level`` is :func:`group_level_features`' result for the same data.
+    """
     n_groups = len(classes)
     names = list(feature_names) if feature_names is not None else None
 
@@ -110,7 +113,7 @@ def check_design(X, codes, classes, slope_idx, feature_names) -> None:
             IdentifiabilityWarning,
         )
         return
-    mask, means = group_level_features(X, codes, n_groups)
+    mask, means = level
     ids = id_like_features(mask, means, classes)
     for j in np.flatnonzero(ids):
         warn(
@@ -121,7 +124,7 @@ def check_design(X, codes, classes, slope_idx, feature_names) -> None:
             "a genuine group-level predictor, ignore this warning.",
             GroupIdFeatureWarning,
         )
-    slopes = np.zeros(X.shape[1], dtype=bool)
+    slopes = np.zeros(len(mask), dtype=bool)
     slopes[list(slope_idx)] = True
     unidentified = np.flatnonzero(mask & slopes & ~ids)
     if len(unidentified):
@@ -129,7 +132,7 @@ def check_design(X, codes, classes, slope_idx, feature_names) -> None:
         keep = [names[j] if names is not None else j for j in np.flatnonzero(slopes & ~mask)]
         warn(
             f"Feature(s) {listed} are constant within every group (group-level "
-            "predictors) but have a random slope: a slope that varies by group cannot be "
+            "predictors) but were given a random slope: a slope that varies by group cannot be "
             "estimated from a value that does not vary within the group, so its SD "
             "follows the prior and distorts the other group-level SDs. Give them a fixed "
             f"slope only: random_slopes={keep if keep else None}.",

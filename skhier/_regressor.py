@@ -15,7 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from . import _checks, _diagnostics, _predict
 from ._base import HierarchicalBase
 from ._posterior import Posterior
-from ._spec import ModelSpec, Scaling, choose_parametrization, resolve_random_slopes
+from ._spec import ModelSpec, Scaling, choose_parametrization
 
 _SEED_MAX = 2**31 - 1
 
@@ -39,8 +39,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     Parameters
     ----------
     random_slopes : "all", None or list of str or int, default="all"
-        Features whose slopes vary by group: all of them, none (a varying
-        intercept model), or a subset given by feature names or column indices.
+        Features whose slopes vary by group: all of them that vary within groups,
+        none (a varying intercept model), or a subset given by feature names or
+        column indices.  ``"all"`` leaves out group-level predictors (features
+        constant within every group, listed in ``group_level_features_``): their
+        slope cannot vary by group, since it is not identified.
     engine : {"auto", "collapsed", "explicit"}, default="auto"
         ``"collapsed"`` integrates the group effects and population coefficients
         out analytically and runs NUTS on the standard deviations only (fast,
@@ -130,6 +133,12 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         Posterior mean of ``sigma_b`` (0 for features without random slopes).
     noise_sd_ : float
         Posterior mean of ``eps``.
+    random_slope_mask_ : ndarray of shape (n_features,)
+        Which features have a random slope.
+    group_level_features_ : ndarray of shape (n_features,)
+        Which features are constant within every group (group-level predictors,
+        such as a county's uranium level); they have a fixed slope only, and an
+        unseen group's prediction uses its own value of them from ``X``.
     convergence_ : dict
         ``max_r_hat``, ``min_ess_bulk``, ``n_divergences``, ``n_max_treedepth``,
         ``n_chains``, ``n_draws``.
@@ -254,10 +263,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         X, y, codes = self._validate_training_data(X, y, groups)
         _checks.warn_if_binary_target(y, y_is_bool)
         n_groups = len(self.groups_)
-        slope_idx = resolve_random_slopes(
-            self.random_slopes, X.shape[1], getattr(self, "feature_names_in_", None)
-        )
-        self._check_design(X, codes, slope_idx)
+        slope_idx = self._resolve_design(X, codes)
 
         scaling = Scaling.fit(X, y, self.standardize)
         y_std = (y - scaling.y_mean) / scaling.y_scale

@@ -114,10 +114,16 @@ def choose_parametrization(y_std: np.ndarray, codes: np.ndarray, n_groups: int) 
     return "centered" if r_median >= 1.0 else "non-centered"
 
 
-def resolve_random_slopes(random_slopes, n_features, feature_names=None) -> tuple[int, ...]:
-    """Column indices of the features with random slopes ("all", None, names or indices)."""
+def resolve_random_slopes(
+    random_slopes, n_features, feature_names=None, group_level=None
+) -> tuple[int, ...]:
+    """Column indices of the features with random slopes ("all", None, names or indices).
+
+    ``"all"`` leaves out the features flagged in the boolean mask ``group_level``.
+    """
     if isinstance(random_slopes, str):  # "all" (validated by the estimator)
-        return tuple(range(n_features))
+        fixed = np.zeros(n_features, dtype=bool) if group_level is None else group_level
+        return tuple(j for j in range(n_features) if not fixed[j])
     if random_slopes is None:
         return ()
     names = None if feature_names is None else list(feature_names)

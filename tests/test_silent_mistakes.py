@@ -218,13 +218,27 @@ def test_every_group_with_one_row_explains_the_ridge():
             HierarchicalRegressor(**TINY).fit(X, y, groups=np.arange(40))
 
 
-def test_group_level_feature_with_random_slope_warns(radon):
+def test_group_level_feature_given_a_random_slope_warns(radon):
     X, y, g = radon[["basement", "uranium"]], radon["log.radon"], radon["county"]
+    est = HierarchicalRegressor(random_slopes=["basement", "uranium"], **TINY)
     with pytest.warns(IdentifiabilityWarning, match="'uranium'") as record:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            HierarchicalRegressor(**TINY).fit(X, y, groups=g)
+        est.fit(X, y, groups=g)
     assert "random_slopes=['basement']" in str(record[0].message)
+
+
+def test_default_random_slopes_leave_group_level_predictors_fixed(radon):
+    """log.radon ~ basement + uranium + (basement | county): uranium is detected as
+    county-level, gets a fixed slope only, and informs predictions for new counties."""
+    X, y, g = radon[["basement", "uranium"]], radon["log.radon"], radon["county"]
+    est = quiet_fit(HierarchicalRegressor(**TINY), X, y, groups=g)
+    np.testing.assert_array_equal(est.group_level_features_, [False, True])
+    np.testing.assert_array_equal(est.random_slope_mask_, [True, False])
+    assert est.group_coef_sd_[1] == 0
+    assert est.coef_[1] > 0.3  # uranium raises radon (Gelman & Hill: 0.72)
+    new = pd.DataFrame({"basement": [0.0, 0.0], "uranium": [-0.5, 0.5]})
+    pred = est.predict(new, groups=POPULATION)
+    np.testing.assert_allclose(pred, est.intercept_ + new.to_numpy() @ est.coef_, rtol=1e-9)
+    assert pred[1] - pred[0] == pytest.approx(est.coef_[1])
 
 
 def test_feature_constant_in_only_some_groups_is_not_group_level(radon):
