@@ -36,8 +36,8 @@ def non_numeric_columns_error(X, exc: Exception) -> ValueError:
 
 def warn_if_binary_target(y: np.ndarray, was_bool: bool) -> None:
     """A 0/1 (or boolean) target fitted with a Gaussian model."""
-    if not was_bool and (len(y) < 3 or len(np.unique(y[:10_000])) != 2):
-        return
+    if not was_bool and (len(y) < 3 or len(np.unique(y[:10_000])) > 2):
+        return  # the first rows already show a third value: not binary
     values = np.unique(y)
     if len(values) != 2:
         return

@@ -305,3 +305,14 @@ def test_radon_basement_coding_is_documented_as_the_data_are(radon):
     for text in texts:
         assert "1 = measured in a basement" not in text and "1 = basement" not in text
     assert "0 = basement" in skhier.datasets.load_radon.__doc__
+
+
+def test_binary_target_found_past_the_first_rows():
+    from skhier._checks import warn_if_binary_target
+
+    y = np.r_[np.zeros(10_000), np.ones(5)]  # sorted data: the second value comes late
+    with pytest.warns(BinaryTargetWarning):
+        warn_if_binary_target(y, was_bool=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_binary_target(np.r_[y, 2.0], was_bool=False)
