@@ -48,6 +48,7 @@ def main(fast=False):
         lme4["coef"],
         lme4["group_intercept_sd"],
         lme4["group_coef_sd"],
+        lme4["group_corr"],
         lme4["noise_sd"],
     ]
     print("Population level (posterior; lme4 REML for comparison):")

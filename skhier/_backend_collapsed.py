@@ -1,8 +1,9 @@
 """The collapsed engine: NUTS on the variance parameters only.
 
 The population coefficients and all group effects are integrated out (see
-:mod:`skhier._collapsed` for the algebra), so NUTS explores just the
-``q + 1`` log standard deviations ``(log tau_0..tau_{q-1}, log s)``.  The
+:mod:`skhier._collapsed` for the algebra), so NUTS explores just the ``q + 1``
+log standard deviations ``(log tau_0..tau_{q-1}, log s)`` and, for correlated
+effects, the ``q(q-1)/2`` unconstrained correlation parameters.  The
 density is a small numba function over per-group sufficient statistics: each
 evaluation costs O(groups * q^3) whatever the number of rows.  Its gradient
 is analytic (Fisher's identity with the Gaussian posterior moments of the
@@ -36,14 +37,21 @@ def log_density(x, stats, spec):
         stats.ww,
         spec.beta_prior_sd,
         spec.sd_prior_rates,
+        spec.correlated,
+        float(spec.prior_corr_eta),
     )
+
+
+def n_params(spec):
+    """Dimension of the sampled vector ``(log tau, correlation parameters, log s)``."""
+    return spec.n_random + spec.n_corr + 1
 
 
 def _pack(stats, spec):
     """All data of the density in one float64 buffer (read by the C callback)."""
     n_groups, q, pp1 = stats.zw.shape
     parts = [
-        np.array([0.0, stats.n_obs, n_groups, q, pp1 - 1]),
+        np.array([0.0, stats.n_obs, n_groups, q, pp1 - 1, spec.correlated, spec.prior_corr_eta]),
         stats.zz.ravel(),
         stats.zw.ravel(),
         stats.ww.ravel(),
@@ -58,7 +66,8 @@ def _pack(stats, spec):
 def _unpack(buf):
     n_obs = buf[1]
     n_groups, q, p = int(buf[2]), int(buf[3]), int(buf[4])
-    off = 5
+    correlated, eta = buf[5] != 0.0, buf[6]
+    off = 7
     zz = buf[off : off + n_groups * q * q].reshape((n_groups, q, q))
     off += n_groups * q * q
     zw = buf[off : off + n_groups * q * (p + 1)].reshape((n_groups, q, p + 1))
@@ -67,18 +76,18 @@ def _unpack(buf):
     off += (p + 1) ** 2
     prior_sd = buf[off : off + p]
     rate = buf[off + p : off + p + q + 1]
-    return n_obs, zz, zw, ww, prior_sd, rate
+    return n_obs, zz, zw, ww, prior_sd, rate, correlated, eta
 
 
 def _c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
     """C callback for nutpie: status 0 = ok, 4 = non-finite (a divergence)."""
     total = int(numba.carray(buf_ptr, (1,))[0])
-    n_obs, zz, zw, ww, prior_sd, rate = _unpack(numba.carray(buf_ptr, (total,)))
+    n_obs, zz, zw, ww, prior_sd, rate, correlated, eta = _unpack(numba.carray(buf_ptr, (total,)))
     x = numba.carray(x_ptr, (dim,))
     grad = numba.carray(grad_ptr, (dim,))
     logp = numba.carray(logp_ptr, (1,))
     try:
-        value, g = _log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate)
+        value, g = _log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
     except Exception:  # noqa: BLE001 - never let an error cross into Rust
         return 4
     logp[0] = value
@@ -109,11 +118,17 @@ if numba is not None:
     )(_c_expand)
 
 
-def _initial_point_fn(n_dim):
+def _start(spec):
+    """Centre of the initial points: SDs 0.5 (standardized scale), correlations 0."""
+    return np.r_[np.full(spec.n_random, np.log(0.5)), np.zeros(spec.n_corr), np.log(0.5)]
+
+
+def _initial_point_fn(spec):
+    centre = _start(spec)
+
     def initial_point(seed):
-        # jittered around tau = s = 0.5 on the standardized scale
         rng = np.random.default_rng(seed)
-        return np.log(0.5) + rng.uniform(-0.5, 0.5, size=n_dim)
+        return centre + rng.uniform(-0.5, 0.5, size=len(centre))
 
     return initial_point
 
@@ -128,7 +143,8 @@ class _NativeModel:
 
     def __init__(self, stats, spec):
         self._buf = _pack(stats, spec)
-        self._n_dim = spec.n_random + 1
+        self._spec = spec
+        self._n_dim = n_params(spec)
 
     @property
     def n_dim(self):
@@ -136,7 +152,7 @@ class _NativeModel:
 
     @property
     def shapes(self):
-        return {"log_sd": (self._n_dim,)}
+        return {"theta": (self._n_dim,)}
 
     @property
     def coords(self):
@@ -150,7 +166,7 @@ class _NativeModel:
         expand_fn = _lib.ExpandFunc(self._n_dim, self._n_dim, _c_expand.address, addr, self)
         sizes = {"param": self._n_dim}
         variables = _lib.PyVariable.new_variables(
-            ["log_sd"], ["float64"], [(self._n_dim,)], sizes, {"log_sd": ("param",)}
+            ["theta"], ["float64"], [(self._n_dim,)], sizes, {"theta": ("param",)}
         )
         return _lib.PyMcModel(
             logp_fn,
@@ -159,7 +175,7 @@ class _NativeModel:
             self._n_dim,
             sizes,
             {},
-            _initial_point_fn(self._n_dim),
+            _initial_point_fn(self._spec),
             None,
         )
 
@@ -174,7 +190,7 @@ def _python_model(stats, spec):
     """The same density through nutpie's public Python-callback interface."""
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    n_dim = spec.n_random + 1
+    n_dim = n_params(spec)
 
     def make_logp_fn():
         def logp(x):
@@ -186,7 +202,7 @@ def _python_model(stats, spec):
         return logp
 
     def make_expand_fn(seed1, seed2, chain):
-        return lambda x: {"log_sd": x.copy()}
+        return lambda x: {"theta": x.copy()}
 
     return from_pyfunc(
         n_dim,
@@ -194,8 +210,8 @@ def _python_model(stats, spec):
         make_expand_fn,
         [np.dtype("float64")],
         [(n_dim,)],
-        ["log_sd"],
-        make_initial_point_fn=_initial_point_fn(n_dim),
+        ["theta"],
+        make_initial_point_fn=_initial_point_fn(spec),
     )
 
 
@@ -213,11 +229,11 @@ def _sample_nutpie(
         # nutpie's low-level interface changed: use its public callback interface
         model = _python_model(stats, spec)
         trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
-    log_sd = np.asarray(trace.posterior["log_sd"].values)  # (chains, draws, q + 1)
+    theta = np.asarray(trace.posterior["theta"].values)  # (chains, draws, n_params)
     stats_ = trace.sample_stats
     diverging = np.asarray(stats_["diverging"].values, dtype=bool)
     saturated = np.asarray(stats_["maxdepth_reached"].values, dtype=bool)
-    return log_sd, diverging, saturated
+    return theta, diverging, saturated
 
 
 def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar):
@@ -251,8 +267,8 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
             return 1e300, np.zeros_like(x)
         return -value, -grad
 
-    n_dim = spec.n_random + 1
-    res = optimize.minimize(neg, np.full(n_dim, np.log(0.5)), jac=True, method="L-BFGS-B")
+    n_dim = n_params(spec)
+    res = optimize.minimize(neg, _start(spec), jac=True, method="L-BFGS-B")
     mode = res.x
     step = 1e-5
     hess = np.empty((n_dim, n_dim))
@@ -282,7 +298,8 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     """Sample the collapsed posterior and draw everything integrated out.
 
     Returns the standardized-scale draws as a dict: ``beta`` (C, D, p),
-    ``u`` (C, D, G, q), ``tau`` (C, D, q), ``s`` (C, D), ``diverging`` and ``max_treedepth`` (C, D).
+    ``u`` (C, D, G, q), ``tau`` (C, D, q), ``corr`` (C, D, q, q), ``s`` (C, D),
+    ``diverging`` and ``max_treedepth`` (C, D).
     """
     F, Z, ys = design(X, y, spec, scaling)
     stats = sufficient_stats(F, Z, ys, codes, n_groups)
@@ -290,23 +307,27 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     kwargs = dict(sampler_kwargs)
     inference = kwargs.pop("inference", "nuts")
     sampler = _laplace if inference == "laplace" else _sample_nutpie
-    log_sd, diverging, saturated = sampler(stats, spec, **kwargs)
-    n_chains, n_draws, _ = log_sd.shape
-    sd = np.exp(log_sd.reshape(n_chains * n_draws, -1))
-    tau, s = sd[:, :-1], sd[:, -1]
-    beta, u = _draw_in_chunks(stats, tau, s, spec.beta_prior_sd, rng)
+    theta, diverging, saturated = sampler(stats, spec, **kwargs)
+    n_chains, n_draws, _ = theta.shape
+    x = theta.reshape(n_chains * n_draws, -1)
+    q = spec.n_random
+    chol_cov = _kernels.cov_chols(x[:, :-1], q, spec.correlated, float(spec.prior_corr_eta))
+    tau, s = np.exp(x[:, :q]), np.exp(x[:, -1])
+    corr_chol = chol_cov / tau[:, :, None]
+    beta, u = _draw_in_chunks(stats, chol_cov, s, spec.beta_prior_sd, rng)
     shape = (n_chains, n_draws)
     return {
         "beta": beta.reshape(shape + beta.shape[1:]),
         "u": u.reshape(shape + u.shape[1:]),
         "tau": tau.reshape(shape + tau.shape[1:]),
+        "corr": (corr_chol @ np.swapaxes(corr_chol, -1, -2)).reshape(shape + (q, q)),
         "s": s.reshape(shape),
         "diverging": diverging,
         "max_treedepth": saturated,
     }
 
 
-def _draw_in_chunks(stats, tau, s, prior_sd, rng, max_bytes=64 * 2**20):
+def _draw_in_chunks(stats, chol_cov, s, prior_sd, rng, max_bytes=64 * 2**20):
     """Exact conditional draws for every posterior draw, in chunks of draws."""
     n_groups, q, pp1 = stats.zw.shape
     p = pp1 - 1
@@ -319,9 +340,18 @@ def _draw_in_chunks(stats, tau, s, prior_sd, rng, max_bytes=64 * 2**20):
         e_beta = rng.standard_normal((len(s[sl]), p))
         e_u = rng.standard_normal((len(s[sl]), n_groups, q))
         failed = _kernels.draw_conditional(
-            stats.zz, stats.zw, stats.ww, prior_sd, tau[sl], s[sl], e_beta, e_u, beta[sl], u[sl]
+            stats.zz,
+            stats.zw,
+            stats.ww,
+            prior_sd,
+            chol_cov[sl],
+            s[sl],
+            e_beta,
+            e_u,
+            beta[sl],
+            u[sl],
         )
         if failed.any():  # P numerically indefinite: the reference floors its eigenvalues
             idx = np.flatnonzero(failed) + start
-            beta[idx], u[idx] = draw_conditional(stats, tau[idx], s[idx], prior_sd, rng)
+            beta[idx], u[idx] = draw_conditional(stats, chol_cov[idx], s[idx], prior_sd, rng)
     return beta, u

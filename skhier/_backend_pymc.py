@@ -24,18 +24,35 @@ def build_model(X, y, codes, n_groups, spec, scaling):
     with pm.Model() as model:
         beta = pm.Normal("beta", 0.0, spec.beta_prior_sd, shape=spec.n_fixed)
         rates = spec.sd_prior_rates
-        tau = pm.Exponential("tau", rates[:q], shape=q)
         s = pm.Exponential("s", rates[q])
         # population means of the group coefficients at X = 0 (scaled units)
         shift = scaling.x_mean / scaling.x_scale
         mu_a = beta[0] - (beta[1:] * shift).sum()
         mu = pm.math.concatenate([mu_a[None], beta[1:][list(spec.slope_idx)]])
-        if spec.parametrization == "centered":
-            coef = pm.Normal("coef", mu=mu, sigma=tau, shape=(n_groups, q))
-            pm.Deterministic("u", coef - mu)
+        if spec.correlated and q > 1:
+            chol, corr, tau = pm.LKJCholeskyCov(
+                "chol_cov",
+                n=q,
+                eta=spec.prior_corr_eta,
+                sd_dist=pm.Exponential.dist(rates[:q], shape=q),
+                compute_corr=True,
+            )
+            pm.Deterministic("tau", tau)
+            pm.Deterministic("corr", corr)
+            if spec.parametrization == "centered":
+                coef = pm.MvNormal("coef", mu=mu, chol=chol, shape=(n_groups, q))
+                pm.Deterministic("u", coef - mu)
+            else:
+                z = pm.Normal("z", 0.0, 1.0, shape=(n_groups, q))
+                pm.Deterministic("u", z @ chol.T)
         else:
-            z = pm.Normal("z", 0.0, 1.0, shape=(n_groups, q))
-            pm.Deterministic("u", z * tau)
+            tau = pm.Exponential("tau", rates[:q], shape=q)
+            if spec.parametrization == "centered":
+                coef = pm.Normal("coef", mu=mu, sigma=tau, shape=(n_groups, q))
+                pm.Deterministic("u", coef - mu)
+            else:
+                z = pm.Normal("z", 0.0, 1.0, shape=(n_groups, q))
+                pm.Deterministic("u", z * tau)
         u = model["u"]
         mean = pm.math.dot(F, beta) + (Z * u[codes]).sum(axis=1)
         pm.Normal("y", mu=mean, sigma=s, observed=ys)
@@ -58,10 +75,11 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
             target_accept=sampler_kwargs["target_accept"],
             progressbar=sampler_kwargs["progressbar"],
             compute_convergence_checks=False,
-            var_names=["beta", "tau", "s", "u"],
+            var_names=["beta", "tau", "s", "u"] + (["corr"] if "corr" in model.named_vars else []),
         )
     post = idata.posterior
     return {
+        "corr": np.asarray(post["corr"].values) if "corr" in post else None,
         "beta": np.asarray(post["beta"].values),
         "u": np.asarray(post["u"].values),
         "tau": np.asarray(post["tau"].values),

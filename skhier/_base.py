@@ -121,11 +121,21 @@ class HierarchicalBase(BaseEstimator):
         self.group_coef_sd_ = post.mean("group_coef_sd")
         self.noise_sd_ = float(post.mean("noise_sd"))
         self.random_slope_mask_ = np.isin(np.arange(spec.n_features), spec.slope_idx)
+        both = self._corr_mask()
+        self.group_corr_ = np.where(both, post.mean("group_corr"), np.nan)
+        self.group_corr_interval_ = np.where(
+            both[..., None], post.interval("group_corr", prob), np.nan
+        )
         post.moments  # noqa: B018 - computed once here, so predict is O(rows) and pickled
         self.diagnostics_ = _diagnostics.parameter_diagnostics(post)
         self.convergence_ = _diagnostics.summarize_convergence(
             self.diagnostics_, post, self._free_masks()
         )
+
+    def _corr_mask(self):
+        """Entries of ``group_corr_`` between two varying effects (intercept first)."""
+        varying = np.r_[True, self.random_slope_mask_]
+        return varying[:, None] & varying[None, :]
 
     def _free_masks(self):
         """Which entries of each parameter are free (not fixed by the model)."""
@@ -133,6 +143,7 @@ class HierarchicalBase(BaseEstimator):
         return {
             "group_coef_sd": slopes,
             "group_coef": np.broadcast_to(slopes, self.group_coef_.shape),
+            "group_corr": self._corr_mask() & np.tri(len(slopes) + 1, k=-1, dtype=bool),
         }
 
     # ------------------------------------------------------------ reports
@@ -149,8 +160,8 @@ class HierarchicalBase(BaseEstimator):
         summary : pandas.DataFrame
             Columns ``mean``, ``sd``, the interval bounds (``interval_prob``),
             ``r_hat`` and ``ess_bulk``; rows named ``mu_a``, ``mu_b[feature]``,
-            ``sigma_a``, ``sigma_b[feature]``, ``eps``, ``a[group]``,
-            ``b[group, feature]``.
+            ``sigma_a``, ``sigma_b[feature]``, ``corr[effect, effect]`` (correlated
+            effects), ``eps``, ``a[group]``, ``b[group, feature]``.
         """
         check_is_fitted(self)
         from ._summary import summary_table

@@ -2,18 +2,19 @@
 
 For one grouping factor and a Gaussian likelihood, the group effects ``u_g``
 and the population coefficients ``beta`` can be integrated out analytically.
-With ``V_g = s^2 I + Z_g D Z_g'`` (``D = diag(tau^2)``) Woodbury and the matrix
-determinant lemma give, per group,
+With ``V_g = s^2 I + Z_g Sigma Z_g'`` (``Sigma`` the covariance of the group
+effects: ``diag(tau^2)`` for independent effects, full for correlated ones)
+Woodbury and the matrix determinant lemma give, per group,
 
-    V_g^{-1} = s^{-2} I - s^{-4} Z_g M_g^{-1} Z_g',    M_g = D^{-1} + Z_g'Z_g / s^2
-    log|V_g| = n_g log s^2 + log|D| + log|M_g|
+    V_g^{-1} = s^{-2} I - s^{-4} Z_g M_g^{-1} Z_g',    M_g = Sigma^{-1} + Z_g'Z_g / s^2
+    log|V_g| = n_g log s^2 + log|Sigma| + log|M_g|
 
 so every quantity needs only the per-group cross products of ``[Z_g, W_g]``
 where ``W_g = [F_g, y_g]``.  Summing ``W_g' V_g^{-1} W_g`` over groups gives
 ``A = F'V^{-1}F``, ``c = F'V^{-1}y`` and ``d = y'V^{-1}y``; with the prior
 ``beta ~ N(0, S0)`` and ``P = A + S0^{-1}``,
 
-    log p(y | tau, s) = -1/2 [N log 2 pi + sum_g log|V_g| + d - c'P^{-1}c
+    log p(y | Sigma, s) = -1/2 [N log 2 pi + sum_g log|V_g| + d - c'P^{-1}c
                               + log|P| + log|S0|].
 
 Given the variance parameters, ``beta | y ~ N(P^{-1} c, P^{-1})`` and
@@ -83,30 +84,35 @@ def sufficient_stats(F, Z, y, codes, n_groups, chunk_size=200_000):
     return SufficientStats(n=n, zz=zz, zw=zw, ww=ww)
 
 
-def _group_factors(stats, tau, s):
+def diagonal_chol(tau):
+    """Cholesky factors ``diag(tau)`` of independent effects' covariances, (S, q, q)."""
+    tau = np.atleast_2d(tau)
+    return tau[..., :, None] * np.eye(tau.shape[-1])
+
+
+def _group_factors(stats, chol_cov, s):
     """Cholesky factors of ``M_g`` and ``H_g = L_g^{-1} Z_g'W_g / s^2``.
 
-    ``tau`` has shape (S, q) and ``s`` shape (S,); results carry a leading
-    draw axis: L (S, G, q, q), H (S, G, q, p + 1).
+    ``chol_cov`` (S, q, q) holds Cholesky factors of ``Sigma`` and ``s`` has shape
+    (S,); results carry a leading draw axis: L (S, G, q, q), H (S, G, q, p + 1).
     """
     s2 = (s**2)[:, None, None, None]
-    m = stats.zz[None] / s2
-    idx = np.arange(tau.shape[1])
-    m[..., idx, idx] += (1.0 / tau**2)[:, None, :]
+    inv = np.linalg.inv(chol_cov)
+    m = stats.zz[None] / s2 + (np.swapaxes(inv, -1, -2) @ inv)[:, None]
     chol = np.linalg.cholesky(m)
     rhs = np.broadcast_to(stats.zw[None] / s2, m.shape[:-1] + (stats.zw.shape[-1],))
     h = np.linalg.solve(chol, rhs)
     return chol, h
 
 
-def log_marginal(stats, tau, s, prior_sd):
-    """Collapsed log likelihood ``log p(y | tau, s)`` for a batch of draws.
+def log_marginal(stats, chol_cov, s, prior_sd):
+    """Collapsed log likelihood ``log p(y | Sigma, s)`` for a batch of draws.
 
     Parameters
     ----------
     stats : SufficientStats
-    tau : ndarray of shape (S, q)
-        Group-level standard deviations.
+    chol_cov : ndarray of shape (S, q, q)
+        Cholesky factors of the group-effect covariance ``Sigma``.
     s : ndarray of shape (S,)
         Noise standard deviation.
     prior_sd : ndarray of shape (p,)
@@ -116,14 +122,13 @@ def log_marginal(stats, tau, s, prior_sd):
     -------
     ndarray of shape (S,)
     """
-    tau = np.atleast_2d(tau)
     s = np.atleast_1d(s)
-    chol, h = _group_factors(stats, tau, s)
+    chol, h = _group_factors(stats, chol_cov, s)
     p = len(prior_sd)
     n_groups = stats.zz.shape[0]
     logdet_v = (
         stats.n_obs * np.log(s**2)
-        + n_groups * 2.0 * np.log(tau).sum(axis=1)
+        + n_groups * 2.0 * np.log(np.diagonal(chol_cov, axis1=-2, axis2=-1)).sum(axis=1)
         + 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=(1, 2))
     )
     g = stats.ww[None] / (s**2)[:, None, None] - np.einsum("sgia,sgib->sab", h, h)
@@ -137,17 +142,16 @@ def log_marginal(stats, tau, s, prior_sd):
     return -0.5 * (stats.n_obs * _LOG_2PI + logdet_v + quad + logdet_p + logdet_s0)
 
 
-def draw_conditional(stats, tau, s, prior_sd, rng):
-    """Exact draws of ``beta`` and of the group effects given ``(tau, s)``.
+def draw_conditional(stats, chol_cov, s, prior_sd, rng):
+    """Exact draws of ``beta`` and of the group effects given ``(Sigma, s)``.
 
     Returns
     -------
     beta : ndarray of shape (S, p)
     u : ndarray of shape (S, G, q)
     """
-    tau = np.atleast_2d(tau)
     s = np.atleast_1d(s)
-    chol, h = _group_factors(stats, tau, s)
+    chol, h = _group_factors(stats, chol_cov, s)
     p = len(prior_sd)
     n_draws, n_groups, q = chol.shape[0], chol.shape[1], chol.shape[2]
     g = stats.ww[None] / (s**2)[:, None, None] - np.einsum("sgia,sgib->sab", h, h)

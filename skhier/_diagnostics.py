@@ -15,7 +15,14 @@ ESS_PER_CHAIN_MIN = 100
 #: would cost more than the fit).
 MAX_GROUP_PARAMS_DIAGNOSED = 5_000
 
-POPULATION_PARAMS = ("intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd")
+POPULATION_PARAMS = (
+    "intercept",
+    "coef",
+    "group_intercept_sd",
+    "group_coef_sd",
+    "noise_sd",
+    "group_corr",
+)
 GROUP_PARAMS = ("group_intercept", "group_coef")
 
 
@@ -32,6 +39,8 @@ def parameter_diagnostics(post) -> dict:
     out = {}
     for name in names:
         arr = getattr(post, name)
+        if arr is None:  # no correlations stored (a model saved by skhier 0.1.0)
+            continue
         shape = arr.shape[2:]
         flat = arr.reshape(arr.shape[:2] + (-1,))
         r, e = rhat_ess(flat)

@@ -33,8 +33,8 @@ except ImportError:  # pragma: no cover - numba is a dependency
 
 
 @_njit
-def factor_groups(zz, zw, ww, inv_tau2, inv_s2, chol, rdiag, h):
-    """Per group: ``L_g = chol(D^{-1} + Z'Z / s^2)`` and ``H_g = L_g^{-1} Z'W / s^2``.
+def factor_groups(zz, zw, ww, sigma_inv, inv_s2, chol, rdiag, h):
+    """Per group: ``L_g = chol(Sigma^{-1} + Z'Z / s^2)`` and ``H_g = L_g^{-1} Z'W / s^2``.
 
     Fills ``chol`` (G, q, q; lower), ``rdiag`` (G, q; ``1 / diag L_g``) and ``h``
     (G, q, p + 1).  Returns ``g = W'V^{-1}W`` (upper triangle valid) and
@@ -49,7 +49,7 @@ def factor_groups(zz, zw, ww, inv_tau2, inv_s2, chol, rdiag, h):
         hg = h[gi]
         det = 1.0
         for j in range(q):
-            acc = zz[gi, j, j] * inv_s2 + inv_tau2[j]
+            acc = zz[gi, j, j] * inv_s2 + sigma_inv[j, j]
             for k in range(j):
                 acc -= lg[j, k] * lg[j, k]
             d = np.sqrt(acc)
@@ -57,7 +57,7 @@ def factor_groups(zz, zw, ww, inv_tau2, inv_s2, chol, rdiag, h):
             rg[j] = 1.0 / d
             det *= d
             for i in range(j + 1, q):
-                acc = zz[gi, i, j] * inv_s2
+                acc = zz[gi, i, j] * inv_s2 + sigma_inv[i, j]
                 for k in range(j):
                     acc -= lg[i, k] * lg[j, k]
                 lg[i, j] = acc * rg[j]
@@ -139,50 +139,150 @@ def lower_inverse(lower, rdiag, inv):
 
 
 @_njit
-def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate):
-    """Log posterior of ``x = (log tau, log s)`` (up to a constant) and its gradient.
+def n_corr_params(q, correlated):
+    """Number of unconstrained correlation parameters (0 for independent effects)."""
+    return q * (q - 1) // 2 if correlated else 0
 
-    Value: the collapsed marginal likelihood plus the Exponential priors and the
-    log-Jacobian of ``x = log sd``.
+
+@_njit
+def cov_chol(theta, q, correlated, eta, out):
+    """Lower Cholesky factor ``C`` of the group-effect covariance ``Sigma = C C'``.
+
+    ``theta = (log tau_0..tau_{q-1}, y_1..y_m)``: the group SDs and, when
+    ``correlated``, the ``m = q(q-1)/2`` unconstrained correlation parameters.
+    ``C = diag(tau) L`` with ``L`` the Cholesky factor of the correlation matrix,
+    built from canonical partial correlations ``tanh(y)`` row by row (the
+    transform Stan uses).  Fills ``out`` (q, q) and returns the log density of
+    ``y``: the LKJ(eta) prior on the correlation matrix plus the log-Jacobian of
+    ``y -> L`` (0 for independent effects).  Written for float and complex
+    ``theta`` alike, so derivatives can be taken by complex step.
+    """
+    zero = theta[0] * 0.0  # 0 of theta's type (float or complex)
+    lp = zero
+    for i in range(q):
+        for j in range(q):
+            out[i, j] = zero
+    k = q
+    for i in range(q):
+        tau = np.exp(theta[i])
+        if not correlated or i == 0:
+            out[i, i] = tau
+            continue
+        sum_sqs = zero
+        for j in range(i):
+            z = np.tanh(theta[k])
+            k += 1
+            lp += np.log(1.0 - z * z)
+            if j > 0:
+                lp += 0.5 * np.log(1.0 - sum_sqs)
+            lij = z * np.sqrt(1.0 - sum_sqs)
+            out[i, j] = tau * lij
+            sum_sqs += lij * lij
+        lii = np.sqrt(1.0 - sum_sqs)
+        out[i, i] = tau * lii
+        lp += (q - i - 1 + 2.0 * eta - 2.0) * np.log(lii)
+    return lp
+
+
+@_njit
+def _precision(chol_cov, sigma_inv):
+    """``Sigma^{-1} = C^{-T} C^{-1}`` into ``sigma_inv``; returns ``log|Sigma|``."""
+    q = chol_cov.shape[0]
+    rdiag = np.empty(q)
+    logdet = 0.0
+    for i in range(q):
+        rdiag[i] = 1.0 / chol_cov[i, i]
+        logdet += 2.0 * np.log(chol_cov[i, i])
+    inv = np.zeros((q, q))
+    lower_inverse(chol_cov, rdiag, inv)
+    for i in range(q):
+        for j in range(q):
+            acc = 0.0
+            for k in range(max(i, j), q):
+                acc += inv[k, i] * inv[k, j]
+            sigma_inv[i, j] = acc
+    return logdet
+
+
+@_njit
+def _mul(a, b):
+    """``a @ b`` for tiny square matrices (no BLAS call inside the density)."""
+    n = a.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n):
+        for k in range(n):
+            aik = a[i, k]
+            for j in range(n):
+                out[i, j] += aik * b[k, j]
+    return out
+
+
+@_njit
+def cov_chols(theta, q, correlated, eta):
+    """:func:`cov_chol` for each row of ``theta`` (S, q + m): shape (S, q, q)."""
+    out = np.empty((theta.shape[0], q, q))
+    for d in range(theta.shape[0]):
+        cov_chol(theta[d], q, correlated, eta, out[d])
+    return out
+
+
+@_njit
+def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+    """Log posterior of ``x = (log tau, y, log s)`` (up to a constant) and its gradient.
+
+    ``y`` holds the correlation parameters of :func:`cov_chol` (none for
+    independent effects).  Value: the collapsed marginal likelihood, the
+    Exponential priors on the SDs with the log-Jacobian of ``x = log sd``, and the
+    LKJ prior on the correlations with its transform's log-Jacobian.
 
     Gradient: Fisher's identity, ``d log p(y | x) = E[d log p(y, beta, u | x) | y]``,
-    with the Gaussian posterior moments of ``(beta, u)`` given ``x``:
+    with the Gaussian posterior moments of ``(beta, u)`` given ``x``.  With
+    ``S_u = sum_g E[u_g u_g' | y]`` the gradient in the group covariance is
+    ``d/dSigma = (Sigma^{-1} S_u Sigma^{-1} - G Sigma^{-1}) / 2``, so in its Cholesky
+    factor ``d/dC = (Sigma^{-1} S_u Sigma^{-1} - G Sigma^{-1}) C``, and the chain rule
+    through ``C(log tau, y)`` uses that tiny map's Jacobian (complex step: exact
+    to machine precision).  For the noise,
 
-        d/d log tau_j = -G + T_j,          T_j = sum_g E[u_gj^2] / tau_j^2
-        d/d log s     = -N + E||y - F beta - Z u||^2 / s^2
-                      = -N + quad - beta_hat' S0^{-1} beta_hat - tr(S0^{-1} P^{-1})
-                        + p + G q - sum_j T_j
+        d/d log s = -N + E||y - F beta - Z u||^2 / s^2
+                  = -N + quad - beta_hat' S0^{-1} beta_hat - tr(S0^{-1} P^{-1})
+                    + p + G q - tr(Sigma^{-1} S_u)
 
-    (the last line uses ``||y - A psi_hat||^2 / s^2 + psi_hat' Lambda psi_hat = quad``
-    and ``tr(A'A Q^{-1}) / s^2 = dim(psi) - tr(Lambda Q^{-1})`` for the joint
-    posterior precision ``Q = A'A / s^2 + Lambda``).  Cost: two passes over the
-    groups of O(q^3 + q^2 p + q p^2) each.
+    (using ``||y - A psi_hat||^2 / s^2 + psi_hat' Lambda psi_hat = quad`` and
+    ``tr(A'A Q^{-1}) / s^2 = dim(psi) - tr(Lambda Q^{-1})`` for the joint posterior
+    precision ``Q = A'A / s^2 + Lambda``).  Cost: two passes over the groups of
+    O(q^3 + q^2 p + q p^2) each.
     """
     n_groups, q, pp1 = zw.shape
     p = pp1 - 1
-    tau2 = np.exp(2.0 * x[:q])
+    n_cov = q + n_corr_params(q, correlated)
+    chol_cov = np.zeros((q, q))
+    value = cov_chol(x[:n_cov], q, correlated, eta, chol_cov)
+    sigma_inv = np.empty((q, q))
+    logdet_sigma = _precision(chol_cov, sigma_inv)
+    log_s = x[n_cov]
     chol = np.zeros((n_groups, q, q))
     rdiag = np.empty((n_groups, q))
     h = np.empty((n_groups, q, pp1))
-    g, logdet_m = factor_groups(zz, zw, ww, 1.0 / tau2, np.exp(-2.0 * x[q]), chol, rdiag, h)
+    g, logdet_m = factor_groups(zz, zw, ww, sigma_inv, np.exp(-2.0 * log_s), chol, rdiag, h)
     lp = np.zeros((p, p))
     lp_rdiag = np.empty(p)
     ok, logdet_p, v, quad = population_factor(g, prior_sd, lp, lp_rdiag)
-    grad = np.zeros(q + 1)
+    grad = np.zeros(n_cov + 1)
     if not ok:
         return -np.inf, grad
     beta = np.empty((p, 1))
     back_substitute(lp, lp_rdiag, v.reshape((p, 1)), beta)
     lp_inv = np.zeros((p, p))
     lower_inverse(lp, lp_rdiag, lp_inv)
-    logdet_v = 2.0 * n_obs * x[q] + 2.0 * n_groups * np.sum(x[:q]) + 2.0 * logdet_m
-    value = -0.5 * (logdet_v + quad + 2.0 * logdet_p)
+    logdet_v = 2.0 * n_obs * log_s + n_groups * logdet_sigma + 2.0 * logdet_m
+    value += -0.5 * (logdet_v + quad + 2.0 * logdet_p)
 
-    # Second pass: T_j = sum_g (ubar_gj^2 + Var u_gj) / tau_j^2
-    t = np.zeros(q)
+    # Second pass: S_u = sum_g (ubar ubar' + M^{-1} + K P^{-1} K')
+    su = np.zeros((q, q))
     rhs = np.empty((q, pp1))  # columns: H_F (for K) and h_y - H_F beta (for ubar)
     sol = np.empty((q, pp1))
     lg_inv = np.zeros((q, q))
+    w = np.empty((q, p))
     for gi in range(n_groups):
         hg = h[gi]
         for i in range(q):
@@ -194,35 +294,61 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate):
         back_substitute(chol[gi], rdiag[gi], rhs, sol)  # sol = [K, ubar] = L^{-T} rhs
         lower_inverse(chol[gi], rdiag[gi], lg_inv)
         for j in range(q):
-            var_m = 0.0  # (M^{-1})_jj
-            for k in range(j, q):
-                var_m += lg_inv[k, j] * lg_inv[k, j]
-            var_k = 0.0  # (K P^{-1} K')_jj = ||row_j(K) L_P^{-T}||^2
-            for m in range(p):
+            for m in range(p):  # w = K L_P^{-T}, so K P^{-1} K' = w w'
                 acc = 0.0
                 for a in range(m + 1):
                     acc += sol[j, a] * lp_inv[m, a]
-                var_k += acc * acc
-            t[j] += (sol[j, p] * sol[j, p] + var_m + var_k) / tau2[j]
-
+                w[j, m] = acc
+        for j in range(q):
+            for k in range(j + 1):
+                acc = sol[j, p] * sol[k, p]
+                for m in range(j, q):  # (M^{-1})_jk, k <= j
+                    acc += lg_inv[m, j] * lg_inv[m, k]
+                for m in range(p):
+                    acc += w[j, m] * w[k, m]
+                su[j, k] += acc
     for j in range(q):
-        grad[j] = -n_groups + t[j]
-    s_term = -n_obs + quad + p + n_groups * q - np.sum(t)
+        for k in range(j):
+            su[k, j] = su[j, k]
+
+    # d/dC = (Sigma^{-1} S_u Sigma^{-1} - G Sigma^{-1}) C, and tr(Sigma^{-1} S_u)
+    grad_c = _mul(_mul(_mul(sigma_inv, su), sigma_inv) - n_groups * sigma_inv, chol_cov)
+    trace = 0.0
+    for j in range(q):
+        for k in range(q):
+            trace += sigma_inv[j, k] * su[k, j]
+    step = 1e-20
+    xc = x[:n_cov].astype(np.complex128)
+    cc = np.zeros((q, q), dtype=np.complex128)
+    for t in range(n_cov):
+        xc[t] += 1j * step
+        dlp = cov_chol(xc, q, correlated, eta, cc).imag / step
+        xc[t] -= 1j * step
+        acc = dlp
+        for i in range(q):
+            for j in range(i + 1):
+                acc += grad_c[i, j] * cc[i, j].imag / step
+        grad[t] = acc
+
+    s_term = -n_obs + quad + p + n_groups * q - trace
     for a in range(p):
         s_term -= (beta[a, 0] ** 2 + np.sum(lp_inv[a:, a] ** 2)) / prior_sd[a] ** 2
-    grad[q] = s_term
-    # Exponential priors on exp(x), with the log-Jacobian x
+    grad[n_cov] = s_term
+    # Exponential priors on the SDs exp(x), with the log-Jacobian x
     for j in range(q + 1):
-        value += x[j] - rate[j] * np.exp(x[j])
-        grad[j] += 1.0 - rate[j] * np.exp(x[j])
+        xi = x[j] if j < q else log_s
+        ti = j if j < q else n_cov
+        value += xi - rate[j] * np.exp(xi)
+        grad[ti] += 1.0 - rate[j] * np.exp(xi)
     return value, grad
 
 
 @_njit_parallel
-def draw_conditional(zz, zw, ww, prior_sd, tau, s, e_beta, e_u, beta_out, u_out):
-    """Exact draws of ``beta`` and the group effects given ``(tau, s)``, in parallel
+def draw_conditional(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
+    """Exact draws of ``beta`` and the group effects given ``(Sigma, s)``, in parallel
     over posterior draws, from standard normals ``e_beta`` (S, p) and ``e_u``
-    (S, G, q).  Same arithmetic as :func:`skhier._collapsed.draw_conditional`.
+    (S, G, q); ``chol_cov`` (S, q, q) holds the Cholesky factors of ``Sigma``.
+    Same arithmetic as :func:`skhier._collapsed.draw_conditional`.
 
     Returns a boolean mask of draws whose ``P`` was numerically indefinite (left
     for the caller to redo with the eigenvalue-floored reference).
@@ -235,7 +361,9 @@ def draw_conditional(zz, zw, ww, prior_sd, tau, s, e_beta, e_u, beta_out, u_out)
         chol = np.zeros((n_groups, q, q))
         rdiag = np.empty((n_groups, q))
         h = np.empty((n_groups, q, pp1))
-        g, _ = factor_groups(zz, zw, ww, 1.0 / tau[d] ** 2, 1.0 / s[d] ** 2, chol, rdiag, h)
+        sigma_inv = np.empty((q, q))
+        _precision(chol_cov[d], sigma_inv)
+        g, _ = factor_groups(zz, zw, ww, sigma_inv, 1.0 / s[d] ** 2, chol, rdiag, h)
         lp = np.zeros((p, p))
         lp_rdiag = np.empty(p)
         ok, _, v, _ = population_factor(g, prior_sd, lp, lp_rdiag)

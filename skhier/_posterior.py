@@ -28,6 +28,10 @@ class Posterior:
     group_coef : (C, D, G, K)     ``b[g, k]``
     diverging : (C, D)            divergent transitions
     max_treedepth : (C, D)        transitions that hit NUTS' maximum tree depth
+    group_corr : (C, D, K+1, K+1) correlations of ``[a[g], b[g, :]]``: identity
+                                  for independent effects and in the rows of
+                                  features without a random slope (None in models
+                                  saved by skhier 0.1.0: independent)
     """
 
     intercept: np.ndarray
@@ -39,6 +43,7 @@ class Posterior:
     group_coef: np.ndarray
     diverging: np.ndarray
     max_treedepth: np.ndarray
+    group_corr: np.ndarray | None = None
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling) -> Posterior:
@@ -62,6 +67,7 @@ class Posterior:
             group_coef=group_coef,
             diverging=np.asarray(draws["diverging"], dtype=bool),
             max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
+            group_corr=_padded_corr(draws.get("corr"), slopes, coef.shape),
         )
 
     # ------------------------------------------------------------------ shapes
@@ -84,6 +90,16 @@ class Posterior:
         q = np.quantile(self.flat(name), [tail, 1.0 - tail], axis=0)
         return np.moveaxis(q, 0, -1)
 
+    def group_sd_and_corr(self):
+        """Flat draws of ``[sigma_a, sigma_b]`` (S, K+1) and of their correlation
+        matrix (S, K+1, K+1)."""
+        sd = np.column_stack([self.flat("group_intercept_sd"), self.flat("group_coef_sd")])
+        if self.group_corr is None:
+            corr = np.broadcast_to(np.eye(sd.shape[1]), (len(sd),) + (sd.shape[1],) * 2)
+        else:
+            corr = self.flat("group_corr")
+        return sd, corr
+
     @cached_property
     def moments(self):
         """Posterior means and covariances of ``[intercept, coef]``.
@@ -92,20 +108,22 @@ class Posterior:
         -------
         group_mean : (G, K + 1), group_cov : (G, K + 1, K + 1),
         pop_mean : (K + 1,), pop_cov : (K + 1, K + 1),
-        pop_var : (K + 1,)  E[sigma^2] of ``[sigma_a, sigma_b]``.
+        pop_var : (K + 1, K + 1)  E[Sigma], the covariance of a new group's
+        ``[a, b]`` around ``[mu_a, mu_b]`` (a vector of its diagonal in models
+        saved by skhier 0.1.0).
         """
         g = np.concatenate([self.flat("group_intercept")[..., None], self.flat("group_coef")], -1)
         group_mean = g.mean(axis=0)
         centred = g - group_mean
         group_cov = np.einsum("sgi,sgj->gij", centred, centred) / max(len(g) - 1, 1)
         pop = np.column_stack([self.flat("intercept"), self.flat("coef")])
-        pop_var = np.column_stack([self.flat("group_intercept_sd"), self.flat("group_coef_sd")])
+        sd, corr = self.group_sd_and_corr()
         return (
             group_mean,
             group_cov,
             pop.mean(axis=0),
             np.atleast_2d(np.cov(pop, rowvar=False)),
-            (pop_var**2).mean(axis=0),
+            np.einsum("si,sij,sj->ij", sd, corr, sd) / len(sd),
         )
 
     # ------------------------------------------------------------------ arviz
@@ -113,10 +131,17 @@ class Posterior:
         """ArviZ ``InferenceData`` with named dimensions."""
         import arviz as az
 
-        coords = {"feature": list(feature_names), "group": list(group_labels)}
+        effects = ["intercept", *feature_names]
+        coords = {
+            "feature": list(feature_names),
+            "group": list(group_labels),
+            "effect": effects,
+            "effect_bis": effects,
+        }
         dims = {
             "mu_b": ["feature"],
             "sigma_b": ["feature"],
+            "corr": ["effect", "effect_bis"],
             "a": ["group"],
             "b": ["group", "feature"],
         }
@@ -126,6 +151,7 @@ class Posterior:
             "sigma_a": self.group_intercept_sd,
             "sigma_b": self.group_coef_sd,
             "eps": self.noise_sd,
+            "corr": self.group_sd_and_corr()[1].reshape(self.intercept.shape + (len(effects),) * 2),
             "a": self.group_intercept,
             "b": self.group_coef,
         }
@@ -135,3 +161,13 @@ class Posterior:
             coords=coords,
             dims=dims,
         )
+
+
+def _padded_corr(corr, slopes, coef_shape):
+    """Correlations of the random effects placed in a (K+1, K+1) identity."""
+    k1 = coef_shape[-1] + 1
+    out = np.broadcast_to(np.eye(k1), coef_shape[:-1] + (k1, k1)).copy()
+    if corr is not None:
+        idx = np.r_[0, np.asarray(slopes, dtype=int) + 1]
+        out[..., idx[:, None], idx[None, :]] = corr
+    return out

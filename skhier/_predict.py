@@ -5,7 +5,8 @@ Every prediction method goes through two primitives:
 * :func:`linear_moments` - exact posterior mean and variance of
   ``E[y | x, group] = a[g] + x @ b[g]`` from the per-group posterior moments
   (no draws, O(rows)).  For a new group the law of total variance adds the
-  between-group spread: ``Var = x' Cov(mu) x + E[sigma_a^2] + sum x_k^2 E[sigma_b_k^2]``.
+  between-group spread: ``Var = x' Cov(mu) x + x' E[Sigma] x`` with ``x = [1, x]``
+  and ``Sigma`` the covariance of the group effects.
 * :func:`predictive_draws` - posterior predictive draws for a block of rows,
   where the rows of one new group share one drawn group effect per draw.
 
@@ -49,7 +50,8 @@ def linear_moments(post, X, codes, is_new, with_var=True):
             mean[mask] = pop_mean[0] + Xm @ pop_mean[1:]
             if with_var:
                 D = _design(Xm)
-                var[mask] = np.einsum("ij,jk,ik->i", D, pop_cov, D) + (D**2) @ pop_var
+                spread = np.diag(pop_var) if pop_var.ndim == 1 else pop_var  # 0.1.0: diagonal
+                var[mask] = np.einsum("ij,jk,ik->i", D, pop_cov + spread, D)
     return mean, (None if var is None else np.maximum(var, 0.0))
 
 
@@ -75,10 +77,11 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
     if is_new.any():
         n_new = int(new_codes.max()) + 1
         mu = np.column_stack([post.flat("intercept"), post.flat("coef")])[draw_idx]  # (S, K+1)
-        sd = np.column_stack([post.flat("group_intercept_sd"), post.flat("group_coef_sd")])[
-            draw_idx
-        ]
-        effects = mu[:, None, :] + sd[:, None, :] * rng.standard_normal((n_s, n_new, mu.shape[1]))
+        sd, corr = post.group_sd_and_corr()
+        e = rng.standard_normal((n_s, n_new, mu.shape[1]))
+        if post.group_corr is not None:  # correlated effects: e ~ N(0, R)
+            e = e @ np.swapaxes(np.linalg.cholesky(corr[draw_idx]), -1, -2)
+        effects = mu[:, None, :] + sd[draw_idx][:, None, :] * e
         nc = new_codes[is_new]
         out[is_new] = np.einsum("nk,snk->ns", D[is_new], effects[:, nc, :])
     if noise:

@@ -38,6 +38,12 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
 
     Parameters
     ----------
+    correlated_effects : bool, default=True
+        Group intercepts and slopes are drawn from a multivariate normal with a
+        full covariance (lme4's ``(x | g)``): their correlations are learned, with
+        an LKJ(``prior_corr_eta``) prior.  False: independent effects (``(x || g)``,
+        the textbook model).  With a full covariance, centring or scaling the
+        features (e.g. ``StandardScaler``) describes the same model.
     random_slopes : "all", None or list of str or int, default="all"
         Features whose slopes vary by group: all of them that vary within groups,
         none (a varying intercept model), or a subset given by feature names or
@@ -73,6 +79,10 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         ``sigma_b`` (standardized scale).
     prior_noise_sd : float, default=1.0
         Mean of the Exponential prior on the noise SD ``eps`` (standardized scale).
+    prior_corr_eta : float, default=2.0
+        Shape of the LKJ prior on the correlation matrix of the group effects
+        (``correlated_effects=True``): 1 is uniform over correlation matrices,
+        2 (default) mildly favours small correlations, larger values favour them more.
     standardize : bool, default=True
         Standardize ``X`` and ``y`` internally so the priors above are
         meaningful whatever the units.  With False the priors apply to the raw data.
@@ -176,6 +186,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     """
 
     _parameter_constraints: dict = {
+        "correlated_effects": ["boolean"],
         "random_slopes": [StrOptions({"all"}), None, "array-like"],
         "engine": [StrOptions({"auto", "collapsed", "explicit"})],
         "inference": [StrOptions({"nuts", "laplace"})],
@@ -184,6 +195,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         "prior_coef_sd": [Interval(Real, 0, None, closed="neither")],
         "prior_group_sd": [Interval(Real, 0, None, closed="neither")],
         "prior_noise_sd": [Interval(Real, 0, None, closed="neither")],
+        "prior_corr_eta": [Interval(Real, 0, None, closed="neither")],
         "standardize": ["boolean"],
         "draws": [Interval(Integral, 1, None, closed="left")],
         "tune": [Interval(Integral, 0, None, closed="left")],
@@ -199,6 +211,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     def __init__(
         self,
         *,
+        correlated_effects=True,
         random_slopes="all",
         engine="auto",
         inference="nuts",
@@ -207,6 +220,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         prior_coef_sd=1.5,
         prior_group_sd=1.0,
         prior_noise_sd=1.0,
+        prior_corr_eta=2.0,
         standardize=True,
         draws=1000,
         tune=1000,
@@ -218,6 +232,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         unseen_groups="warn",
         group_col=None,
     ):
+        self.correlated_effects = correlated_effects
         self.random_slopes = random_slopes
         self.engine = engine
         self.inference = inference
@@ -226,6 +241,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self.prior_coef_sd = prior_coef_sd
         self.prior_group_sd = prior_group_sd
         self.prior_noise_sd = prior_noise_sd
+        self.prior_corr_eta = prior_corr_eta
         self.standardize = standardize
         self.draws = draws
         self.tune = tune
@@ -309,6 +325,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             prior_noise_sd=float(self.prior_noise_sd),
             engine=engine,
             parametrization=parametrization,
+            correlated=bool(self.correlated_effects) and len(slope_idx) > 0,
+            prior_corr_eta=float(self.prior_corr_eta),
         )
 
     # ------------------------------------------------------------ predict

@@ -6,15 +6,17 @@ every feature divided by its SD) where the default priors are meaningful:
     beta_0 ~ Normal(0, prior_intercept_sd)      intercept at the feature means
     beta_k ~ Normal(0, prior_coef_sd)           population slopes (mu_b)
     tau_j  ~ Exponential(mean=prior_group_sd)   group SDs (sigma_a, sigma_b)
+    R      ~ LKJ(prior_corr_eta)                correlations (identity if independent)
     s      ~ Exponential(mean=prior_noise_sd)   noise SD (eps)
-    u_g    ~ Normal(0, diag(tau^2))             group deviations
+    u_g    ~ Normal(0, diag(tau) R diag(tau))   group deviations
     y_g    = F_g beta + Z_g u_g + Normal(0, s^2)
 
 ``F = [1, (X - mean) / sd]`` is centred (so the intercept prior concerns the
 mean response) while ``Z = [1, X_slopes / sd]`` is only scaled, so the group
-effects are independent *at the user's X = 0*, exactly as in
-``lme4``'s ``(x || g)``.  Reported parameters are transformed back to the
-user's units; the transform is linear and exact.
+effects are *at the user's X = 0*: independent there, exactly as in
+``lme4``'s ``(x || g)``, or correlated with a full covariance as in ``(x | g)``.
+Reported parameters are transformed back to the user's units; the transform is
+linear and exact.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class ModelSpec:
     prior_noise_sd: float
     engine: str  # "collapsed" or "explicit"
     parametrization: str  # "centered" or "non-centered" (explicit engine)
+    correlated: bool = False  # full covariance of the group effects (LKJ prior)
+    prior_corr_eta: float = 2.0  # LKJ shape of the correlation matrix
 
     @property
     def n_fixed(self) -> int:
@@ -68,6 +72,12 @@ class ModelSpec:
     def n_random(self) -> int:
         """q: number of group-level coefficients (intercept + random slopes)."""
         return 1 + len(self.slope_idx)
+
+    @property
+    def n_corr(self) -> int:
+        """Number of correlations between group effects that are sampled."""
+        q = self.n_random
+        return q * (q - 1) // 2 if self.correlated else 0
 
     @property
     def beta_prior_sd(self) -> np.ndarray:

@@ -46,7 +46,30 @@ def summary_table(est, group_level: bool) -> pd.DataFrame:
             index=labels,
         )
         blocks.append(frame[keep.ravel()])
+        if attr == "group_coef_sd":
+            blocks.append(_corr_rows(est, ["intercept", *features], lo_name, hi_name))
     return pd.concat(blocks)
+
+
+def _corr_rows(est, effects, lo_name, hi_name):
+    """``corr[a, b]`` rows: correlations between varying effects (lower triangle)."""
+    free = est._free_masks()["group_corr"] & ~np.isnan(est.diagnostics_["group_corr"][0])
+    if est.posterior_.group_corr is None:
+        free = np.zeros_like(free)
+    rows, cols = np.nonzero(free)
+    draws = est.posterior_.flat("group_corr")[:, rows, cols] if len(rows) else np.empty((0, 0))
+    r_hat, ess = est.diagnostics_["group_corr"]
+    return pd.DataFrame(
+        {
+            "mean": est.group_corr_[rows, cols],
+            "sd": draws.std(axis=0, ddof=1) if len(rows) else [],
+            lo_name: est.group_corr_interval_[rows, cols, 0],
+            hi_name: est.group_corr_interval_[rows, cols, 1],
+            "r_hat": r_hat[rows, cols],
+            "ess_bulk": ess[rows, cols],
+        },
+        index=[f"corr[{effects[j]}, {effects[i]}]" for i, j in zip(rows, cols, strict=True)],
+    )
 
 
 def _labels(name, by_group, by_feature, groups, features):

@@ -28,6 +28,7 @@ SLEEPSTUDY_LME4 = {
     "coef_se": 1.546,
     "group_intercept_sd": 24.741,
     "group_coef_sd": 5.922,
+    "group_corr": 0.066,
     "noise_sd": 25.592,
     "ranef": pd.DataFrame(
         {

@@ -5,7 +5,8 @@ import pytest
 from scipy import stats as st
 
 from skhier._backend_collapsed import log_density
-from skhier._collapsed import draw_conditional, log_marginal, sufficient_stats
+from skhier._collapsed import diagonal_chol, draw_conditional, log_marginal, sufficient_stats
+from skhier._kernels import cov_chol, cov_chols
 from skhier._spec import ModelSpec
 
 
@@ -18,12 +19,13 @@ def _problem(rng, n=40, n_groups=5, p=3, q=2):
     return F, Z, y, codes
 
 
-def _dense_cov(F, Z, codes, n_groups, tau, s, prior_sd):
+def _dense_cov(F, Z, codes, n_groups, tau, s, prior_sd, corr=None):
     n, q = Z.shape
     ZD = np.zeros((n, n_groups * q))
     for i in range(n):
         ZD[i, codes[i] * q : (codes[i] + 1) * q] = Z[i]
-    D = np.diag(np.tile(tau**2, n_groups))
+    sigma = np.diag(tau**2) if corr is None else np.outer(tau, tau) * corr
+    D = np.kron(np.eye(n_groups), sigma)
     return s**2 * np.eye(n) + ZD @ D @ ZD.T + F @ np.diag(prior_sd**2) @ F.T, ZD, D
 
 
@@ -36,11 +38,19 @@ def test_log_marginal_matches_dense_mvn(seed):
     tau = rng.uniform(0.1, 2.0, size=(3, q))
     s = rng.uniform(0.3, 2.0, size=3)
     prior_sd = np.array([2.0, 1.5, 1.0])
-    got = log_marginal(stats, tau, s, prior_sd)
+    got = log_marginal(stats, diagonal_chol(tau), s, prior_sd)
+    # correlated effects: a full covariance from random correlation parameters
+    theta = np.column_stack([np.log(tau), rng.normal(0, 0.8, size=(3, q * (q - 1) // 2))])
+    chol = cov_chols(theta, q, True, 2.0)
+    got_full = log_marginal(stats, chol, s, prior_sd)
     for k in range(3):
         V, _, _ = _dense_cov(F, Z, codes, 5, tau[k], s[k], prior_sd)
         want = st.multivariate_normal(np.zeros(len(y)), V).logpdf(y)
         assert got[k] == pytest.approx(want, rel=1e-10)
+        corr = (chol[k] @ chol[k].T) / np.outer(tau[k], tau[k])
+        V, _, _ = _dense_cov(F, Z, codes, 5, tau[k], s[k], prior_sd, corr)
+        want = st.multivariate_normal(np.zeros(len(y)), V).logpdf(y)
+        assert got_full[k] == pytest.approx(want, rel=1e-10)
 
 
 def test_sufficient_stats_chunking_is_exact(rng):
@@ -51,30 +61,63 @@ def test_sufficient_stats_chunking_is_exact(rng):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12)
 
 
+@pytest.mark.parametrize("correlated", [False, True])
 @pytest.mark.parametrize(
     "seed, p, slopes", [(0, 3, (0,)), (1, 3, (0, 1)), (2, 2, ()), (3, 4, (2,))]
 )
-def test_sampler_density_matches_reference_and_gradient_is_exact(seed, p, slopes):
+def test_sampler_density_matches_reference_and_gradient_is_exact(seed, p, slopes, correlated):
     rng = np.random.default_rng(seed)
     q = 1 + len(slopes)
     F, Z, y, codes = _problem(rng, p=p, q=q)
     stats = sufficient_stats(F, Z, y, codes, 5)
-    spec = ModelSpec(p - 1, slopes, 2.0, 1.5, 0.7, 1.3, "collapsed", "centered")
+    spec = ModelSpec(p - 1, slopes, 2.0, 1.5, 0.7, 1.3, "collapsed", "centered", correlated, 1.7)
+    m = spec.n_corr
     rates = spec.sd_prior_rates
     prior_sd = spec.beta_prior_sd
-    for x in rng.normal(-0.3, 0.7, size=(3, q + 1)):
+    for x in rng.normal(-0.3, 0.7, size=(3, q + m + 1)):
         value, grad = log_density(x, stats, spec)
-        ref = log_marginal(stats, np.exp(x[None, :q]), np.exp(x[q:]), prior_sd)[0]
+        chol = np.zeros((q, q))
+        log_corr_prior = cov_chol(x[: q + m], q, correlated, 1.7, chol)
+        ref = log_marginal(stats, chol[None], np.exp(x[-1:]), prior_sd)[0]
         const = 0.5 * (stats.n_obs * np.log(2 * np.pi) + 2 * np.log(prior_sd).sum())
-        logprior = np.sum(x - rates * np.exp(x))
+        sds = np.r_[x[:q], x[-1]]
+        logprior = np.sum(sds - rates * np.exp(sds)) + log_corr_prior
         assert value == pytest.approx(ref + const + logprior, rel=1e-12)
         eps = 1e-6
         fd = [
             (log_density(x + eps * e, stats, spec)[0] - log_density(x - eps * e, stats, spec)[0])
             / (2 * eps)
-            for e in np.eye(q + 1)
+            for e in np.eye(q + m + 1)
         ]
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("q, eta", [(2, 2.0), (3, 1.0), (3, 2.0), (4, 3.5)])
+def test_correlation_prior_is_lkj_with_the_exact_jacobian(q, eta):
+    """log p(y) = (eta - 1) log det R(y) + log|det dR/dy| + const: the LKJ density of
+    the correlation matrix times the Jacobian of y -> its off-diagonal entries."""
+    rng = np.random.default_rng(q)
+    m = q * (q - 1) // 2
+    low = np.tril_indices(q, -1)
+
+    def corr(y):
+        c = np.zeros((q, q))
+        cov_chol(np.r_[np.zeros(q), y], q, True, eta, c)
+        return c @ c.T
+
+    diffs = []
+    for y in rng.normal(0, 0.7, size=(6, m)):
+        c = np.zeros((q, q))
+        lp = cov_chol(np.r_[np.zeros(q), y], q, True, eta, c)
+        R = c @ c.T
+        np.testing.assert_allclose(np.diag(R), 1.0, rtol=1e-12)
+        h = 1e-6
+        jac = np.column_stack(
+            [(corr(y + h * e)[low] - corr(y - h * e)[low]) / (2 * h) for e in np.eye(m)]
+        )
+        want = (eta - 1) * np.linalg.slogdet(R)[1] + np.linalg.slogdet(jac)[1]
+        diffs.append(lp - want)
+    np.testing.assert_allclose(diffs, diffs[0], atol=1e-6)
 
 
 def test_conditional_draws_match_dense_gaussian_posterior():
@@ -90,7 +133,7 @@ def test_conditional_draws_match_dense_gaussian_posterior():
     mean = cov @ design.T @ y / s**2
     n_draws = 40_000
     beta, u = draw_conditional(
-        stats, np.tile(tau, (n_draws, 1)), np.full(n_draws, s), prior_sd, rng
+        stats, diagonal_chol(np.tile(tau, (n_draws, 1))), np.full(n_draws, s), prior_sd, rng
     )
     draws = np.hstack([beta, u.reshape(n_draws, -1)])
     se = np.sqrt(np.diag(cov) / n_draws)
@@ -124,11 +167,12 @@ def test_numba_conditional_draws_equal_numpy_reference():
     rng = np.random.default_rng(3)
     F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=3, q=2)
     stats = sufficient_stats(F, Z, y, codes, 6)
-    tau = rng.uniform(0.2, 1.5, size=(50, 2))
+    theta = np.column_stack([np.log(rng.uniform(0.2, 1.5, size=(50, 2))), rng.normal(size=50)])
+    chol = cov_chols(theta, 2, True, 2.0)  # correlated effects
     s = rng.uniform(0.4, 1.5, size=50)
     prior_sd = np.array([2.0, 1.5, 1.5])
-    beta_ref, u_ref = draw_conditional(stats, tau, s, prior_sd, np.random.default_rng(9))
-    beta, u = _draw_in_chunks(stats, tau, s, prior_sd, np.random.default_rng(9))
+    beta_ref, u_ref = draw_conditional(stats, chol, s, prior_sd, np.random.default_rng(9))
+    beta, u = _draw_in_chunks(stats, chol, s, prior_sd, np.random.default_rng(9))
     np.testing.assert_allclose(beta, beta_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(u, u_ref, rtol=1e-9, atol=1e-12)
 

@@ -217,9 +217,12 @@ def test_summary_table(fitted):
     assert {"mu_a", "mu_b[x0]", "sigma_a", "sigma_b[x1]", "eps", "a[3]", "b[3, x1]"} <= set(
         table.index
     )
-    assert len(table) == 1 + 2 + 1 + 2 + 1 + 12 + 24
+    # mu_a, mu_b, sigma_a, sigma_b, 3 correlations, eps, a, b
+    assert len(table) == 1 + 2 + 1 + 2 + 3 + 1 + 12 + 24
+    assert {"corr[intercept, x0]", "corr[intercept, x1]", "corr[x0, x1]"} <= set(table.index)
+    assert table.loc["corr[x0, x1]", "mean"] == pytest.approx(fitted.group_corr_[2, 1])
     assert table.loc["mu_a", "mean"] == pytest.approx(fitted.intercept_)
-    assert len(fitted.summary(group_level=False)) == 7
+    assert len(fitted.summary(group_level=False)) == 7 + 3
     idata = fitted.idata_
     assert idata.posterior["b"].dims == ("chain", "draw", "group", "feature")
 
