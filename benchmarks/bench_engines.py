@@ -1,9 +1,14 @@
 """Speed and sampling efficiency: skhier's collapsed engine against baselines.
 
+skhier fits its default model: correlated group effects (lme4's ``(x | g)``).
 Baselines, measured in the same run on the same machine:
 
-* ``pymc``: the explicit non-centered model under PyMC's default NUTS
+* ``pymc``: the same model written out explicitly (non-centered, ``LKJCholeskyCov``)
+  under PyMC's default NUTS
   (``HierarchicalRegressor(engine="explicit", parametrization="non-centered")``),
+* ``independent``: skhier's collapsed engine on the independent-effects model
+  (``correlated_effects=False``, lme4's ``(x || g)``), the default before correlated
+  effects,
 * ``mixedlm``: statsmodels ``MixedLM`` (REML point estimates only; correlated random
   effects, as ``lme4``'s default).
 
@@ -95,6 +100,9 @@ def _child(name, method):
         est.predict(X, groups=g)
         res["predict"] = time.perf_counter() - start
         res["load_predict"] = _fresh_process_load_and_predict(est, X, g)
+    elif method == "independent":
+        fit_skhier(name, correlated_effects=False)  # warm-up (compile)
+        res = fit_skhier(name, correlated_effects=False)[1]
     elif method == "pymc":
         res = fit_skhier(name, engine="explicit", parametrization="non-centered")[1]
     else:
@@ -171,6 +179,7 @@ def main():
     rows = []
     for name in names:
         sk = run(name, "skhier")
+        ind = run(name, "independent")
         ml = run(name, "mixedlm")
         pm = None if (args.skip_pymc or name.startswith("1M")) else run(name, "pymc")
         row = {
@@ -181,6 +190,9 @@ def main():
             "skhier max r_hat": sk["rhat"],
             "skhier ESS/s": sk["ess"] / sk["time"],
             "skhier peak MB": sk["peak_mb"],
+            "independent: time (s)": ind["time"],
+            "independent: min ESS": ind["ess"],
+            "independent: peak MB": ind["peak_mb"],
             "predict (s)": sk["predict"],
             "new process: imports+load+predict (s)": sk["load_predict"][0],
             "new process: load+predict (s)": sk["load_predict"][1],

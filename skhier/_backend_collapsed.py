@@ -104,6 +104,10 @@ def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
     return 0
 
 
+# numba's on-disk cache of these C callbacks is keyed on this module's source only:
+# after editing a kernel in _kernels.py, delete __pycache__/*.nbi and *.nbc (a fresh
+# install always starts clean). tests/test_collapsed.py compares the callback with
+# the Python-callback path, which catches a stale cache.
 if numba is not None:
     _unpack = _kernels._njit(_unpack)
     _dbl = numba.types.CPointer(numba.types.double)

@@ -24,7 +24,6 @@ def build_model(X, y, codes, n_groups, spec, scaling):
     with pm.Model() as model:
         beta = pm.Normal("beta", 0.0, spec.beta_prior_sd, shape=spec.n_fixed)
         rates = spec.sd_prior_rates
-        s = pm.Exponential("s", rates[q])
         # population means of the group coefficients at X = 0 (scaled units)
         shift = scaling.x_mean / scaling.x_scale
         mu_a = beta[0] - (beta[1:] * shift).sum()
@@ -39,6 +38,7 @@ def build_model(X, y, codes, n_groups, spec, scaling):
             )
             pm.Deterministic("tau", tau)
             pm.Deterministic("corr", corr)
+            s = pm.Exponential("s", rates[q])
             if spec.parametrization == "centered":
                 coef = pm.MvNormal("coef", mu=mu, chol=chol, shape=(n_groups, q))
                 pm.Deterministic("u", coef - mu)
@@ -47,6 +47,7 @@ def build_model(X, y, codes, n_groups, spec, scaling):
                 pm.Deterministic("u", z @ chol.T)
         else:
             tau = pm.Exponential("tau", rates[:q], shape=q)
+            s = pm.Exponential("s", rates[q])
             if spec.parametrization == "centered":
                 coef = pm.Normal("coef", mu=mu, sigma=tau, shape=(n_groups, q))
                 pm.Deterministic("u", coef - mu)

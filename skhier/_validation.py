@@ -15,39 +15,50 @@ SBC_PRIORS = {
     "prior_coef_sd": 1.0,
     "prior_group_sd": 1.0,
     "prior_noise_sd": 1.0,
+    "prior_corr_eta": 2.0,
 }
 
 
-def simulate_from_prior(rng, n_groups=8, n_per_group=6):
-    """Draw parameters from skhier's prior (standardize=False) and data given them."""
+def simulate_from_prior(rng, n_groups=8, n_per_group=6, correlated=False):
+    """Draw parameters from skhier's prior (standardize=False) and data given them.
+
+    With two group effects the LKJ(eta) prior makes the correlation
+    ``2 * Beta(eta, eta) - 1``.
+    """
     p = SBC_PRIORS
+    eta = p["prior_corr_eta"]
     theta = {
         "intercept": rng.normal(0, p["prior_intercept_sd"]),
         "coef": rng.normal(0, p["prior_coef_sd"]),
         "group_intercept_sd": rng.exponential(p["prior_group_sd"]),
         "group_coef_sd": rng.exponential(p["prior_group_sd"]),
         "noise_sd": rng.exponential(p["prior_noise_sd"]),
+        "group_corr": 2.0 * rng.beta(eta, eta) - 1.0 if correlated else 0.0,
     }
     groups = np.repeat(np.arange(n_groups), n_per_group)
     X = rng.normal(size=(len(groups), 1))
-    a = theta["intercept"] + theta["group_intercept_sd"] * rng.standard_normal(n_groups)
-    b = theta["coef"] + theta["group_coef_sd"] * rng.standard_normal(n_groups)
+    r = theta["group_corr"]
+    e = rng.standard_normal((2, n_groups))
+    a = theta["intercept"] + theta["group_intercept_sd"] * e[0]
+    b = theta["coef"] + theta["group_coef_sd"] * (r * e[0] + np.sqrt(1 - r**2) * e[1])
     y = a[groups] + b[groups] * X[:, 0] + theta["noise_sd"] * rng.standard_normal(len(groups))
     theta["group_intercept"], theta["group_coef"] = a, b
     return X, y, groups, theta
 
 
-def sbc_ranks(n_reps, seed, n_thin=99):
+def sbc_ranks(n_reps, seed, n_thin=99, correlated=False):
     """SBC rank of each true population parameter among ``n_thin`` posterior draws."""
     rng = np.random.default_rng(seed)
     names = ["intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd"]
+    names += ["group_corr"] if correlated else []
     ranks = {n: [] for n in names}
     for r in range(n_reps):
-        X, y, g, theta = simulate_from_prior(rng)
-        est = _fit(X, y, g, r)
+        X, y, g, theta = simulate_from_prior(rng, correlated=correlated)
+        est = _fit(X, y, g, r, correlated)
         idx = np.linspace(0, est.posterior_.n_draws - 1, n_thin).astype(int)
         for n in names:
-            draws = est.posterior_.flat(n)[idx].reshape(n_thin, -1)[:, 0]
+            flat = est.posterior_.flat(n)[idx]
+            draws = flat[:, 1, 0] if n == "group_corr" else flat.reshape(n_thin, -1)[:, 0]
             ranks[n].append(int(np.sum(draws < theta[n])))
     return {n: np.array(v) for n, v in ranks.items()}
 
@@ -57,13 +68,13 @@ def uniformity_pvalue(ranks, n_thin=99, n_bins=10):
     return stats.chisquare(counts).pvalue
 
 
-def coverage(n_reps, seed, probs=(0.5, 0.9)):
+def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False):
     """Fraction of true group effects / new observations inside the intervals."""
     rng = np.random.default_rng(seed)
     hits = {(k, p): [] for k in ("group_intercept", "group_coef", "prediction") for p in probs}
     for r in range(n_reps):
-        X, y, g, theta = simulate_from_prior(rng, n_groups=10, n_per_group=8)
-        est = _fit(X, y, g, r)
+        X, y, g, theta = simulate_from_prior(rng, n_groups=10, n_per_group=8, correlated=correlated)
+        est = _fit(X, y, g, r, correlated)
         # fresh observations of the same groups
         g_new = np.arange(10)
         X_new = rng.normal(size=(10, 1))
@@ -85,9 +96,15 @@ def coverage(n_reps, seed, probs=(0.5, 0.9)):
     return {k: (np.mean(v), len(v)) for k, v in hits.items()}
 
 
-def _fit(X, y, groups, seed):
+def _fit(X, y, groups, seed, correlated=False):
     est = HierarchicalRegressor(
-        standardize=False, draws=500, tune=500, chains=2, random_state=seed, **SBC_PRIORS
+        correlated_effects=correlated,
+        standardize=False,
+        draws=500,
+        tune=500,
+        chains=2,
+        random_state=seed,
+        **SBC_PRIORS,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -177,15 +177,18 @@ def test_numba_conditional_draws_equal_numpy_reference():
     np.testing.assert_allclose(u, u_ref, rtol=1e-9, atol=1e-12)
 
 
-def test_native_and_python_callback_samplers_agree():
+@pytest.mark.parametrize("correlated", [False, True])
+def test_native_and_python_callback_samplers_agree(correlated):
     """The numba C callback and nutpie's public Python-callback fallback sample the
-    same density with the same seed, so they produce the same draws."""
+    same density with the same seed, so they produce the same draws.  (This also
+    catches a stale numba cache: the C callback's cache is keyed on its own module,
+    not on the kernels it calls.)"""
     from skhier._backend_collapsed import _sample_nutpie
 
     rng = np.random.default_rng(4)
-    F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=2, q=2)
+    F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=3, q=3)
     stats = sufficient_stats(F, Z, y, codes, 6)
-    spec = ModelSpec(1, (0,), 10.0, 1.5, 1.0, 1.0, "collapsed", "centered")
+    spec = ModelSpec(2, (0, 1), 10.0, 1.5, 1.0, 1.0, "collapsed", "centered", correlated)
     kwargs = dict(draws=100, tune=100, chains=2, seed=3, target_accept=0.8, progressbar=False)
     native = _sample_nutpie(stats, spec, **kwargs)[0]
     python = _sample_nutpie(stats, spec, native=False, **kwargs)[0]

@@ -70,8 +70,8 @@ def test_scaling_features_leaves_random_slope_model_unchanged(data):
     direct = fast_estimator().fit(X, y, groups=g)
     _, sd = direct.predict(X, groups=g, return_std=True)
     assert np.all(np.abs(pipe.predict(X, groups=g) - direct.predict(X, groups=g)) < 0.4 * sd)
-    # Random slopes are independent of the intercept at X = 0, so *centring* X
-    # (StandardScaler) changes the model: that is lme4's (x || g) too.
+    # Centring X too leaves the (default) correlated model the same, up to the prior's
+    # scale: tests/test_correlated.py.
 
 
 def test_pipeline_and_cv_with_routing(routing, data):

@@ -12,15 +12,17 @@ from skhier._validation import coverage, sbc_ranks, uniformity_pvalue
 pytestmark = pytest.mark.slow
 
 
-def test_sbc_population_parameters_are_uniform():
-    ranks = sbc_ranks(n_reps=120, seed=2024)
+@pytest.mark.parametrize("correlated", [False, True])
+def test_sbc_population_parameters_are_uniform(correlated):
+    ranks = sbc_ranks(n_reps=120, seed=2024, correlated=correlated)
     for name, r in ranks.items():
         p = uniformity_pvalue(r)
         assert p > 0.001, (name, p, np.histogram(r, bins=10, range=(0, 100))[0])
 
 
-def test_interval_coverage_is_nominal():
-    for (name, prob), (rate, n) in coverage(n_reps=40, seed=7).items():
+@pytest.mark.parametrize("correlated", [False, True])
+def test_interval_coverage_is_nominal(correlated):
+    for (name, prob), (rate, n) in coverage(n_reps=40, seed=7, correlated=correlated).items():
         se = np.sqrt(prob * (1 - prob) / n)
         # draws within one replication share hyperparameters: allow for that correlation
         assert abs(rate - prob) < 4 * se, (name, prob, rate, n)

@@ -35,9 +35,9 @@ def test_agrees_with_lme4_reml(ds):
     fe = [c for c in data.columns if c.startswith("exog_fe")]
     re = [c for c in data.columns if c.startswith("exog_re")][1:]  # exog_re_0 is the intercept
     X = data[fe + re]
-    est = HierarchicalRegressor(random_slopes=re or None, random_state=ds).fit(
-        X, data["endog"], groups=data["groups"]
-    )
+    est = HierarchicalRegressor(
+        random_slopes=re or None, correlated_effects=False, draws=2000, random_state=ds
+    ).fit(X, data["endog"], groups=data["groups"])
     # one random effect: lme4's "dependent" and "independent" fits are the same model
     kind = "irf" if re else "drf"
     coef = getattr(_R, f"coef_reml_{kind}_{ds}")
@@ -55,6 +55,9 @@ def test_agrees_with_lme4_reml(ds):
         [post.flat("group_intercept_sd"), post.flat("group_coef_sd")[:, len(fe) :]]
     )
     # Where REML sits on the boundary (SD estimated as 0) a posterior for an SD is
-    # right-skewed with its mass piled toward 0, like a half-normal (mean = 1.3 sd).
-    tol = np.where(sd_re < 1e-3 * noise, 1.5, 1.0) * ours.std(0)
-    assert np.all(np.abs(ours.mean(0) - sd_re) < tol), (ours.mean(0), sd_re)
+    # right-skewed with its mass piled toward 0, like a half-normal (mean = 1.3 sd,
+    # median = 1.1 sd): there compare its median, within 1.5 posterior sd.
+    boundary = sd_re < 1e-3 * noise
+    centre = np.where(boundary, np.median(ours, axis=0), ours.mean(0))
+    tol = np.where(boundary, 1.5, 1.0) * ours.std(0)
+    assert np.all(np.abs(centre - sd_re) < tol), (centre, sd_re)
