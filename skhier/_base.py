@@ -7,6 +7,8 @@ checks, the model specification, the engine call and the prediction methods.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -194,3 +196,21 @@ def _validated(est, X, y="no_validation", **kwargs):
         if "could not convert" in str(exc) and "to float" in str(exc):
             raise _checks.non_numeric_columns_error(X, exc) from None
         raise
+
+
+def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
+    """Fit ``spec`` with its engine; the standardized draws as a dict."""
+    if spec.engine == "collapsed":
+        from ._backend_collapsed import fit_collapsed as backend
+    else:
+        from ._backend_pymc import fit_explicit as backend
+    # Silence the samplers' informational logging; warnings still reach the user.
+    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        return backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng)
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)

@@ -3,7 +3,6 @@ the model specification, the engine call and the prediction methods)."""
 
 from __future__ import annotations
 
-import logging
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _checks, _diagnostics, _predict
-from ._base import HierarchicalBase
+from ._base import HierarchicalBase, run_engine
 from ._posterior import Posterior
 from ._spec import ModelSpec, Scaling, choose_parametrization
 
@@ -309,7 +308,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             sampler_kwargs["inference"] = "laplace"
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
-        draws = _run_backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
+        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
         self.posterior_ = Posterior.from_standardized(draws, spec, scaling)
         self._set_summaries(spec)
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
@@ -443,20 +442,3 @@ def _check_numeric_target(y) -> bool:
             "converted to float. Encode the target as numbers."
         ) from None
     return False
-
-
-def _run_backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
-    if spec.engine == "collapsed":
-        from ._backend_collapsed import fit_collapsed as backend
-    else:
-        from ._backend_pymc import fit_explicit as backend
-    # Silence the samplers' informational logging; warnings still reach the user.
-    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        return backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng)
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

@@ -129,8 +129,11 @@ def test_radon_correlated_floor_slope_agrees_with_mixedlm():
     assert est.convergence_["max_r_hat"] < 1.01
 
 
-@pytest.mark.parametrize("correlated", [False, True])
+@pytest.mark.parametrize("correlated", [False])
 def test_collapsed_and_explicit_engines_give_the_same_posterior(correlated):
+    # The explicit correlated model (LKJCholeskyCov) does not mix reliably on these data
+    # (non-centered: r_hat 1.04; with 30 rows per group: divergences): the correlated
+    # engine is checked against importance sampling of its exact density below.
     X, y, g, _ = make_hierarchical_regression(15, 12, 2, random_state=5)
     kwargs = {
         "draws": 1000,
@@ -157,3 +160,49 @@ def test_collapsed_and_explicit_engines_give_the_same_posterior(correlated):
         mc_se = np.sqrt(da.var(0) / ess + db.var(0) / ess)
         assert np.all(np.abs(da.mean(0) - db.mean(0)) < 4 * mc_se + 1e-12), name
         np.testing.assert_allclose(db.std(0), da.std(0), rtol=0.1, err_msg=name)
+
+
+def test_correlated_posterior_equals_importance_sampling_of_the_exact_density():
+    """NUTS on the collapsed correlated model against an independent sampler of the same
+    exact posterior (whose density tests/test_collapsed.py checks against a dense
+    multivariate normal and the LKJ density): importance sampling from a Student-t
+    around the posterior mode."""
+    from scipy import optimize, stats
+
+    from skhier._backend_collapsed import log_density
+    from skhier._collapsed import sufficient_stats
+    from skhier._kernels import cov_chols
+    from skhier._spec import Scaling, design
+
+    X, y, g, _ = make_hierarchical_regression(15, 12, 2, random_state=5)
+    est = HierarchicalRegressor(random_state=0).fit(X, y, groups=g)
+    spec = est._spec(2, (0, 1), "collapsed", "centered")
+    scaling = Scaling.fit(X, y, True)
+    stats_ = sufficient_stats(*design(X, y, spec, scaling), g, 15)
+
+    def neg(x):
+        value, grad = log_density(x, stats_, spec)
+        return -value, -grad
+
+    start = np.r_[np.full(3, np.log(0.5)), np.zeros(3), np.log(0.5)]
+    mode = optimize.minimize(neg, start, jac=True).x
+    hess = np.column_stack(
+        [(neg(mode + 1e-5 * e)[1] - neg(mode - 1e-5 * e)[1]) / 2e-5 for e in np.eye(7)]
+    )
+    proposal = stats.multivariate_t(mode, 1.5 * np.linalg.inv(0.5 * (hess + hess.T)), df=4)
+    xs = proposal.rvs(size=200_000, random_state=1)
+    log_w = np.array([-neg(x)[0] for x in xs]) - proposal.logpdf(xs)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    assert 1 / np.sum(w**2) > 100  # effective sample size of the importance sampler
+    tau = np.exp(xs[:, :3])
+    chol = cov_chols(xs[:, :6], 3, True, 2.0) / tau[:, :, None]
+    corr = (chol @ np.swapaxes(chol, 1, 2))[:, [1, 2, 2], [0, 0, 1]]
+    sd_b = tau[:, 1:] * scaling.y_scale / scaling.x_scale
+    post = est.posterior_
+    for ref, draws in [
+        (w @ sd_b, post.flat("group_coef_sd")),
+        (w @ corr, post.flat("group_corr")[:, [1, 2, 2], [0, 0, 1]]),
+    ]:
+        # Monte Carlo error of both: well under 0.1 posterior SD here
+        np.testing.assert_array_less(np.abs(draws.mean(0) - ref), 0.15 * draws.std(0))
