@@ -343,6 +343,42 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     return value, grad
 
 
+@_njit
+def draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
+    """One exact draw of ``beta`` (p,) and the group effects (G, q) given
+    ``(Sigma, s)`` from standard normals ``e_beta`` (p,) and ``e_u`` (G, q);
+    ``chol_cov`` (q, q) is the Cholesky factor of ``Sigma``.  Returns False (and
+    writes nothing) when ``P`` is numerically indefinite."""
+    n_groups, q, pp1 = zw.shape
+    p = pp1 - 1
+    chol = np.zeros((n_groups, q, q))
+    rdiag = np.empty((n_groups, q))
+    h = np.empty((n_groups, q, pp1))
+    sigma_inv = np.empty((q, q))
+    _precision(chol_cov, sigma_inv)
+    g, _ = factor_groups(zz, zw, ww, sigma_inv, 1.0 / s**2, chol, rdiag, h)
+    lp = np.zeros((p, p))
+    lp_rdiag = np.empty(p)
+    ok, _, v, _ = population_factor(g, prior_sd, lp, lp_rdiag)
+    if not ok:
+        return False
+    beta = np.empty((p, 1))
+    back_substitute(lp, lp_rdiag, (v + e_beta).reshape((p, 1)), beta)
+    beta_out[:] = beta[:, 0]
+    rhs = np.empty((q, 1))
+    sol = np.empty((q, 1))
+    for gi in range(n_groups):
+        hg = h[gi]
+        for i in range(q):
+            acc = hg[i, p] + e_u[gi, i]
+            for a in range(p):
+                acc -= hg[i, a] * beta[a, 0]
+            rhs[i, 0] = acc
+        back_substitute(chol[gi], rdiag[gi], rhs, sol)
+        u_out[gi] = sol[:, 0]
+    return True
+
+
 @_njit_parallel
 def draw_conditional(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
     """Exact draws of ``beta`` and the group effects given ``(Sigma, s)``, in parallel
@@ -354,34 +390,10 @@ def draw_conditional(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u
     for the caller to redo with the eigenvalue-floored reference).
     """
     n_draws = s.shape[0]
-    n_groups, q, pp1 = zw.shape
-    p = pp1 - 1
     failed = np.zeros(n_draws, dtype=np.bool_)
     for d in _prange(n_draws):
-        chol = np.zeros((n_groups, q, q))
-        rdiag = np.empty((n_groups, q))
-        h = np.empty((n_groups, q, pp1))
-        sigma_inv = np.empty((q, q))
-        _precision(chol_cov[d], sigma_inv)
-        g, _ = factor_groups(zz, zw, ww, sigma_inv, 1.0 / s[d] ** 2, chol, rdiag, h)
-        lp = np.zeros((p, p))
-        lp_rdiag = np.empty(p)
-        ok, _, v, _ = population_factor(g, prior_sd, lp, lp_rdiag)
-        if not ok:
-            failed[d] = True
-            continue
-        beta = np.empty((p, 1))
-        back_substitute(lp, lp_rdiag, (v + e_beta[d]).reshape((p, 1)), beta)
-        beta_out[d] = beta[:, 0]
-        rhs = np.empty((q, 1))
-        sol = np.empty((q, 1))
-        for gi in range(n_groups):
-            hg = h[gi]
-            for i in range(q):
-                acc = hg[i, p] + e_u[d, gi, i]
-                for a in range(p):
-                    acc -= hg[i, a] * beta[a, 0]
-                rhs[i, 0] = acc
-            back_substitute(chol[gi], rdiag[gi], rhs, sol)
-            u_out[d, gi] = sol[:, 0]
+        ok = draw_one(
+            zz, zw, ww, prior_sd, chol_cov[d], s[d], e_beta[d], e_u[d], beta_out[d], u_out[d]
+        )
+        failed[d] = not ok
     return failed
