@@ -3,33 +3,29 @@
 The algebra is the one documented in :mod:`skhier._collapsed` (whose numpy
 code is the tested reference).  Everything per group is tiny q x q work, so the
 kernels are explicit loops over groups with no allocation inside them.  numba
-compiles them once per machine (``cache=True``).
+compiles them once per machine (``cache=True``).  The linear-algebra building
+blocks live in :mod:`skhier._kernels_linalg`, the density's passes over the
+groups (specialized for small q) in :mod:`skhier._kernels_grad`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-try:
-    import numba
-
-    _FLAGS = {
-        "cache": True,
-        "nogil": True,
-        "error_model": "numpy",
-        "fastmath": {"contract", "reassoc", "arcp"},
-    }
-    _njit = numba.njit(**_FLAGS)
-    _njit_parallel = numba.njit(parallel=True, **_FLAGS)
-    _prange = numba.prange
-except ImportError:  # pragma: no cover - numba is a dependency
-    numba = None
-    _prange = range
-
-    def _njit(f):
-        return f
-
-    _njit_parallel = _njit
+from ._kernels_grad import group_pass1, group_pass2
+from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import them here)
+    _mul,
+    _njit,
+    _njit_parallel,
+    _prange,
+    _precision,
+    back_substitute,
+    cov_chol,
+    lower_inverse,
+    n_corr_params,
+    numba,
+    population_factor,
+)
 
 
 @_njit
@@ -78,146 +74,6 @@ def factor_groups(zz, zw, ww, sigma_inv, inv_s2, chol, rdiag, h):
 
 
 @_njit
-def population_factor(g, prior_sd, lp, lp_rdiag):
-    """Cholesky of ``P = g[:p, :p] + S0^{-1}`` into ``lp``; ``v = L_P^{-1} c``.
-
-    Returns ``(ok, log|L_P|, v, quad)`` with ``quad = d - c'P^{-1}c`` (the
-    quadratic form ``y' Sigma_y^{-1} y``).  ``ok`` is False when rounding made
-    ``P`` numerically indefinite.
-    """
-    p = lp.shape[0]
-    logdet = 0.0
-    for j in range(p):
-        acc = g[j, j] + 1.0 / prior_sd[j] ** 2
-        for k in range(j):
-            acc -= lp[j, k] * lp[j, k]
-        if not acc > 0.0:
-            return False, 0.0, np.zeros(p), 0.0
-        d = np.sqrt(acc)
-        lp[j, j] = d
-        lp_rdiag[j] = 1.0 / d
-        logdet += np.log(d)
-        for i in range(j + 1, p):
-            acc = g[j, i]
-            for k in range(j):
-                acc -= lp[i, k] * lp[j, k]
-            lp[i, j] = acc * lp_rdiag[j]
-    v = np.empty(p)
-    quad = g[p, p]
-    for i in range(p):
-        acc = g[i, p]
-        for k in range(i):
-            acc -= lp[i, k] * v[k]
-        v[i] = acc * lp_rdiag[i]
-        quad -= v[i] * v[i]
-    return True, logdet, v, quad
-
-
-@_njit
-def back_substitute(lower, rdiag, rhs, out):
-    """Solve ``lower.T @ out = rhs`` (columns of ``rhs``); ``rdiag = 1 / diag(lower)``."""
-    n = lower.shape[0]
-    for c in range(rhs.shape[1]):
-        for i in range(n - 1, -1, -1):
-            acc = rhs[i, c]
-            for k in range(i + 1, n):
-                acc -= lower[k, i] * out[k, c]
-            out[i, c] = acc * rdiag[i]
-
-
-@_njit
-def lower_inverse(lower, rdiag, inv):
-    """Inverse of a lower-triangular matrix into ``inv`` (its upper part stays zero)."""
-    n = lower.shape[0]
-    for c in range(n):
-        inv[c, c] = rdiag[c]
-        for i in range(c + 1, n):
-            acc = 0.0
-            for k in range(c, i):
-                acc -= lower[i, k] * inv[k, c]
-            inv[i, c] = acc * rdiag[i]
-
-
-@_njit
-def n_corr_params(q, correlated):
-    """Number of unconstrained correlation parameters (0 for independent effects)."""
-    return q * (q - 1) // 2 if correlated else 0
-
-
-@_njit
-def cov_chol(theta, q, correlated, eta, out):
-    """Lower Cholesky factor ``C`` of the group-effect covariance ``Sigma = C C'``.
-
-    ``theta = (log tau_0..tau_{q-1}, y_1..y_m)``: the group SDs and, when
-    ``correlated``, the ``m = q(q-1)/2`` unconstrained correlation parameters.
-    ``C = diag(tau) L`` with ``L`` the Cholesky factor of the correlation matrix,
-    built from canonical partial correlations ``tanh(y)`` row by row (the
-    transform Stan uses).  Fills ``out`` (q, q) and returns the log density of
-    ``y``: the LKJ(eta) prior on the correlation matrix plus the log-Jacobian of
-    ``y -> L`` (0 for independent effects).  Written for float and complex
-    ``theta`` alike, so derivatives can be taken by complex step.
-    """
-    zero = theta[0] * 0.0  # 0 of theta's type (float or complex)
-    lp = zero
-    for i in range(q):
-        for j in range(q):
-            out[i, j] = zero
-    k = q
-    for i in range(q):
-        tau = np.exp(theta[i])
-        if not correlated or i == 0:
-            out[i, i] = tau
-            continue
-        sum_sqs = zero
-        for j in range(i):
-            z = np.tanh(theta[k])
-            k += 1
-            lp += np.log(1.0 - z * z)
-            if j > 0:
-                lp += 0.5 * np.log(1.0 - sum_sqs)
-            lij = z * np.sqrt(1.0 - sum_sqs)
-            out[i, j] = tau * lij
-            sum_sqs += lij * lij
-        lii = np.sqrt(1.0 - sum_sqs)
-        out[i, i] = tau * lii
-        lp += (q - i - 1 + 2.0 * eta - 2.0) * np.log(lii)
-    return lp
-
-
-@_njit
-def _precision(chol_cov, sigma_inv):
-    """``Sigma^{-1} = C^{-T} C^{-1}`` into ``sigma_inv``; returns ``log|Sigma|``."""
-    q = chol_cov.shape[0]
-    rdiag = np.empty(q)
-    logdet = 0.0
-    for i in range(q):
-        rdiag[i] = 1.0 / chol_cov[i, i]
-        logdet += 2.0 * np.log(chol_cov[i, i])
-    inv = np.zeros((q, q))
-    lower_inverse(chol_cov, rdiag, inv)
-    for i in range(q):
-        for j in range(q):
-            acc = 0.0
-            for k in range(max(i, j), q):
-                acc += inv[k, i] * inv[k, j]
-            sigma_inv[i, j] = acc
-    return logdet
-
-
-@_njit
-def _mul(a, b):
-    """``a @ b`` for tiny square matrices (no BLAS call inside the density)."""
-    n = a.shape[0]
-    out = np.zeros((n, n))
-    for i in range(n):
-        for k in range(n):
-            aik = a[i, k]
-            for j in range(n):
-                out[i, j] += aik * b[k, j]
-    return out
-
-
-@_njit
 def cov_chols(theta, q, correlated, eta):
     """:func:`cov_chol` for each row of ``theta`` (S, q + m): shape (S, q, q)."""
     out = np.empty((theta.shape[0], q, q))
@@ -250,7 +106,7 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     (using ``||y - A psi_hat||^2 / s^2 + psi_hat' Lambda psi_hat = quad`` and
     ``tr(A'A Q^{-1}) / s^2 = dim(psi) - tr(Lambda Q^{-1})`` for the joint posterior
     precision ``Q = A'A / s^2 + Lambda``).  Cost: two passes over the groups of
-    O(q^3 + q^2 p + q p^2) each.
+    O(q^3 + q^2 p + q p^2) each (:mod:`skhier._kernels_grad`).
     """
     n_groups, q, pp1 = zw.shape
     p = pp1 - 1
@@ -260,10 +116,7 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     sigma_inv = np.empty((q, q))
     logdet_sigma = _precision(chol_cov, sigma_inv)
     log_s = x[n_cov]
-    chol = np.zeros((n_groups, q, q))
-    rdiag = np.empty((n_groups, q))
-    h = np.empty((n_groups, q, pp1))
-    g, logdet_m = factor_groups(zz, zw, ww, sigma_inv, np.exp(-2.0 * log_s), chol, rdiag, h)
+    g, logdet_m, su, amat = group_pass1(zz, zw, ww, sigma_inv, np.exp(-2.0 * log_s))
     lp = np.zeros((p, p))
     lp_rdiag = np.empty(p)
     ok, logdet_p, v, quad = population_factor(g, prior_sd, lp, lp_rdiag)
@@ -277,36 +130,8 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     logdet_v = 2.0 * n_obs * log_s + n_groups * logdet_sigma + 2.0 * logdet_m
     value += -0.5 * (logdet_v + quad + 2.0 * logdet_p)
 
-    # Second pass: S_u = sum_g (ubar ubar' + M^{-1} + K P^{-1} K')
-    su = np.zeros((q, q))
-    rhs = np.empty((q, pp1))  # columns: H_F (for K) and h_y - H_F beta (for ubar)
-    sol = np.empty((q, pp1))
-    lg_inv = np.zeros((q, q))
-    w = np.empty((q, p))
-    for gi in range(n_groups):
-        hg = h[gi]
-        for i in range(q):
-            acc = hg[i, p]
-            for a in range(p):
-                rhs[i, a] = hg[i, a]
-                acc -= hg[i, a] * beta[a, 0]
-            rhs[i, p] = acc
-        back_substitute(chol[gi], rdiag[gi], rhs, sol)  # sol = [K, ubar] = L^{-T} rhs
-        lower_inverse(chol[gi], rdiag[gi], lg_inv)
-        for j in range(q):
-            for m in range(p):  # w = K L_P^{-T}, so K P^{-1} K' = w w'
-                acc = 0.0
-                for a in range(m + 1):
-                    acc += sol[j, a] * lp_inv[m, a]
-                w[j, m] = acc
-        for j in range(q):
-            for k in range(j + 1):
-                acc = sol[j, p] * sol[k, p]
-                for m in range(j, q):  # (M^{-1})_jk, k <= j
-                    acc += lg_inv[m, j] * lg_inv[m, k]
-                for m in range(p):
-                    acc += w[j, m] * w[k, m]
-                su[j, k] += acc
+    # S_u = sum_g (ubar ubar' + M^{-1} + K P^{-1} K'): su holds sum_g M^{-1} (lower)
+    group_pass2(amat, beta.reshape(p), lp_inv, su)
     for j in range(q):
         for k in range(j):
             su[k, j] = su[j, k]

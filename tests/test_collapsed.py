@@ -193,3 +193,31 @@ def test_native_and_python_callback_samplers_agree(correlated):
     native = _sample_nutpie(stats, spec, **kwargs)[0]
     python = _sample_nutpie(stats, spec, native=False, **kwargs)[0]
     np.testing.assert_allclose(native, python, rtol=1e-8)
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+@pytest.mark.parametrize("q, p", [(1, 1), (1, 3), (2, 2), (2, 4), (3, 3), (4, 4), (3, 5), (5, 5)])
+def test_specialized_group_passes_equal_the_general_ones(q, p, correlated):
+    """The density's passes over the groups are compiled for a few fixed (q, p):
+    each must agree with the general (runtime-size) pass to rounding."""
+    from skhier._kernels import _precision
+    from skhier._kernels_grad import _P1_00, _P2_00, group_pass1, group_pass2
+
+    rng = np.random.default_rng(10 * q + p)
+    F, Z, y, codes = _problem(rng, n=80, n_groups=7, p=p + 1, q=q)
+    stats = sufficient_stats(F[:, :p], Z, y, codes, 7)
+    m = q * (q - 1) // 2 if correlated else 0
+    chol = np.zeros((q, q))
+    cov_chol(rng.normal(-0.3, 0.5, size=q + m), q, correlated, 2.0, chol)
+    sigma_inv = np.empty((q, q))
+    _precision(chol, sigma_inv)
+    args = (stats.zz, stats.zw, stats.ww, sigma_inv, 1.7)
+    got, want = group_pass1(*args), _P1_00(*args)
+    assert got[1] == pytest.approx(want[1], rel=1e-10)
+    for a, b in zip(got[::2], want[::2], strict=True):  # g, A
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * np.abs(b).max())
+    beta, lp_inv = rng.normal(size=p), np.tril(rng.normal(size=(p, p)))
+    su_got, su_want = got[2].copy(), want[2].copy()
+    group_pass2(got[3], beta, lp_inv, su_got)
+    _P2_00(want[3], beta, lp_inv, su_want)
+    np.testing.assert_allclose(np.tril(su_got), np.tril(su_want), rtol=1e-10)

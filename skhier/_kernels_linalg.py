@@ -1,0 +1,172 @@
+"""numba building blocks of the collapsed engine's kernels: tiny dense linear
+algebra (Cholesky pieces, triangular solves) and the group-covariance transform.
+
+Shared by :mod:`skhier._kernels` (the density and the exact draws) and
+:mod:`skhier._kernels_grad` (the per-group passes of the density); this module
+imports neither.  numba compiles everything once per machine (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba
+
+    _FLAGS = {
+        "cache": True,
+        "nogil": True,
+        "error_model": "numpy",
+        "fastmath": {"contract", "reassoc", "arcp"},
+    }
+    _njit = numba.njit(**_FLAGS)
+    _njit_parallel = numba.njit(parallel=True, **_FLAGS)
+    _prange = numba.prange
+except ImportError:  # pragma: no cover - numba is a dependency
+    numba = None
+    _prange = range
+
+    def _njit(f):
+        return f
+
+    _njit_parallel = _njit
+
+
+@_njit
+def population_factor(g, prior_sd, lp, lp_rdiag):
+    """Cholesky of ``P = g[:p, :p] + S0^{-1}`` into ``lp``; ``v = L_P^{-1} c``.
+
+    Returns ``(ok, log|L_P|, v, quad)`` with ``quad = d - c'P^{-1}c`` (the
+    quadratic form ``y' Sigma_y^{-1} y``).  ``ok`` is False when rounding made
+    ``P`` numerically indefinite.
+    """
+    p = lp.shape[0]
+    logdet = 0.0
+    for j in range(p):
+        acc = g[j, j] + 1.0 / prior_sd[j] ** 2
+        for k in range(j):
+            acc -= lp[j, k] * lp[j, k]
+        if not acc > 0.0:
+            return False, 0.0, np.zeros(p), 0.0
+        d = np.sqrt(acc)
+        lp[j, j] = d
+        lp_rdiag[j] = 1.0 / d
+        logdet += np.log(d)
+        for i in range(j + 1, p):
+            acc = g[j, i]
+            for k in range(j):
+                acc -= lp[i, k] * lp[j, k]
+            lp[i, j] = acc * lp_rdiag[j]
+    v = np.empty(p)
+    quad = g[p, p]
+    for i in range(p):
+        acc = g[i, p]
+        for k in range(i):
+            acc -= lp[i, k] * v[k]
+        v[i] = acc * lp_rdiag[i]
+        quad -= v[i] * v[i]
+    return True, logdet, v, quad
+
+
+@_njit
+def back_substitute(lower, rdiag, rhs, out):
+    """Solve ``lower.T @ out = rhs`` (columns of ``rhs``); ``rdiag = 1 / diag(lower)``."""
+    n = lower.shape[0]
+    for c in range(rhs.shape[1]):
+        for i in range(n - 1, -1, -1):
+            acc = rhs[i, c]
+            for k in range(i + 1, n):
+                acc -= lower[k, i] * out[k, c]
+            out[i, c] = acc * rdiag[i]
+
+
+@_njit
+def lower_inverse(lower, rdiag, inv):
+    """Inverse of a lower-triangular matrix into ``inv`` (its upper part stays zero)."""
+    n = lower.shape[0]
+    for c in range(n):
+        inv[c, c] = rdiag[c]
+        for i in range(c + 1, n):
+            acc = 0.0
+            for k in range(c, i):
+                acc -= lower[i, k] * inv[k, c]
+            inv[i, c] = acc * rdiag[i]
+
+
+@_njit
+def n_corr_params(q, correlated):
+    """Number of unconstrained correlation parameters (0 for independent effects)."""
+    return q * (q - 1) // 2 if correlated else 0
+
+
+@_njit
+def cov_chol(theta, q, correlated, eta, out):
+    """Lower Cholesky factor ``C`` of the group-effect covariance ``Sigma = C C'``.
+
+    ``theta = (log tau_0..tau_{q-1}, y_1..y_m)``: the group SDs and, when
+    ``correlated``, the ``m = q(q-1)/2`` unconstrained correlation parameters.
+    ``C = diag(tau) L`` with ``L`` the Cholesky factor of the correlation matrix,
+    built from canonical partial correlations ``tanh(y)`` row by row (the
+    transform Stan uses).  Fills ``out`` (q, q) and returns the log density of
+    ``y``: the LKJ(eta) prior on the correlation matrix plus the log-Jacobian of
+    ``y -> L`` (0 for independent effects).  Written for float and complex
+    ``theta`` alike, so derivatives can be taken by complex step.
+    """
+    zero = theta[0] * 0.0  # 0 of theta's type (float or complex)
+    lp = zero
+    for i in range(q):
+        for j in range(q):
+            out[i, j] = zero
+    k = q
+    for i in range(q):
+        tau = np.exp(theta[i])
+        if not correlated or i == 0:
+            out[i, i] = tau
+            continue
+        sum_sqs = zero
+        for j in range(i):
+            z = np.tanh(theta[k])
+            k += 1
+            lp += np.log(1.0 - z * z)
+            if j > 0:
+                lp += 0.5 * np.log(1.0 - sum_sqs)
+            lij = z * np.sqrt(1.0 - sum_sqs)
+            out[i, j] = tau * lij
+            sum_sqs += lij * lij
+        lii = np.sqrt(1.0 - sum_sqs)
+        out[i, i] = tau * lii
+        lp += (q - i - 1 + 2.0 * eta - 2.0) * np.log(lii)
+    return lp
+
+
+@_njit
+def _precision(chol_cov, sigma_inv):
+    """``Sigma^{-1} = C^{-T} C^{-1}`` into ``sigma_inv``; returns ``log|Sigma|``."""
+    q = chol_cov.shape[0]
+    rdiag = np.empty(q)
+    logdet = 0.0
+    for i in range(q):
+        rdiag[i] = 1.0 / chol_cov[i, i]
+        logdet += 2.0 * np.log(chol_cov[i, i])
+    inv = np.zeros((q, q))
+    lower_inverse(chol_cov, rdiag, inv)
+    for i in range(q):
+        for j in range(q):
+            acc = 0.0
+            for k in range(max(i, j), q):
+                acc += inv[k, i] * inv[k, j]
+            sigma_inv[i, j] = acc
+    return logdet
+
+
+@_njit
+def _mul(a, b):
+    """``a @ b`` for tiny square matrices (no BLAS call inside the density)."""
+    n = a.shape[0]
+    out = np.zeros((n, n))
+    for i in range(n):
+        for k in range(n):
+            aik = a[i, k]
+            for j in range(n):
+                out[i, j] += aik * b[k, j]
+    return out
