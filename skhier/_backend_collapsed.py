@@ -253,17 +253,15 @@ def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progres
     )
 
 
-def _laplace(stats, spec, *, draws, chains, seed, **_):
-    """Laplace approximation of the posterior of the log SDs (fast, approximate).
+def laplace_fit(stats, spec):
+    """Posterior mode of the log SDs and the Cholesky factor of ``-H^{-1}`` there.
 
-    The mode of the log density in ``x = log sd`` is found with L-BFGS using the
-    analytic gradient; the Hessian there comes from central differences of that
-    gradient; ``x ~ Normal(mode, -H^{-1})`` is then drawn independently.
+    The mode comes from L-BFGS with the analytic gradient, the Hessian from
+    central differences of that gradient.  Returns ``(mode, chol, ok)``; when the
+    mode or the Hessian is not well defined, ``ok`` is False and ``chol`` is a
+    small diagonal.
     """
     from scipy import optimize
-
-    from ._warn import warn
-    from .exceptions import ConvergenceWarning
 
     def neg(x):
         value, grad = log_density(x, stats, spec)
@@ -284,16 +282,24 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
     try:
         chol = np.linalg.cholesky(np.linalg.inv(hess))
     except np.linalg.LinAlgError:
-        chol = None
-    if not res.success or chol is None:
+        return mode, np.diag(np.full(n_dim, 1e-6)), False
+    return mode, chol, bool(res.success)
+
+
+def _laplace(stats, spec, *, draws, chains, seed, **_):
+    """Laplace approximation of the posterior of the log SDs (fast, approximate):
+    ``x ~ Normal(mode, -H^{-1})`` drawn independently."""
+    from ._warn import warn
+    from .exceptions import ConvergenceWarning
+
+    mode, chol, ok = laplace_fit(stats, spec)
+    if not ok:
         warn(
             "The Laplace approximation failed (no well-defined posterior mode of the "
             "log SDs). Use inference='nuts'.",
             ConvergenceWarning,
         )
-        if chol is None:
-            chol = np.diag(np.full(n_dim, 1e-6))
-    z = np.random.default_rng(seed).standard_normal((chains, draws, n_dim))
+    z = np.random.default_rng(seed).standard_normal((chains, draws, len(mode)))
     none = np.zeros((chains, draws), dtype=bool)
     return mode + z @ chol.T, none, none
 
@@ -314,12 +320,22 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     theta, diverging, saturated = sampler(stats, spec, **kwargs)
     n_chains, n_draws, _ = theta.shape
     x = theta.reshape(n_chains * n_draws, -1)
+    chol_cov = _kernels.cov_chols(
+        x[:, :-1], spec.n_random, spec.correlated, float(spec.prior_corr_eta)
+    )
+    beta, u = _draw_in_chunks(stats, chol_cov, np.exp(x[:, -1]), spec.beta_prior_sd, rng)
+    return standardized_draws(theta, beta, u, spec, diverging, saturated)
+
+
+def standardized_draws(theta, beta, u, spec, diverging, saturated):
+    """The engines' common result from the sampled ``theta`` (C, D, n_params) and
+    the flat draws ``beta`` (C * D, p) and ``u`` (C * D, G, q)."""
+    shape = theta.shape[:2]
+    x = theta.reshape((-1, theta.shape[-1]))
     q = spec.n_random
     chol_cov = _kernels.cov_chols(x[:, :-1], q, spec.correlated, float(spec.prior_corr_eta))
     tau, s = np.exp(x[:, :q]), np.exp(x[:, -1])
     corr_chol = chol_cov / tau[:, :, None]
-    beta, u = _draw_in_chunks(stats, chol_cov, s, spec.beta_prior_sd, rng)
-    shape = (n_chains, n_draws)
     return {
         "beta": beta.reshape(shape + beta.shape[1:]),
         "u": u.reshape(shape + u.shape[1:]),

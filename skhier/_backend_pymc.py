@@ -56,7 +56,11 @@ def build_model(X, y, codes, n_groups, spec, scaling):
                 pm.Deterministic("u", z * tau)
         u = model["u"]
         mean = pm.math.dot(F, beta) + (Z * u[codes]).sum(axis=1)
-        pm.Normal("y", mu=mean, sigma=s, observed=ys)
+        if spec.likelihood == "student_t":
+            nu = pm.Truncated("nu", pm.Gamma.dist(alpha=2.0, beta=0.1), lower=1.0)
+            pm.StudentT("y", nu=nu, mu=mean, sigma=s, observed=ys)
+        else:
+            pm.Normal("y", mu=mean, sigma=s, observed=ys)
     return model
 
 
@@ -76,11 +80,13 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
             target_accept=sampler_kwargs["target_accept"],
             progressbar=sampler_kwargs["progressbar"],
             compute_convergence_checks=False,
-            var_names=["beta", "tau", "s", "u"] + (["corr"] if "corr" in model.named_vars else []),
+            var_names=["beta", "tau", "s", "u"]
+            + [name for name in ("corr", "nu") if name in model.named_vars],
         )
     post = idata.posterior
     return {
         "corr": np.asarray(post["corr"].values) if "corr" in post else None,
+        "nu": np.asarray(post["nu"].values) if "nu" in post else None,
         "beta": np.asarray(post["beta"].values),
         "u": np.asarray(post["u"].values),
         "tau": np.asarray(post["tau"].values),

@@ -122,6 +122,11 @@ class HierarchicalBase(BaseEstimator):
         self.group_intercept_sd_ = float(post.mean("group_intercept_sd"))
         self.group_coef_sd_ = post.mean("group_coef_sd")
         self.noise_sd_ = float(post.mean("noise_sd"))
+        if post.noise_df is None:  # Gaussian noise: the t's limit nu = inf
+            self.noise_df_, self.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+        else:
+            self.noise_df_ = float(post.mean("noise_df"))
+            self.noise_df_interval_ = post.interval("noise_df", prob)
         self.random_slope_mask_ = np.isin(np.arange(spec.n_features), spec.slope_idx)
         both = self._corr_mask()
         self.group_corr_ = np.where(both, post.mean("group_corr"), np.nan)
@@ -198,10 +203,32 @@ def _validated(est, X, y="no_validation", **kwargs):
         raise
 
 
+def resolve_engine(engine, inference, likelihood):
+    """The engine that fits this model: ``engine="auto"`` picks the fastest exact one
+    (collapsed for Gaussian noise, augmented for Student-t); a choice that cannot
+    fit the model raises."""
+    fast = "augmented" if likelihood == "student_t" else "collapsed"
+    chosen = fast if engine == "auto" else engine
+    if chosen not in (fast, "explicit"):
+        raise ValueError(
+            f"engine={engine!r} cannot fit likelihood={likelihood!r}; use engine='auto' "
+            f"(which picks {fast!r}) or engine='explicit'."
+        )
+    if inference == "laplace" and chosen != "collapsed":
+        raise ValueError(
+            "inference='laplace' needs the collapsed engine (Gaussian noise); got "
+            f"engine={engine!r}, likelihood={likelihood!r}. Use engine='auto' with "
+            "likelihood='normal', or inference='nuts'."
+        )
+    return chosen
+
+
 def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
     """Fit ``spec`` with its engine; the standardized draws as a dict."""
     if spec.engine == "collapsed":
         from ._backend_collapsed import fit_collapsed as backend
+    elif spec.engine == "augmented":
+        from ._backend_augmented import fit_augmented as backend
     else:
         from ._backend_pymc import fit_explicit as backend
     # Silence the samplers' informational logging; warnings still reach the user.

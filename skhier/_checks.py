@@ -138,3 +138,20 @@ def check_design(codes, classes, level, slope_idx, feature_names) -> None:
             f"slope only: random_slopes={keep if keep else None}.",
             IdentifiabilityWarning,
         )
+
+
+def check_numeric_target(y) -> bool:
+    """Raise for a non-numeric ``y``; return whether it is boolean."""
+    if y is None:
+        return False  # validate_data raises scikit-learn's standard message
+    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+    if arr.dtype.kind not in "OUSV":
+        return arr.dtype.kind == "b"  # numeric (or complex: validate_data rejects it)
+    try:
+        arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"`y` must be numeric; got values of dtype {arr.dtype} that cannot be "
+            "converted to float. Encode the target as numbers."
+        ) from None
+    return False

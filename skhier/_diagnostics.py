@@ -22,6 +22,7 @@ POPULATION_PARAMS = (
     "group_coef_sd",
     "noise_sd",
     "group_corr",
+    "noise_df",
 )
 GROUP_PARAMS = ("group_intercept", "group_coef")
 

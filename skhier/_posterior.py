@@ -32,6 +32,8 @@ class Posterior:
                                   for independent effects and in the rows of
                                   features without a random slope (None in models
                                   saved by skhier 0.1.0: independent)
+    noise_df : (C, D) or None     ``nu``, degrees of freedom of Student-t noise
+                                  (None for Gaussian noise)
     """
 
     intercept: np.ndarray
@@ -44,6 +46,7 @@ class Posterior:
     diverging: np.ndarray
     max_treedepth: np.ndarray
     group_corr: np.ndarray | None = None
+    noise_df: np.ndarray | None = None
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling) -> Posterior:
@@ -68,6 +71,7 @@ class Posterior:
             diverging=np.asarray(draws["diverging"], dtype=bool),
             max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
             group_corr=_padded_corr(draws.get("corr"), slopes, coef.shape),
+            noise_df=draws.get("nu"),
         )
 
     # ------------------------------------------------------------------ shapes
@@ -77,7 +81,11 @@ class Posterior:
 
     def flat(self, name: str) -> np.ndarray:
         """Draws of one parameter with chains and draws merged: (S, ...)."""
-        arr = getattr(self, name)
+        arr = getattr(self, name, None)
+        if arr is None:  # Gaussian noise: nu is infinite
+            if name != "noise_df":
+                raise AttributeError(name)
+            arr = np.full(self.intercept.shape, np.inf)
         return arr.reshape((-1,) + arr.shape[2:])
 
     # --------------------------------------------------------------- summaries
@@ -155,6 +163,8 @@ class Posterior:
             "a": self.group_intercept,
             "b": self.group_coef,
         }
+        if self.noise_df is not None:
+            posterior["nu"] = self.noise_df
         return az.from_dict(
             posterior=posterior,
             sample_stats={"diverging": self.diverging},

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._likelihoods import of_posterior
+
 #: bound on the (draws x rows x coefficients) block held at once (~64 MB of float64)
 CHUNK_ELEMENTS = 2**23
 
@@ -85,7 +87,7 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
         nc = new_codes[is_new]
         out[is_new] = np.einsum("nk,snk->ns", D[is_new], effects[:, nc, :])
     if noise:
-        out += post.flat("noise_sd")[draw_idx][None, :] * rng.standard_normal((n_rows, n_s))
+        out += of_posterior(post).sample_noise(post, draw_idx, n_rows, rng)
     return out
 
 

@@ -7,9 +7,10 @@ every feature divided by its SD) where the default priors are meaningful:
     beta_k ~ Normal(0, prior_coef_sd)           population slopes (mu_b)
     tau_j  ~ Exponential(mean=prior_group_sd)   group SDs (sigma_a, sigma_b)
     R      ~ LKJ(prior_corr_eta)                correlations (identity if independent)
-    s      ~ Exponential(mean=prior_noise_sd)   noise SD (eps)
+    s      ~ Exponential(mean=prior_noise_sd)   noise SD (eps); the scale for Student-t
     u_g    ~ Normal(0, diag(tau) R diag(tau))   group deviations
     y_g    = F_g beta + Z_g u_g + Normal(0, s^2)
+             (or + Student-t(nu, 0, s), nu ~ Gamma(2, rate=0.1) on nu > 1)
 
 ``F = [1, (X - mean) / sd]`` is centred (so the intercept prior concerns the
 mean response) while ``Z = [1, X_slopes / sd]`` is only scaled, so the group
@@ -58,10 +59,11 @@ class ModelSpec:
     prior_coef_sd: float
     prior_group_sd: float
     prior_noise_sd: float
-    engine: str  # "collapsed" or "explicit"
+    engine: str  # "collapsed", "augmented" (Student-t) or "explicit"
     parametrization: str  # "centered" or "non-centered" (explicit engine)
     correlated: bool = False  # full covariance of the group effects (LKJ prior)
     prior_corr_eta: float = 2.0  # LKJ shape of the correlation matrix
+    likelihood: str = "normal"  # noise: "normal" or "student_t" (nu learned)
 
     @property
     def n_fixed(self) -> int:

@@ -12,6 +12,7 @@ _ROWS = (
     ("group_intercept_sd", "sigma_a", False, False),
     ("group_coef_sd", "sigma_b", False, True),
     ("noise_sd", "eps", False, False),
+    ("noise_df", "nu", False, False),
     ("group_intercept", "a", True, False),
     ("group_coef", "b", True, True),
 )
@@ -25,8 +26,8 @@ def summary_table(est, group_level: bool) -> pd.DataFrame:
     lo_name, hi_name = f"{tail:g}%", f"{100 - tail:g}%"
     blocks = []
     for attr, name, by_group, by_feature in _ROWS:
-        if by_group and not group_level:
-            continue
+        if (by_group and not group_level) or attr not in est.diagnostics_:
+            continue  # (nu: Gaussian noise has none)
         draws = post.flat(attr)
         r_hat, ess = est.diagnostics_[attr]
         interval = post.interval(attr, prob)
