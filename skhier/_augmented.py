@@ -22,7 +22,9 @@ Prior of the degrees of freedom: ``nu ~ Gamma(2, rate=0.1)`` restricted to
 must show heavy tails for ``nu`` to be small; ``nu > 1`` keeps the mean of the
 noise defined).
 
-Each chain is one compiled loop (``nogil``), so chains run in parallel threads.
+Each chain is one compiled loop (``nogil``) with its own
+:class:`numpy.random.Generator`, so chains run in parallel threads and a seed
+gives the same draws whatever the thread scheduling.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def log_noise_conditional(log_s, e, resid, noise_rate):
 
 
 @_njit
-def slice_noise(log_s, e, shear, resid, noise_rate):
+def slice_noise(log_s, e, shear, resid, noise_rate, rng):
     """Slice sampling of ``(log s, e)`` along the line ``(shear, 1)`` through the
     current point (stepping out, then shrinkage): with ``shear`` the regression
     slope of ``log s`` on ``e`` learned in warm-up, the line follows their
@@ -115,8 +117,8 @@ def slice_noise(log_s, e, shear, resid, noise_rate):
     def at(t):
         return log_noise_conditional(log_s + shear * t, e + t, resid, noise_rate)
 
-    level = at(0.0) + math.log(np.random.random())
-    lo = -width * np.random.random()
+    level = at(0.0) + math.log(rng.random())
+    lo = -width * rng.random()
     hi = lo + width
     for _ in range(32):
         if at(lo) <= level:
@@ -127,7 +129,7 @@ def slice_noise(log_s, e, shear, resid, noise_rate):
             break
         hi += width
     for _ in range(100):
-        t = lo + (hi - lo) * np.random.random()
+        t = lo + (hi - lo) * rng.random()
         if at(t) > level:
             return log_s + shear * t, e + t
         if t < 0.0:
@@ -138,15 +140,15 @@ def slice_noise(log_s, e, shear, resid, noise_rate):
 
 
 @_njit
-def draw_weights(r, nu, w):
+def draw_weights(r, nu, w, rng):
     """``w_i ~ Gamma((nu + 1)/2, rate=(nu + r_i^2)/2)`` into ``w``."""
     shape = 0.5 * (nu + 1.0)
     for i in range(r.shape[0]):
-        w[i] = np.random.gamma(shape, 2.0 / (nu + r[i] * r[i]))
+        w[i] = rng.gamma(shape, 2.0 / (nu + r[i] * r[i]))
 
 
 @_njit
-def rescale_move(w, s, nu, noise_rate):
+def rescale_move(w, s, nu, noise_rate, rng):
     """Joint rescaling ``w -> c w``, ``s -> sqrt(c) s`` (a generalized Gibbs step,
     Liu and Sabatti 2000): the likelihood depends on ``s^2 / w_i`` only, so ``c``
     is drawn exactly from ``c^(n nu/2 - 1/2) exp(-c nu sum(w)/2 - rate s sqrt(c))``
@@ -156,8 +158,8 @@ def rescale_move(w, s, nu, noise_rate):
     shape = 0.5 * nu * w.shape[0] + 0.5
     scale = 2.0 / (nu * np.sum(w))
     for _ in range(1000):
-        c = np.random.gamma(shape, scale)
-        if np.random.random() < math.exp(-noise_rate * s * math.sqrt(c)):
+        c = rng.gamma(shape, scale)
+        if rng.random() < math.exp(-noise_rate * s * math.sqrt(c)):
             w *= c
             return c
     return 1.0
@@ -185,14 +187,14 @@ def _leapfrog(x, mom, grad, eps, metric, n_leap, stats, prior_sd, rate, correlat
 
 
 @_njit
-def hmc_transition(x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta):
+def hmc_transition(x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng):
     """One HMC transition; returns ``(x, accept_prob, diverged, hit_cap)``."""
     zz, zw, ww, n_obs = stats
     d = x.shape[0]
     logp0, grad0 = log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
-    mom = np.random.standard_normal(d)
+    mom = rng.standard_normal(d)
     h0 = -logp0 + 0.5 * np.sum(mom * mom)
-    length = path_len * (0.5 + np.random.random())
+    length = path_len * (0.5 + rng.random())
     n_leap = int(math.ceil(length / eps))
     hit_cap = n_leap > MAX_LEAPFROG
     n_leap = min(max(n_leap, 1), MAX_LEAPFROG)
@@ -202,7 +204,7 @@ def hmc_transition(x, eps, metric, path_len, stats, prior_sd, rate, correlated, 
     if not np.isfinite(h1) or h1 - h0 > 1000.0:
         return x, 0.0, True, hit_cap
     accept = min(1.0, math.exp(h0 - h1))
-    if np.random.random() < accept:
+    if rng.random() < accept:
         return xn, accept, False, hit_cap
     return x, accept, False, hit_cap
 
@@ -232,17 +234,18 @@ def _adapted(collected, metric, i_log_s):
 
 
 @_njit
-def run_chain(seed, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
+def run_chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
     """One chain of the Gibbs sampler (see the module docstring), warm-up included.
 
-    ``data = (F, Z, y, codes, n_groups)``, ``spec_arrays = (prior_sd, rate,
-    correlated, eta)``, ``out = (x, beta, u, nu, diverging, hit_cap)`` with a
-    leading axis of ``draws``.  Warm-up adapts the HMC step size (dual averaging)
-    throughout and replaces the metric (the Cholesky factor of the covariance of
-    ``x``, initially the Gaussian model's Laplace approximation) with the sample
-    covariance of the middle of the warm-up.
+    ``rng`` is the chain's :class:`numpy.random.Generator`; ``data = (F, Z, y,
+    codes, n_groups)``, ``spec_arrays = (prior_sd, rate, correlated, eta)``,
+    ``out = (x, beta, u, nu, diverging, hit_cap)`` with a leading axis of
+    ``draws``.  Warm-up adapts the HMC step size (dual averaging) throughout; at
+    the end of its middle window (30% to 75%) it replaces the metric (the
+    Cholesky factor of the covariance of ``x``, initially the Gaussian model's
+    Laplace approximation) and the noise slice's direction by estimates from
+    that window's draws (:func:`_adapted`).  Returns the final step size.
     """
-    np.random.seed(seed)
     F, Z, y, codes, n_groups = data
     prior_sd, rate, correlated, eta = spec_arrays
     x_out, beta_out, u_out, nu_out, div_out, cap_out = out
@@ -256,7 +259,7 @@ def run_chain(seed, x0, metric, data, spec_arrays, draws, tune, target_accept, o
     w = np.ones(n)
     r = np.empty(n)
     x = x0.copy()
-    e_nu = math.log(9.0) + np.random.uniform(-1.0, 1.0)
+    e_nu = math.log(9.0) + rng.uniform(-1.0, 1.0)
     beta = np.zeros(p)
     u = np.zeros((n_groups, q))
     chol_cov = np.zeros((q, q))
@@ -272,7 +275,7 @@ def run_chain(seed, x0, metric, data, spec_arrays, draws, tune, target_accept, o
         div, cap = False, False
         for _ in range(HMC_PER_SWEEP):
             x, acc, dv, hc = hmc_transition(
-                x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta
+                x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng
             )
             div, cap = div or dv, cap or hc
             if it < tune:
@@ -284,16 +287,16 @@ def run_chain(seed, x0, metric, data, spec_arrays, draws, tune, target_accept, o
                 eps = math.exp(log_eps)
         s = math.exp(x[n_cov])
         cov_chol(x[:n_cov], q, correlated, eta, chol_cov)
-        e_beta = np.random.standard_normal(p)
-        e_u = np.random.standard_normal((n_groups, q))
+        e_beta = rng.standard_normal(p)
+        e_u = rng.standard_normal((n_groups, q))
         if not draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta, u):
             div = True  # P numerically indefinite: beta, u keep their values
         scaled_residuals(F, Z, y, codes, beta, u, 1.0, r)
-        x[n_cov], e_nu = slice_noise(x[n_cov], e_nu, shear, r, rate[q])
+        x[n_cov], e_nu = slice_noise(x[n_cov], e_nu, shear, r, rate[q], rng)
         s = math.exp(x[n_cov])
         r /= s
-        draw_weights(r, 1.0 + math.exp(e_nu), w)
-        x[n_cov] += 0.5 * math.log(rescale_move(w, s, 1.0 + math.exp(e_nu), rate[q]))
+        draw_weights(r, 1.0 + math.exp(e_nu), w, rng)
+        x[n_cov] += 0.5 * math.log(rescale_move(w, s, 1.0 + math.exp(e_nu), rate[q], rng))
         if window_lo <= it < window_hi:
             collected[it - window_lo, :d] = x
             collected[it - window_lo, d] = e_nu

@@ -32,7 +32,7 @@ def fit_augmented(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     if not np.all(np.isfinite(metric)) or not np.all(np.isfinite(mode)):
         mode, metric = np.zeros(n_params(spec)), np.eye(n_params(spec)) * 0.1
     chains, draws, tune = (sampler_kwargs[k] for k in ("chains", "draws", "tune"))
-    seeds = np.random.SeedSequence(sampler_kwargs["seed"]).generate_state(chains)
+    streams = np.random.SeedSequence(sampler_kwargs["seed"]).spawn(chains)
     starts = mode + rng.standard_normal((chains, len(mode))) @ metric.T
     data = (F, Z, ys, codes, int(n_groups))
     spec_arrays = (
@@ -56,7 +56,7 @@ def fit_augmented(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
 
     def chain(c):
         run_chain(
-            int(seeds[c]),
+            np.random.default_rng(streams[c]),
             starts[c],
             np.ascontiguousarray(metric),
             data,

@@ -440,4 +440,3 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         from sklearn.metrics import r2_score  # lazy: keeps `import skhier` (and unpickling) light
 
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
-
