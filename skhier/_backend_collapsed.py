@@ -18,18 +18,21 @@ processes reuse the machine code, so a warm fit costs only sampling time.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from . import _kernels
-from ._collapsed import draw_conditional, sufficient_stats
-from ._kernels import log_density_and_grad as _log_density_and_grad
-from ._kernels import numba
+from ._collapsed import sufficient_stats
+from ._kernels import density_of, numba
+from ._kernels_draw import draw_in_chunks
+from ._kernels_grad import shape_class
 from ._spec import design
 
 
 def log_density(x, stats, spec):
     """Log posterior density of the unconstrained variance parameters and its gradient."""
-    return _log_density_and_grad(
+    return _kernels.density_for(*stats.zw.shape[1:])(
         np.asarray(x, dtype=np.float64),
         float(stats.n_obs),
         stats.zz,
@@ -79,22 +82,38 @@ def _unpack(buf):
     return n_obs, zz, zw, ww, prior_sd, rate, correlated, eta
 
 
-def _c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
-    """C callback for nutpie: status 0 = ok, 4 = non-finite (a divergence)."""
-    total = int(numba.carray(buf_ptr, (1,))[0])
-    n_obs, zz, zw, ww, prior_sd, rate, correlated, eta = _unpack(numba.carray(buf_ptr, (total,)))
-    x = numba.carray(x_ptr, (dim,))
-    grad = numba.carray(grad_ptr, (dim,))
-    logp = numba.carray(logp_ptr, (1,))
-    try:
-        value, g = _log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
-    except Exception:  # noqa: BLE001 - never let an error cross into Rust
-        return 4
-    logp[0] = value
-    grad[:] = g
-    if not np.isfinite(value) or not np.all(np.isfinite(g)):
-        return 4
-    return 0
+def _make_c_logp(Q, PP1):
+    def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
+        """C callback for nutpie: status 0 = ok, 4 = non-finite (a divergence)."""
+        total = int(numba.carray(buf_ptr, (1,))[0])
+        n_obs, zz, zw, ww, prior_sd, rate, correlated, eta = _unpack(
+            numba.carray(buf_ptr, (total,))
+        )
+        x = numba.carray(x_ptr, (dim,))
+        grad = numba.carray(grad_ptr, (dim,))
+        logp = numba.carray(logp_ptr, (1,))
+        try:
+            value, g = density_of(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+        except Exception:  # noqa: BLE001 - never let an error cross into Rust
+            return 4
+        logp[0] = value
+        grad[:] = g
+        if not np.isfinite(value) or not np.all(np.isfinite(g)):
+            return 4
+        return 0
+
+    return numba.cfunc(_C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
+
+
+@cache
+def _c_logp_of_class(Q, PP1):
+    return _make_c_logp(Q, PP1)
+
+
+def _c_logp_for(q, pp1):
+    """The C callback of the density, compiled (once per machine: numba's cache
+    holds one entry per shape class) for the shape class of ``(q, p + 1)`` only."""
+    return _c_logp_of_class(*shape_class(q, pp1))
 
 
 def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
@@ -111,11 +130,7 @@ def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
 if numba is not None:
     _unpack = _kernels._njit(_unpack)
     _dbl = numba.types.CPointer(numba.types.double)
-    _c_logp = numba.cfunc(
-        numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl),
-        cache=True,
-        error_model="numpy",
-    )(_c_logp)
+    _C_LOGP_SIG = numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl)
     _c_expand = numba.cfunc(
         numba.types.int64(numba.types.uint64, numba.types.uint64, _dbl, _dbl, _dbl),
         cache=True,
@@ -147,6 +162,7 @@ class _NativeModel:
 
     def __init__(self, stats, spec):
         self._buf = _pack(stats, spec)
+        self._buf_shape = stats.zw.shape[1:]
         self._spec = spec
         self._n_dim = n_params(spec)
 
@@ -166,7 +182,8 @@ class _NativeModel:
         from nutpie import _lib
 
         addr = self._buf.ctypes.data
-        logp_fn = _lib.LogpFunc(_c_logp.address, addr, self)
+        c_logp = _c_logp_for(*self._buf_shape)
+        logp_fn = _lib.LogpFunc(c_logp.address, addr, self)
         expand_fn = _lib.ExpandFunc(self._n_dim, self._n_dim, _c_expand.address, addr, self)
         sizes = {"param": self._n_dim}
         variables = _lib.PyVariable.new_variables(
@@ -323,7 +340,7 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     chol_cov = _kernels.cov_chols(
         x[:, :-1], spec.n_random, spec.correlated, float(spec.prior_corr_eta)
     )
-    beta, u = _draw_in_chunks(stats, chol_cov, np.exp(x[:, -1]), spec.beta_prior_sd, rng)
+    beta, u = draw_in_chunks(stats, chol_cov, np.exp(x[:, -1]), spec.beta_prior_sd, rng)
     return standardized_draws(theta, beta, u, spec, diverging, saturated)
 
 
@@ -345,33 +362,3 @@ def standardized_draws(theta, beta, u, spec, diverging, saturated):
         "diverging": diverging,
         "max_treedepth": saturated,
     }
-
-
-def _draw_in_chunks(stats, chol_cov, s, prior_sd, rng, max_bytes=64 * 2**20):
-    """Exact conditional draws for every posterior draw, in chunks of draws."""
-    n_groups, q, pp1 = stats.zw.shape
-    p = pp1 - 1
-    per_draw = 8 * n_groups * q * (q + 2 * pp1 + 2)
-    chunk = max(1, int(max_bytes // per_draw))
-    beta = np.empty((len(s), p))
-    u = np.empty((len(s), n_groups, q))
-    for start in range(0, len(s), chunk):
-        sl = slice(start, start + chunk)
-        e_beta = rng.standard_normal((len(s[sl]), p))
-        e_u = rng.standard_normal((len(s[sl]), n_groups, q))
-        failed = _kernels.draw_conditional(
-            stats.zz,
-            stats.zw,
-            stats.ww,
-            prior_sd,
-            chol_cov[sl],
-            s[sl],
-            e_beta,
-            e_u,
-            beta[sl],
-            u[sl],
-        )
-        if failed.any():  # P numerically indefinite: the reference floors its eigenvalues
-            idx = np.flatnonzero(failed) + start
-            beta[idx], u[idx] = draw_conditional(stats, chol_cov[idx], s[idx], prior_sd, rng)
-    return beta, u

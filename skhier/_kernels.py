@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_grad import group_pass1, group_pass2
+from ._kernels_grad import pass1_of, pass2_of, shape_class
 from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import them here)
     _mul,
     _njit,
-    _njit_parallel,
-    _prange,
+    _njit_inline,
     _precision,
     back_substitute,
     cov_chol,
@@ -82,8 +81,8 @@ def cov_chols(theta, q, correlated, eta):
     return out
 
 
-@_njit
-def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+@_njit_inline
+def density(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     """Log posterior of ``x = (log tau, y, log s)`` (up to a constant) and its gradient.
 
     ``y`` holds the correlation parameters of :func:`cov_chol` (none for
@@ -106,7 +105,9 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     (using ``||y - A psi_hat||^2 / s^2 + psi_hat' Lambda psi_hat = quad`` and
     ``tr(A'A Q^{-1}) / s^2 = dim(psi) - tr(Lambda Q^{-1})`` for the joint posterior
     precision ``Q = A'A / s^2 + Lambda``).  Cost: two passes over the groups of
-    O(q^3 + q^2 p + q p^2) each (:mod:`skhier._kernels_grad`).
+    O(q^3 + q^2 p + q p^2) each (:mod:`skhier._kernels_grad`), compiled for the
+    shape class ``(Q, PP1)`` of :func:`skhier._kernels_grad.shape_class` (constants
+    where this is inlined; ``Q < 0``: every class, chosen at run time).
     """
     n_groups, q, pp1 = zw.shape
     p = pp1 - 1
@@ -116,7 +117,7 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     sigma_inv = np.empty((q, q))
     logdet_sigma = _precision(chol_cov, sigma_inv)
     log_s = x[n_cov]
-    g, logdet_m, su, amat = group_pass1(zz, zw, ww, sigma_inv, np.exp(-2.0 * log_s))
+    g, logdet_m, su, amat = pass1_of(Q, PP1, zz, zw, ww, sigma_inv, np.exp(-2.0 * log_s))
     lp = np.zeros((p, p))
     lp_rdiag = np.empty(p)
     ok, logdet_p, v, quad = population_factor(g, prior_sd, lp, lp_rdiag)
@@ -131,7 +132,7 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
     value += -0.5 * (logdet_v + quad + 2.0 * logdet_p)
 
     # S_u = sum_g (ubar ubar' + M^{-1} + K P^{-1} K'): su holds sum_g M^{-1} (lower)
-    group_pass2(amat, beta.reshape(p), lp_inv, su)
+    pass2_of(Q, PP1, amat, beta.reshape(p), lp_inv, su)
     for j in range(q):
         for k in range(j):
             su[k, j] = su[j, k]
@@ -169,6 +170,55 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
 
 
 @_njit
+def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+    """:func:`density` with the shape class of the data chosen at run time: every
+    class compiles with it.  :func:`density_for` gives one compiled for a single
+    class (the same machine code as :func:`density_of` calls)."""
+    return density(-1, -1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+
+
+def _make_density(Q, PP1):
+    @_njit
+    def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+        return density(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+
+    return log_density_and_grad
+
+
+# one per shape class of _kernels_grad.shape_class (nothing compiles until called)
+_D23, _D34, _D45, _D10, _D20, _D00 = (
+    _make_density(Q, PP1) for Q, PP1 in ((2, 3), (3, 4), (4, 5), (1, 0), (2, 0), (0, 0))
+)
+_DENSITIES = {(2, 3): _D23, (3, 4): _D34, (4, 5): _D45, (1, 0): _D10, (2, 0): _D20, (0, 0): _D00}
+
+
+def density_for(q, pp1):
+    """:func:`log_density_and_grad` compiled for the shape class of ``(q, p + 1)`` only."""
+    return _DENSITIES[shape_class(q, pp1)]
+
+
+@_njit_inline
+def density_of(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+    """Calls :func:`density_for`'s function of the shape class ``(Q, PP1)`` (``Q < 0``:
+    :func:`log_density_and_grad`).  Inlined: with ``Q`` and ``PP1`` constants in
+    the caller (a C callback made per class), only that class compiles."""
+    args = (x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+    if Q < 0:
+        return log_density_and_grad(*args)
+    if Q == 2 and PP1 == 3:
+        return _D23(*args)
+    if Q == 3 and PP1 == 4:
+        return _D34(*args)
+    if Q == 4 and PP1 == 5:
+        return _D45(*args)
+    if Q == 1:
+        return _D10(*args)
+    if Q == 2:
+        return _D20(*args)
+    return _D00(*args)
+
+
+@_njit
 def draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
     """One exact draw of ``beta`` (p,) and the group effects (G, q) given
     ``(Sigma, s)`` from standard normals ``e_beta`` (p,) and ``e_u`` (G, q);
@@ -202,23 +252,3 @@ def draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
         back_substitute(chol[gi], rdiag[gi], rhs, sol)
         u_out[gi] = sol[:, 0]
     return True
-
-
-@_njit_parallel
-def draw_conditional(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
-    """Exact draws of ``beta`` and the group effects given ``(Sigma, s)``, in parallel
-    over posterior draws, from standard normals ``e_beta`` (S, p) and ``e_u``
-    (S, G, q); ``chol_cov`` (S, q, q) holds the Cholesky factors of ``Sigma``.
-    Same arithmetic as :func:`skhier._collapsed.draw_conditional`.
-
-    Returns a boolean mask of draws whose ``P`` was numerically indefinite (left
-    for the caller to redo with the eigenvalue-floored reference).
-    """
-    n_draws = s.shape[0]
-    failed = np.zeros(n_draws, dtype=np.bool_)
-    for d in _prange(n_draws):
-        ok = draw_one(
-            zz, zw, ww, prior_sd, chol_cov[d], s[d], e_beta[d], e_u[d], beta_out[d], u_out[d]
-        )
-        failed[d] = not ok
-    return failed

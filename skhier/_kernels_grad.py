@@ -19,14 +19,18 @@ constants, so LLVM unrolls the tiny loops: ``(q, p + 1) = (k, k + 1)`` for
 ``2 <= k <= 4`` (random slopes on every feature, the default), ``q = 1`` (random
 intercepts) and ``q = 2`` with any ``p``, and a general fallback.  On 2,000
 groups a fixed q makes the passes about 2x faster, fixed q and p about 3x; each
-class costs a few seconds of numba's one-time compilation, hence only these.
+class costs a few seconds of numba's one-time compilation, hence only these, and
+the class is chosen in Python (:func:`shape_class`): :func:`pass1_of` and
+:func:`pass2_of` are inlined where the class is a compile-time constant, so a
+fit compiles its own class only.  :func:`group_pass1` and :func:`group_pass2`
+choose at run time (every class compiles with them).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_linalg import _njit
+from ._kernels_linalg import _njit, _njit_inline
 
 
 def _make_passes(Q, PP1):
@@ -131,6 +135,15 @@ _P1_20, _P2_20 = _make_passes(2, 0)
 _P1_00, _P2_00 = _make_passes(0, 0)
 
 
+def shape_class(q, pp1):
+    """The compiled shape class ``(Q, PP1)`` of the data's ``(q, p + 1)`` (0: general)."""
+    if pp1 == q + 1 and 2 <= q <= 4:
+        return q, pp1
+    if q in (1, 2):
+        return q, 0
+    return 0, 0
+
+
 @_njit
 def group_pass1(zz, zw, ww, sigma_inv, inv_s2):
     """First pass: ``(g, sum_g log|L_g|, sum_g M_g^{-1} (lower), A)``, A (G, q, p + 1).
@@ -165,5 +178,43 @@ def group_pass2(amat, beta, lp_inv, su):
     if q == 1:
         return _P2_10(amat, beta, lp_inv, su)
     if q == 2:
+        return _P2_20(amat, beta, lp_inv, su)
+    return _P2_00(amat, beta, lp_inv, su)
+
+
+@_njit_inline
+def pass1_of(Q, PP1, zz, zw, ww, sigma_inv, inv_s2):
+    """:func:`group_pass1` of the shape class ``(Q, PP1)`` (:func:`shape_class`);
+    ``Q < 0``: the class of the data, chosen at run time.  Inlined: with ``Q`` and
+    ``PP1`` constants in the caller, only their class is compiled."""
+    if Q < 0:
+        return group_pass1(zz, zw, ww, sigma_inv, inv_s2)
+    if Q == 2 and PP1 == 3:
+        return _P1_23(zz, zw, ww, sigma_inv, inv_s2)
+    if Q == 3 and PP1 == 4:
+        return _P1_34(zz, zw, ww, sigma_inv, inv_s2)
+    if Q == 4 and PP1 == 5:
+        return _P1_45(zz, zw, ww, sigma_inv, inv_s2)
+    if Q == 1:
+        return _P1_10(zz, zw, ww, sigma_inv, inv_s2)
+    if Q == 2:
+        return _P1_20(zz, zw, ww, sigma_inv, inv_s2)
+    return _P1_00(zz, zw, ww, sigma_inv, inv_s2)
+
+
+@_njit_inline
+def pass2_of(Q, PP1, amat, beta, lp_inv, su):
+    """:func:`group_pass2` of the shape class ``(Q, PP1)``, as :func:`pass1_of`."""
+    if Q < 0:
+        return group_pass2(amat, beta, lp_inv, su)
+    if Q == 2 and PP1 == 3:
+        return _P2_23(amat, beta, lp_inv, su)
+    if Q == 3 and PP1 == 4:
+        return _P2_34(amat, beta, lp_inv, su)
+    if Q == 4 and PP1 == 5:
+        return _P2_45(amat, beta, lp_inv, su)
+    if Q == 1:
+        return _P2_10(amat, beta, lp_inv, su)
+    if Q == 2:
         return _P2_20(amat, beta, lp_inv, su)
     return _P2_00(amat, beta, lp_inv, su)

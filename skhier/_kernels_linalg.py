@@ -20,16 +20,17 @@ try:
         "fastmath": {"contract", "reassoc", "arcp"},
     }
     _njit = numba.njit(**_FLAGS)
-    _njit_parallel = numba.njit(parallel=True, **_FLAGS)
-    _prange = numba.prange
+    #: inlined into the caller's numba IR before typing, so arguments that are
+    #: compile-time constants there prune the callee's branches (nothing compiles
+    #: for a branch never taken)
+    _njit_inline = numba.njit(inline="always", **_FLAGS)
 except ImportError:  # pragma: no cover - numba is a dependency
     numba = None
-    _prange = range
 
     def _njit(f):
         return f
 
-    _njit_parallel = _njit
+    _njit_inline = _njit
 
 
 @_njit

@@ -58,16 +58,14 @@ class Posterior:
         intercept = scaling.y_mean + ys * (beta[..., 0] - (beta[..., 1:] * xm / xsc).sum(-1))
         group_coef_sd = np.zeros(coef.shape)
         group_coef_sd[..., slopes] = ys * tau[..., 1:] / xsc[slopes]
-        group_coef = np.repeat(coef[..., None, :], u.shape[-2], axis=-2)
-        group_coef[..., slopes] += ys * u[..., 1:] / xsc[slopes]
         return cls(
             intercept=intercept,
             coef=coef,
             group_intercept_sd=ys * tau[..., 0],
             group_coef_sd=group_coef_sd,
             noise_sd=ys * s,
-            group_intercept=intercept[..., None] + ys * u[..., 0],
-            group_coef=group_coef,
+            group_intercept=_group_values(intercept, u[..., 0], ys),
+            group_coef=_group_values(coef, u[..., 1:], ys, xsc[slopes], slopes),
             diverging=np.asarray(draws["diverging"], dtype=bool),
             max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
             group_corr=_padded_corr(draws.get("corr"), slopes, coef.shape),
@@ -95,8 +93,7 @@ class Posterior:
     def interval(self, name: str, prob: float) -> np.ndarray:
         """Equal-tailed credible interval, shape ``param_shape + (2,)``."""
         tail = (1.0 - prob) / 2.0
-        q = np.quantile(self.flat(name), [tail, 1.0 - tail], axis=0)
-        return np.moveaxis(q, 0, -1)
+        return quantiles(self.flat(name), [tail, 1.0 - tail])
 
     def group_sd_and_corr(self):
         """Flat draws of ``[sigma_a, sigma_b]`` (S, K+1) and of their correlation
@@ -120,10 +117,9 @@ class Posterior:
         ``[a, b]`` around ``[mu_a, mu_b]`` (a vector of its diagonal in models
         saved by skhier 0.1.0).
         """
-        g = np.concatenate([self.flat("group_intercept")[..., None], self.flat("group_coef")], -1)
-        group_mean = g.mean(axis=0)
-        centred = g - group_mean
-        group_cov = np.einsum("sgi,sgj->gij", centred, centred) / max(len(g) - 1, 1)
+        group_mean, group_cov = _group_moments(
+            self.flat("group_intercept"), self.flat("group_coef")
+        )
         pop = np.column_stack([self.flat("intercept"), self.flat("coef")])
         sd, corr = self.group_sd_and_corr()
         return (
@@ -171,6 +167,85 @@ class Posterior:
             coords=coords,
             dims=dims,
         )
+
+
+def _group_moments(intercepts, coefs, chunk=32):
+    """Per-group posterior means (G, K + 1) and covariances (G, K + 1, K + 1) of
+    ``[a[g], b[g]]`` from the draws ``intercepts`` (S, G) and ``coefs`` (S, G, K):
+    centred draws of a block of groups, then one BLAS product per group (a
+    group's (S, K + 1) draws are a strided matrix of the block)."""
+    n_draws, n_groups = intercepts.shape
+    mean = np.concatenate([intercepts.mean(axis=0)[:, None], coefs.mean(axis=0)], -1)
+    cov = np.empty((n_groups,) + mean.shape[1:] * 2)
+    for start in range(0, n_groups, chunk):
+        sl = slice(start, start + chunk)
+        block = np.empty((n_draws,) + mean[sl].shape)
+        block[..., 0] = intercepts[:, sl]
+        block[..., 1:] = coefs[:, sl]
+        block -= mean[sl]
+        np.matmul(block.transpose(1, 2, 0), block.transpose(1, 0, 2), out=cov[sl])
+    cov /= max(n_draws - 1, 1)
+    return mean, cov
+
+
+def quantiles(draws, probs, chunk=256):
+    """``np.quantile(draws, probs, axis=0)`` (its default linear method) with the
+    probabilities last: shape ``draws.shape[1:] + (len(probs),)``, the same numbers.
+
+    Faster on many columns: contiguous transposed blocks, and each order statistic
+    from a partition at one position (numpy's SIMD selection; a partition at
+    several positions at once, as np.quantile does, is several times slower).
+    """
+    n = len(draws)
+    virtual = (n - 1) * np.asarray(probs, dtype=np.float64)
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1  # np.quantile's conventions
+    gamma = virtual - prev
+    prev, nxt = prev.astype(np.intp) % n, nxt.astype(np.intp) % n
+    cols = draws.reshape((n, -1))
+    out = np.empty((cols.shape[1], len(gamma)))
+    for start in range(0, cols.shape[1], chunk):
+        block = _transposed(cols[:, start : start + chunk])  # partitioned in place
+        lo = 0
+        for k in np.unique(np.r_[prev, nxt]):  # later positions lie right of k
+            block[:, lo:].partition(k - lo, axis=1)
+            lo = k + 1
+        res = out[start : start + chunk]
+        for j, t in enumerate(gamma):  # numpy's lerp
+            a, b = block[:, prev[j]], block[:, nxt[j]]
+            res[:, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+        res[np.isnan(block).any(axis=1)] = np.nan
+    return out.reshape(draws.shape[1:] + (len(gamma),))
+
+
+def _transposed(a, tile=16):
+    """``a.T`` as a new C-contiguous array, a few columns at a time (much faster
+    than numpy's direct transposing copy of a large array)."""
+    out = np.empty(a.shape[::-1])
+    for start in range(0, a.shape[1], tile):
+        out[start : start + tile] = np.ascontiguousarray(a[:, start : start + tile]).T
+    return out
+
+
+def _group_values(pop, u, ys, scale=None, cols=None):
+    """Per-group values ``pop + ys * u / scale`` without temporaries as large as
+    the result: ``pop`` (...) broadcast over the groups of ``u`` (..., G), or
+    ``pop`` (..., K) over ``u`` (..., G, k) with group effects in the columns
+    ``cols`` of ``pop`` only (the others equal ``pop``)."""
+    if cols is None:
+        out = np.multiply(u, ys)
+        out += pop[..., None]
+        return out
+    pop = pop[..., None, :]
+    if len(cols) < pop.shape[-1]:
+        out = np.repeat(pop, u.shape[-2], axis=-2)
+        out[..., cols] += ys * u / scale
+        return out
+    out = np.multiply(u, ys)
+    out /= scale
+    out += pop
+    return out
 
 
 def _padded_corr(corr, slopes, coef_shape):
