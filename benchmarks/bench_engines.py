@@ -21,6 +21,8 @@ Usage::
     python benchmarks/bench_engines.py                   # sleepstudy and 20k
     python benchmarks/bench_engines.py --large           # also the 1M-row case
     python benchmarks/bench_engines.py --skip-pymc       # skip the slow baseline
+    python benchmarks/bench_engines.py --only "20k x 200 x 3" --pymc-iters 250
+                                  # one case; a shorter PyMC run (its ESS/s is compared)
 
 Prints one table; "ratio" columns are skhier / baseline (ESS/s) or baseline / skhier
 (time).  Each skhier fit runs in a fresh subprocess (its peak memory is that
@@ -103,8 +105,11 @@ def _child(name, method):
     elif method == "independent":
         fit_skhier(name, correlated_effects=False)  # warm-up (compile)
         res = fit_skhier(name, correlated_effects=False)[1]
-    elif method == "pymc":
-        res = fit_skhier(name, engine="explicit", parametrization="non-centered")[1]
+    elif method.startswith("pymc"):  # "pymc" or "pymc:<iterations>"
+        iters = int(method.split(":")[1]) if ":" in method else 1000
+        res = fit_skhier(
+            name, engine="explicit", parametrization="non-centered", draws=iters, tune=iters
+        )[1]
     else:
         res = fit_mixedlm(name)
     res["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -170,18 +175,27 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--skip-pymc", action="store_true")
+    parser.add_argument(
+        "--pymc-iters",
+        type=int,
+        default=1000,
+        help="tuning steps and draws per chain of the PyMC baseline (ESS/s is compared)",
+    )
+    parser.add_argument("--only", help="run only this case (e.g. '20k x 200 x 3')")
     parser.add_argument("--child", nargs=2)
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
     names = [n for n in CASES if args.large or not n.startswith("1M")]
+    names = [args.only] if args.only else names
     rows = []
     for name in names:
         sk = run(name, "skhier")
         ind = run(name, "independent")
         ml = run(name, "mixedlm")
-        pm = None if (args.skip_pymc or name.startswith("1M")) else run(name, "pymc")
+        pymc_method = "pymc" if args.pymc_iters == 1000 else f"pymc:{args.pymc_iters}"
+        pm = None if (args.skip_pymc or name.startswith("1M")) else run(name, pymc_method)
         row = {
             "case": name,
             "skhier time (s)": sk["time"],

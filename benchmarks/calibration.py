@@ -1,5 +1,5 @@
-"""Simulation-based calibration and coverage studies (used by the slow tests and
-``benchmarks/validation_report.py``)."""
+"""Simulation-based calibration and coverage studies (used by the slow tests in
+``tests/slow/test_calibration.py`` and by ``benchmarks/validation_report.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from ._regressor import HierarchicalRegressor
+from skhier import HierarchicalRegressor
 
 SBC_PRIORS = {
     "prior_intercept_sd": 2.0,
@@ -19,11 +19,19 @@ SBC_PRIORS = {
 }
 
 
-def simulate_from_prior(rng, n_groups=8, n_per_group=6, correlated=False):
+def _prior_nu(rng):
+    """``nu ~ Gamma(2, rate=0.1)`` restricted to ``nu > 1`` (by rejection)."""
+    while True:
+        nu = rng.gamma(2.0, 10.0)
+        if nu > 1.0:
+            return nu
+
+
+def simulate_from_prior(rng, n_groups=8, n_per_group=6, correlated=False, likelihood="normal"):
     """Draw parameters from skhier's prior (standardize=False) and data given them.
 
     With two group effects the LKJ(eta) prior makes the correlation
-    ``2 * Beta(eta, eta) - 1``.
+    ``2 * Beta(eta, eta) - 1``.  ``likelihood="student_t"`` also draws ``nu``.
     """
     p = SBC_PRIORS
     eta = p["prior_corr_eta"]
@@ -41,20 +49,27 @@ def simulate_from_prior(rng, n_groups=8, n_per_group=6, correlated=False):
     e = rng.standard_normal((2, n_groups))
     a = theta["intercept"] + theta["group_intercept_sd"] * e[0]
     b = theta["coef"] + theta["group_coef_sd"] * (r * e[0] + np.sqrt(1 - r**2) * e[1])
-    y = a[groups] + b[groups] * X[:, 0] + theta["noise_sd"] * rng.standard_normal(len(groups))
+    theta["noise_df"] = _prior_nu(rng) if likelihood == "student_t" else np.inf
+    y = a[groups] + b[groups] * X[:, 0] + theta["noise_sd"] * _noise(rng, theta, len(groups))
     theta["group_intercept"], theta["group_coef"] = a, b
     return X, y, groups, theta
 
 
-def sbc_ranks(n_reps, seed, n_thin=99, correlated=False):
+def _noise(rng, theta, n):
+    nu = theta["noise_df"]
+    return rng.standard_normal(n) if np.isinf(nu) else rng.standard_t(nu, n)
+
+
+def sbc_ranks(n_reps, seed, n_thin=99, correlated=False, likelihood="normal"):
     """SBC rank of each true population parameter among ``n_thin`` posterior draws."""
     rng = np.random.default_rng(seed)
     names = ["intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd"]
     names += ["group_corr"] if correlated else []
+    names += ["noise_df"] if likelihood == "student_t" else []
     ranks = {n: [] for n in names}
     for r in range(n_reps):
-        X, y, g, theta = simulate_from_prior(rng, correlated=correlated)
-        est = _fit(X, y, g, r, correlated)
+        X, y, g, theta = simulate_from_prior(rng, correlated=correlated, likelihood=likelihood)
+        est = _fit(X, y, g, r, correlated, likelihood)
         idx = np.linspace(0, est.posterior_.n_draws - 1, n_thin).astype(int)
         for n in names:
             flat = est.posterior_.flat(n)[idx]
@@ -68,20 +83,22 @@ def uniformity_pvalue(ranks, n_thin=99, n_bins=10):
     return stats.chisquare(counts).pvalue
 
 
-def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False):
+def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False, likelihood="normal"):
     """Fraction of true group effects / new observations inside the intervals."""
     rng = np.random.default_rng(seed)
     hits = {(k, p): [] for k in ("group_intercept", "group_coef", "prediction") for p in probs}
     for r in range(n_reps):
-        X, y, g, theta = simulate_from_prior(rng, n_groups=10, n_per_group=8, correlated=correlated)
-        est = _fit(X, y, g, r, correlated)
+        X, y, g, theta = simulate_from_prior(
+            rng, n_groups=10, n_per_group=8, correlated=correlated, likelihood=likelihood
+        )
+        est = _fit(X, y, g, r, correlated, likelihood)
         # fresh observations of the same groups
         g_new = np.arange(10)
         X_new = rng.normal(size=(10, 1))
         y_new = (
             theta["group_intercept"]
             + theta["group_coef"] * X_new[:, 0]
-            + theta["noise_sd"] * rng.standard_normal(10)
+            + theta["noise_sd"] * _noise(rng, theta, 10)
         )
         for p in probs:
             iv_a = est.posterior_.interval("group_intercept", p)
@@ -96,8 +113,9 @@ def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False):
     return {k: (np.mean(v), len(v)) for k, v in hits.items()}
 
 
-def _fit(X, y, groups, seed, correlated=False):
+def _fit(X, y, groups, seed, correlated=False, likelihood="normal"):
     est = HierarchicalRegressor(
+        likelihood=likelihood,
         correlated_effects=correlated,
         standardize=False,
         draws=500,

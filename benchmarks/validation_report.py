@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from calibration import coverage, sbc_ranks, uniformity_pvalue
 
 from skhier import HierarchicalRegressor
-from skhier._validation import coverage, sbc_ranks, uniformity_pvalue
 from skhier.datasets import SLEEPSTUDY_LME4, load_radon, load_sleepstudy
 
 

@@ -160,7 +160,7 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
         remedies.append("raise `target_accept` (e.g. 0.95 or 0.99)")
         if engine == "explicit":
             remedies.append(
-                "use engine='collapsed' or switch `parametrization` "
+                "use engine='auto' (the collapsed or augmented engine) or switch `parametrization` "
                 "(non-centered for groups with few rows, centered for groups with many)"
             )
     if conv.get("n_max_treedepth", 0) > 0.05 * conv["n_chains"] * conv["n_draws"]:

@@ -7,22 +7,26 @@ A larger version of both, with a printed report, is
 import numpy as np
 import pytest
 
-from skhier._validation import coverage, sbc_ranks, uniformity_pvalue
+from benchmarks.calibration import coverage, sbc_ranks, uniformity_pvalue
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("correlated", [False, True])
-def test_sbc_population_parameters_are_uniform(correlated):
-    ranks = sbc_ranks(n_reps=120, seed=2024, correlated=correlated)
+CASES = [(False, "normal"), (True, "normal"), (True, "student_t")]
+
+
+@pytest.mark.parametrize(("correlated", "likelihood"), CASES)
+def test_sbc_population_parameters_are_uniform(correlated, likelihood):
+    ranks = sbc_ranks(n_reps=120, seed=2024, correlated=correlated, likelihood=likelihood)
     for name, r in ranks.items():
         p = uniformity_pvalue(r)
         assert p > 0.001, (name, p, np.histogram(r, bins=10, range=(0, 100))[0])
 
 
-@pytest.mark.parametrize("correlated", [False, True])
-def test_interval_coverage_is_nominal(correlated):
-    for (name, prob), (rate, n) in coverage(n_reps=40, seed=7, correlated=correlated).items():
+@pytest.mark.parametrize(("correlated", "likelihood"), CASES)
+def test_interval_coverage_is_nominal(correlated, likelihood):
+    results = coverage(n_reps=40, seed=7, correlated=correlated, likelihood=likelihood)
+    for (name, prob), (rate, n) in results.items():
         se = np.sqrt(prob * (1 - prob) / n)
         # draws within one replication share hyperparameters: allow for that correlation
         assert abs(rate - prob) < 4 * se, (name, prob, rate, n)
