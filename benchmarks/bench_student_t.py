@@ -120,7 +120,7 @@ def main():
         cols["student_t (PyMC explicit)"] = run(n_per, "student_t", "explicit")
     table = pd.DataFrame(cols)
     print(f"{200 * n_per} rows x 200 groups x 3 features, 5% gross outliers")
-    with pd.option_context("display.float_format", "{:,.3g}".format, "display.width", 200):
+    with pd.option_context("display.float_format", "{:,.4g}".format, "display.width", 200):
         print(table)
 
 
