@@ -20,6 +20,7 @@ from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import
     _precision,
     back_substitute,
     cov_chol,
+    group_factor,
     lower_inverse,
     n_corr_params,
     numba,
@@ -39,36 +40,8 @@ def factor_groups(zz, zw, ww, sigma_inv, inv_s2, chol, rdiag, h):
     g = ww * inv_s2
     logdet = 0.0
     for gi in range(n_groups):
-        lg = chol[gi]
-        rg = rdiag[gi]
-        hg = h[gi]
-        det = 1.0
-        for j in range(q):
-            acc = zz[gi, j, j] * inv_s2 + sigma_inv[j, j]
-            for k in range(j):
-                acc -= lg[j, k] * lg[j, k]
-            d = np.sqrt(acc)
-            lg[j, j] = d
-            rg[j] = 1.0 / d
-            det *= d
-            for i in range(j + 1, q):
-                acc = zz[gi, i, j] * inv_s2 + sigma_inv[i, j]
-                for k in range(j):
-                    acc -= lg[i, k] * lg[j, k]
-                lg[i, j] = acc * rg[j]
+        det = group_factor(q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, chol[gi], rdiag[gi], h[gi], g)
         logdet += np.log(det)
-        for i in range(q):
-            for a in range(pp1):
-                acc = zw[gi, i, a] * inv_s2
-                for k in range(i):
-                    acc -= lg[i, k] * hg[k, a]
-                hg[i, a] = acc * rg[i]
-        for a in range(pp1):
-            for b in range(a, pp1):
-                acc = 0.0
-                for i in range(q):
-                    acc += hg[i, a] * hg[i, b]
-                g[a, b] -= acc
     return g, logdet
 
 

@@ -24,7 +24,14 @@ import numpy as np
 
 from ._collapsed import draw_conditional
 from ._kernels_grad import shape_class
-from ._kernels_linalg import _njit, _precision, back_substitute, numba, population_factor
+from ._kernels_linalg import (
+    _njit,
+    _precision,
+    back_substitute,
+    group_factor,
+    numba,
+    population_factor,
+)
 
 
 def _make_draws(Q, PP1):
@@ -45,32 +52,10 @@ def _make_draws(Q, PP1):
             rdiag = np.empty((n_groups, q))
             h = np.empty((n_groups, q, pp1))
             g = ww * inv_s2
-            for gi in range(n_groups):
-                lg, rg, hg = chol[gi], rdiag[gi], h[gi]
-                for j in range(q):  # L_g = chol(M_g)
-                    acc = zz[gi, j, j] * inv_s2 + sigma_inv[j, j]
-                    for k in range(j):
-                        acc -= lg[j, k] * lg[j, k]
-                    dj = np.sqrt(acc)
-                    lg[j, j] = dj
-                    rg[j] = 1.0 / dj
-                    for i in range(j + 1, q):
-                        acc = zz[gi, i, j] * inv_s2 + sigma_inv[i, j]
-                        for k in range(j):
-                            acc -= lg[i, k] * lg[j, k]
-                        lg[i, j] = acc * rg[j]
-                for i in range(q):  # H_g = L_g^{-1} Z'W / s^2
-                    for a in range(pp1):
-                        acc = zw[gi, i, a] * inv_s2
-                        for k in range(i):
-                            acc -= lg[i, k] * hg[k, a]
-                        hg[i, a] = acc * rg[i]
-                for a in range(pp1):  # g -= H_g'H_g (upper triangle)
-                    for b in range(a, pp1):
-                        acc = 0.0
-                        for i in range(q):
-                            acc += hg[i, a] * hg[i, b]
-                        g[a, b] -= acc
+            for gi in range(n_groups):  # L_g, H_g and g -= H_g'H_g
+                group_factor(
+                    q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, chol[gi], rdiag[gi], h[gi], g
+                )
             lp = np.zeros((p, p))
             lp_rdiag = np.empty(p)
             ok, _, v, _ = population_factor(g, prior_sd, lp, lp_rdiag)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_linalg import _njit, _njit_inline
+from ._kernels_linalg import _njit, _njit_inline, group_factor
 
 
 def _make_passes(Q, PP1):
@@ -49,35 +49,9 @@ def _make_passes(Q, PP1):
         hg = np.empty((q, pp1))
         li = np.zeros((q, q))
         logdet = 0.0
-        for gi in range(n_groups):
-            det = 1.0
-            for j in range(q):  # L_g = chol(M_g)
-                acc = zz[gi, j, j] * inv_s2 + sigma_inv[j, j]
-                for k in range(j):
-                    acc -= lg[j, k] * lg[j, k]
-                d = np.sqrt(acc)
-                rj = 1.0 / d
-                lg[j, j] = d
-                rg[j] = rj
-                det *= d
-                for i in range(j + 1, q):
-                    acc = zz[gi, i, j] * inv_s2 + sigma_inv[i, j]
-                    for k in range(j):
-                        acc -= lg[i, k] * lg[j, k]
-                    lg[i, j] = acc * rj
+        for gi in range(n_groups):  # L_g, H_g and g -= H_g'H_g
+            det = group_factor(q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, lg, rg, hg, g)
             logdet += np.log(det)
-            for i in range(q):  # H_g = L_g^{-1} Z'W / s^2
-                for a in range(pp1):
-                    acc = zw[gi, i, a] * inv_s2
-                    for k in range(i):
-                        acc -= lg[i, k] * hg[k, a]
-                    hg[i, a] = acc * rg[i]
-            for a in range(pp1):  # g -= H_g'H_g (upper triangle)
-                for b in range(a, pp1):
-                    acc = 0.0
-                    for i in range(q):
-                        acc += hg[i, a] * hg[i, b]
-                    g[a, b] -= acc
             for a in range(pp1):  # A_g = L_g^{-T} H_g
                 for i in range(q - 1, -1, -1):
                     acc = hg[i, a]

@@ -33,6 +33,42 @@ except ImportError:  # pragma: no cover - numba is a dependency
     _njit_inline = _njit
 
 
+@_njit_inline
+def group_factor(q, pp1, zz_g, zw_g, sigma_inv, inv_s2, lg, rg, hg, g):
+    """One group's ``L_g = chol(Sigma^{-1} + Z'Z / s^2)`` into ``lg`` (``rg = 1 /
+    diag L_g``) and ``H_g = L_g^{-1} Z'W / s^2`` into ``hg``; subtracts ``H_g'H_g``
+    from the upper triangle of ``g``.  Returns ``|L_g|``.  Inlined, so sizes that
+    are compile-time constants in the caller unroll its loops."""
+    det = 1.0
+    for j in range(q):
+        acc = zz_g[j, j] * inv_s2 + sigma_inv[j, j]
+        for k in range(j):
+            acc -= lg[j, k] * lg[j, k]
+        d = np.sqrt(acc)
+        rj = 1.0 / d
+        lg[j, j] = d
+        rg[j] = rj
+        det *= d
+        for i in range(j + 1, q):
+            acc = zz_g[i, j] * inv_s2 + sigma_inv[i, j]
+            for k in range(j):
+                acc -= lg[i, k] * lg[j, k]
+            lg[i, j] = acc * rj
+    for i in range(q):
+        for a in range(pp1):
+            acc = zw_g[i, a] * inv_s2
+            for k in range(i):
+                acc -= lg[i, k] * hg[k, a]
+            hg[i, a] = acc * rg[i]
+    for a in range(pp1):
+        for b in range(a, pp1):
+            acc = 0.0
+            for i in range(q):
+                acc += hg[i, a] * hg[i, b]
+            g[a, b] -= acc
+    return det
+
+
 @_njit
 def population_factor(g, prior_sd, lp, lp_rdiag):
     """Cholesky of ``P = g[:p, :p] + S0^{-1}`` into ``lp``; ``v = L_P^{-1} c``.

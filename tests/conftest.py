@@ -28,6 +28,18 @@ def assert_same_posterior(a, b, X, groups, scale=1.0, k=0.4):
     assert np.all(np.abs(mean_a - mean_b) < k * sd_a), np.max(np.abs(mean_a - mean_b) / sd_a)
 
 
+def assert_same_draws(a, b, names, rtol=None):
+    """Two fits' posteriors agree: means within 4 Monte Carlo SEs (from the smaller
+    min bulk ESS) and SDs within ``rtol`` (per name; default 0.1)."""
+    ess = min(a.convergence_["min_ess_bulk"], b.convergence_["min_ess_bulk"])
+    for name in names:
+        da, db = a.posterior_.flat(name), b.posterior_.flat(name)
+        mc_se = np.sqrt(da.var(0) / ess + db.var(0) / ess)
+        assert np.all(np.abs(da.mean(0) - db.mean(0)) < 4 * mc_se + 1e-12), name
+        tol = (rtol or {}).get(name, 0.1)
+        np.testing.assert_allclose(db.std(0), da.std(0), rtol=tol, err_msg=name)
+
+
 @pytest.fixture(scope="session")
 def sim_data():
     return make_hierarchical_regression(n_groups=12, n_per_group=15, n_features=2, random_state=1)
