@@ -36,10 +36,12 @@ gives the same draws whatever the thread scheduling.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
-from ._kernels import _njit, cov_chol, draw_one, log_density_and_grad, n_corr_params
+from ._kernels import _njit, _njit_inline, cov_chol, density_of, draw_one, n_corr_params
+from ._kernels_grad import shape_class
 
 NU_PRIOR_SHAPE = 2.0
 NU_PRIOR_RATE = 0.1
@@ -174,8 +176,8 @@ def rescale_move(w, s, nu, noise_rate, rng):
     return 1.0
 
 
-@_njit
-def _leapfrog(x, mom, grad, eps, metric, n_leap, stats, prior_sd, rate, correlated, eta):
+@_njit_inline
+def _leapfrog(Q, PP1, x, mom, grad, eps, metric, n_leap, stats, prior_sd, rate, correlated, eta):
     """``n_leap`` leapfrog steps in the metric's whitened coordinates
     (``x = x0 + metric @ z``); returns the final log density and gradient."""
     zz, zw, ww, n_obs = stats
@@ -186,7 +188,7 @@ def _leapfrog(x, mom, grad, eps, metric, n_leap, stats, prior_sd, rate, correlat
         for k in range(d):
             mom[k] += 0.5 * eps * gz[k]
         x += eps * (metric @ mom)
-        logp, grad = log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+        logp, grad = density_of(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
         if not np.isfinite(logp):
             return -np.inf, grad
         gz = metric.T @ grad
@@ -195,12 +197,12 @@ def _leapfrog(x, mom, grad, eps, metric, n_leap, stats, prior_sd, rate, correlat
     return logp, grad
 
 
-@_njit
-def hmc_transition(x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng):
+@_njit_inline
+def hmc_transition(Q, PP1, x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng):
     """One HMC transition; returns ``(x, accept_prob, diverged, hit_cap)``."""
     zz, zw, ww, n_obs = stats
     d = x.shape[0]
-    logp0, grad0 = log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
+    logp0, grad0 = density_of(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
     mom = rng.standard_normal(d)
     h0 = -logp0 + 0.5 * np.sum(mom * mom)
     length = path_len * (0.5 + rng.random())
@@ -208,7 +210,9 @@ def hmc_transition(x, eps, metric, path_len, stats, prior_sd, rate, correlated, 
     hit_cap = n_leap > MAX_LEAPFROG
     n_leap = min(max(n_leap, 1), MAX_LEAPFROG)
     xn = x.copy()
-    logp, _ = _leapfrog(xn, mom, grad0, eps, metric, n_leap, stats, prior_sd, rate, correlated, eta)
+    logp, _ = _leapfrog(
+        Q, PP1, xn, mom, grad0, eps, metric, n_leap, stats, prior_sd, rate, correlated, eta
+    )
     h1 = -logp + 0.5 * np.sum(mom * mom)
     if not np.isfinite(h1) or h1 - h0 > 1000.0:
         return x, 0.0, True, hit_cap
@@ -242,9 +246,28 @@ def _adapted(collected, metric, i_log_s):
     return _chol_or_keep(cov, metric), shear
 
 
-@_njit
-def run_chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
-    """One chain of the Gibbs sampler (see the module docstring), warm-up included.
+def chain_for(q, pp1):
+    """:func:`run_chain` compiled for the density's shape class of ``(q, p + 1)``
+    only (numba compiles nothing for the other classes)."""
+    return _chain_of_class(*shape_class(q, pp1))
+
+
+@cache
+def _chain_of_class(Q, PP1):
+    @_njit
+    def chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
+        return run_chain(
+            Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out
+        )
+
+    return chain
+
+
+@_njit_inline
+def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
+    """One chain of the Gibbs sampler (see the module docstring), warm-up included;
+    ``(Q, PP1)`` is the density's shape class (compile-time constants through
+    :func:`chain_for`).
 
     ``rng`` is the chain's :class:`numpy.random.Generator`; ``data = (F, Z, y,
     codes, n_groups)``, ``spec_arrays = (prior_sd, rate, correlated, eta)``,
@@ -284,7 +307,7 @@ def run_chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, ou
         div, cap = False, False
         for _ in range(HMC_PER_SWEEP):
             x, acc, dv, hc = hmc_transition(
-                x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng
+                Q, PP1, x, eps, metric, path_len, stats, prior_sd, rate, correlated, eta, rng
             )
             div, cap = div or dv, cap or hc
             if it < tune:

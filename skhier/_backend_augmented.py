@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._augmented import run_chain
+from ._augmented import chain_for
 from ._backend_collapsed import laplace_fit, n_params, standardized_draws
 from ._collapsed import sufficient_stats
 from ._spec import design
@@ -53,6 +53,8 @@ def fit_augmented(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
         )
         for _ in range(chains)
     ]
+
+    run_chain = chain_for(spec.n_random, spec.n_fixed + 1)
 
     def chain(c):
         run_chain(
