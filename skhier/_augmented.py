@@ -45,8 +45,11 @@ from ._kernels_grad import shape_class
 
 NU_PRIOR_SHAPE = 2.0
 NU_PRIOR_RATE = 0.1
-#: HMC: cap on leapfrog steps per transition; transitions per sweep
+#: HMC: cap on leapfrog steps per transition; on the step size (whitened units: a
+#: step of more than one posterior SD only reaches the steep tails of the
+#: collapsed density, where the energy error explodes); transitions per sweep
 MAX_LEAPFROG = 64
+MAX_STEP = 1.0
 HMC_PER_SWEEP = 2
 #: cycles of (beta, u | w) -> (s, nu, w | beta, u) per sweep: the group effects of
 #: groups holding outliers mix through the weights, the sampler's slowest part
@@ -316,7 +319,7 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
                 log_eps = mu_da - math.sqrt(m_da) / 0.05 * h_bar
                 weight = m_da**-0.75
                 log_eps_bar = weight * log_eps + (1.0 - weight) * log_eps_bar
-                eps = math.exp(log_eps)
+                eps = min(math.exp(log_eps), MAX_STEP)
         cov_chol(x[:n_cov], q, correlated, eta, chol_cov)
         for cycle in range(EFFECT_CYCLES):
             if cycle > 0:
@@ -340,7 +343,7 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
                 metric, shear = _adapted(collected, metric, n_cov)
                 mu_da, h_bar, log_eps_bar, m_da = math.log(10.0 * eps), 0.0, 0.0, 0
         if it == tune - 1:
-            eps = math.exp(log_eps_bar)
+            eps = min(math.exp(log_eps_bar), MAX_STEP)
         if it >= tune:
             k = it - tune
             x_out[k] = x
