@@ -341,16 +341,18 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
         x[:, :-1], spec.n_random, spec.correlated, float(spec.prior_corr_eta)
     )
     beta, u = draw_in_chunks(stats, chol_cov, np.exp(x[:, -1]), spec.beta_prior_sd, rng)
-    return standardized_draws(theta, beta, u, spec, diverging, saturated)
+    return standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov)
 
 
-def standardized_draws(theta, beta, u, spec, diverging, saturated):
+def standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov=None):
     """The engines' common result from the sampled ``theta`` (C, D, n_params) and
-    the flat draws ``beta`` (C * D, p) and ``u`` (C * D, G, q)."""
+    the flat draws ``beta`` (C * D, p) and ``u`` (C * D, G, q); ``chol_cov`` (C * D,
+    q, q) when the caller already has the covariance factors of ``theta``."""
     shape = theta.shape[:2]
     x = theta.reshape((-1, theta.shape[-1]))
     q = spec.n_random
-    chol_cov = _kernels.cov_chols(x[:, :-1], q, spec.correlated, float(spec.prior_corr_eta))
+    if chol_cov is None:
+        chol_cov = _kernels.cov_chols(x[:, :-1], q, spec.correlated, float(spec.prior_corr_eta))
     tau, s = np.exp(x[:, :q]), np.exp(x[:, -1])
     corr_chol = chol_cov / tau[:, :, None]
     return {

@@ -2,14 +2,10 @@
 
 A :class:`~skhier._posterior.Posterior` knows its likelihood from the draws it
 holds (``noise_df`` draws mean Student-t noise); prediction asks the likelihood
-for predictive noise and pointwise log densities instead of branching itself.
+for predictive noise instead of branching itself.
 """
 
 from __future__ import annotations
-
-import numpy as np
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 class Gaussian:
@@ -23,13 +19,6 @@ class Gaussian:
         sd = post.flat("noise_sd")[draw_idx]
         return sd[None, :] * rng.standard_normal((n_rows, len(draw_idx)))
 
-    @staticmethod
-    def log_density(resid, post, draw_idx):
-        """Pointwise log density of residuals ``resid`` (n_rows, len(draw_idx))."""
-        sd = post.flat("noise_sd")[draw_idx][None, :]
-        z = resid / sd
-        return -0.5 * (_LOG_2PI + z * z) - np.log(sd)
-
 
 class StudentT:
     """``y ~ Student-t(nu, mean, eps)``: ``eps`` is the scale, ``nu`` the degrees of
@@ -42,24 +31,6 @@ class StudentT:
         scale = post.flat("noise_sd")[draw_idx]
         nu = post.flat("noise_df")[draw_idx]
         return scale[None, :] * rng.standard_t(nu[None, :], size=(n_rows, len(draw_idx)))
-
-    @staticmethod
-    def log_density(resid, post, draw_idx):
-        from scipy import special
-
-        scale = post.flat("noise_sd")[draw_idx][None, :]
-        nu = post.flat("noise_df")[draw_idx][None, :]
-        z = resid / scale
-        return (
-            special.gammaln(0.5 * (nu + 1.0))
-            - special.gammaln(0.5 * nu)
-            - 0.5 * np.log(nu * np.pi)
-            - np.log(scale)
-            - 0.5 * (nu + 1.0) * np.log1p(z * z / nu)
-        )
-
-
-LIKELIHOODS = {lik.name: lik for lik in (Gaussian, StudentT)}
 
 
 def of_posterior(post):
