@@ -25,7 +25,7 @@ import numpy as np
 from . import _kernels
 from ._collapsed import sufficient_stats
 from ._kernels import density_of, numba
-from ._kernels_draw import draw_in_chunks
+from ._kernels_draw import draw_population, group_draws_in_chunks
 from ._kernels_grad import shape_class
 from ._spec import design
 
@@ -325,7 +325,9 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     """Sample the collapsed posterior and draw everything integrated out.
 
     Returns the standardized-scale draws as a dict: ``beta`` (C, D, p),
-    ``u`` (C, D, G, q), ``tau`` (C, D, q), ``corr`` (C, D, q, q), ``s`` (C, D),
+    ``u`` (an iterator of ``(start, u)`` over blocks of groups, each ``u`` of
+    shape (C * D, c, q): the group effects are drawn a block at a time, as the
+    caller reduces them), ``tau`` (C, D, q), ``corr`` (C, D, q, q), ``s`` (C, D),
     ``diverging`` and ``max_treedepth`` (C, D).
     """
     F, Z, ys = design(X, y, spec, scaling)
@@ -340,14 +342,19 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     chol_cov = _kernels.cov_chols(
         x[:, :-1], spec.n_random, spec.correlated, float(spec.prior_corr_eta)
     )
-    beta, u = draw_in_chunks(stats, chol_cov, np.exp(x[:, -1]), spec.beta_prior_sd, rng)
-    return standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov)
+    s = np.exp(x[:, -1])
+    beta = draw_population(stats, chol_cov, s, spec.beta_prior_sd, rng)
+    groups = group_draws_in_chunks(stats, chol_cov, s, beta, rng)
+    result = standardized_draws(theta, beta, groups, spec, diverging, saturated, chol_cov)
+    result["n_groups"] = n_groups
+    return result
 
 
 def standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov=None):
     """The engines' common result from the sampled ``theta`` (C, D, n_params) and
-    the flat draws ``beta`` (C * D, p) and ``u`` (C * D, G, q); ``chol_cov`` (C * D,
-    q, q) when the caller already has the covariance factors of ``theta``."""
+    the flat draws ``beta`` (C * D, p) and ``u``: (C * D, G, q) or an iterator of
+    blocks of groups (see :func:`fit_collapsed`); ``chol_cov`` (C * D, q, q) when
+    the caller already has the covariance factors of ``theta``."""
     shape = theta.shape[:2]
     x = theta.reshape((-1, theta.shape[-1]))
     q = spec.n_random
@@ -357,7 +364,7 @@ def standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov=None
     corr_chol = chol_cov / tau[:, :, None]
     return {
         "beta": beta.reshape(shape + beta.shape[1:]),
-        "u": u.reshape(shape + u.shape[1:]),
+        "u": u if not isinstance(u, np.ndarray) else u.reshape(shape + u.shape[1:]),
         "tau": tau.reshape(shape + tau.shape[1:]),
         "corr": (corr_chol @ np.swapaxes(corr_chol, -1, -2)).reshape(shape + (q, q)),
         "s": s.reshape(shape),

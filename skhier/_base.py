@@ -134,7 +134,11 @@ class HierarchicalBase(BaseEstimator):
             both[..., None], post.interval("group_corr", prob), np.nan
         )
         post.moments  # noqa: B018 - computed once here, so predict is O(rows) and pickled
-        self.diagnostics_ = _diagnostics.parameter_diagnostics(post)
+        # The collapsed engine's group effects are exact conditional draws given the
+        # sampled parameters: they are diagnosed on request only (summary()).
+        self.diagnostics_ = _diagnostics.parameter_diagnostics(
+            post, groups=False if self.engine_ == "collapsed" else "auto"
+        )
         self.convergence_ = _diagnostics.summarize_convergence(
             self.diagnostics_, post, self._free_masks()
         )
@@ -154,13 +158,22 @@ class HierarchicalBase(BaseEstimator):
         }
 
     # ------------------------------------------------------------ reports
-    def summary(self, group_level=True):
+    def summary(self, group_level=True, group_diagnostics=False):
         """Posterior summary table, one row per free parameter.
+
+        Means, SDs and intervals use every posterior draw.
 
         Parameters
         ----------
         group_level : bool, default=True
             Include the per-group parameters ``a[g]`` and ``b[g, feature]``.
+        group_diagnostics : bool, default=False
+            Compute ``r_hat`` and ``ess_bulk`` of the per-group parameters from
+            the kept draws (``store_draws``).  The collapsed engine draws them
+            exactly given each draw of the sampled parameters, so they mix at
+            least as well as those (whose diagnostics are always reported) and
+            their columns are NaN unless asked for; the other engines sample
+            them and report them when there are at most 5,000.
 
         Returns
         -------
@@ -173,7 +186,10 @@ class HierarchicalBase(BaseEstimator):
         check_is_fitted(self)
         from ._summary import summary_table
 
-        return summary_table(self, group_level)
+        diagnostics = self.diagnostics_
+        if group_level and group_diagnostics:
+            diagnostics = _diagnostics.parameter_diagnostics(self.posterior_, groups=True)
+        return summary_table(self, group_level, diagnostics)
 
     @property
     def idata_(self):

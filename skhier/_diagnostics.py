@@ -10,9 +10,8 @@ from .exceptions import ConvergenceWarning
 
 R_HAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
-#: group-level parameters are diagnosed only up to this many (they are cheap
-#: exact conditional draws in the collapsed engine; diagnosing 10^5 of them
-#: would cost more than the fit).
+#: engines that sample the group effects themselves have them diagnosed at fit
+#: time, up to this many (diagnosing 10^5 of them would cost more than the fit)
 MAX_GROUP_PARAMS_DIAGNOSED = 5_000
 
 POPULATION_PARAMS = (
@@ -27,15 +26,17 @@ POPULATION_PARAMS = (
 GROUP_PARAMS = ("group_intercept", "group_coef")
 
 
-def parameter_diagnostics(post) -> dict:
+def parameter_diagnostics(post, groups="auto") -> dict:
     """Rank-normalized split r_hat and bulk ESS for every reported parameter.
 
+    The group effects are diagnosed (on their kept draws) when ``groups`` is True,
+    or when it is "auto" and they are at most ``MAX_GROUP_PARAMS_DIAGNOSED``.
     Returns a dict ``name -> (r_hat, ess_bulk)`` with arrays shaped like the
     parameter (NaN where a parameter is constant or was not diagnosed).
     """
     names = list(POPULATION_PARAMS)
     n_group_params = post.group_intercept[0, 0].size + post.group_coef[0, 0].size
-    if n_group_params <= MAX_GROUP_PARAMS_DIAGNOSED:
+    if groups is True or (groups == "auto" and n_group_params <= MAX_GROUP_PARAMS_DIAGNOSED):
         names += list(GROUP_PARAMS)
     out = {}
     for name in names:

@@ -34,11 +34,10 @@ except ImportError:  # pragma: no cover - numba is a dependency
 
 
 @_njit_inline
-def group_factor(q, pp1, zz_g, zw_g, sigma_inv, inv_s2, lg, rg, hg, g):
+def group_chol(q, zz_g, sigma_inv, inv_s2, lg, rg):
     """One group's ``L_g = chol(Sigma^{-1} + Z'Z / s^2)`` into ``lg`` (``rg = 1 /
-    diag L_g``) and ``H_g = L_g^{-1} Z'W / s^2`` into ``hg``; subtracts ``H_g'H_g``
-    from the upper triangle of ``g``.  Returns ``|L_g|``.  Inlined, so sizes that
-    are compile-time constants in the caller unroll its loops."""
+    diag L_g``); returns ``|L_g|``.  Inlined, so sizes that are compile-time
+    constants in the caller unroll its loops."""
     det = 1.0
     for j in range(q):
         acc = zz_g[j, j] * inv_s2 + sigma_inv[j, j]
@@ -54,6 +53,14 @@ def group_factor(q, pp1, zz_g, zw_g, sigma_inv, inv_s2, lg, rg, hg, g):
             for k in range(j):
                 acc -= lg[i, k] * lg[j, k]
             lg[i, j] = acc * rj
+    return det
+
+
+@_njit_inline
+def group_factor(q, pp1, zz_g, zw_g, sigma_inv, inv_s2, lg, rg, hg, g):
+    """:func:`group_chol` plus ``H_g = L_g^{-1} Z'W / s^2`` into ``hg``; subtracts
+    ``H_g'H_g`` from the upper triangle of ``g``.  Returns ``|L_g|``."""
+    det = group_chol(q, zz_g, sigma_inv, inv_s2, lg, rg)
     for i in range(q):
         for a in range(pp1):
             acc = zw_g[i, a] * inv_s2

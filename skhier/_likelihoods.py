@@ -16,7 +16,7 @@ class Gaussian:
     @staticmethod
     def sample_noise(post, draw_idx, n_rows, rng):
         """Noise draws of shape (n_rows, len(draw_idx))."""
-        sd = post.flat("noise_sd")[draw_idx]
+        sd = post.joint("noise_sd")[draw_idx]
         return sd[None, :] * rng.standard_normal((n_rows, len(draw_idx)))
 
 
@@ -28,8 +28,8 @@ class StudentT:
 
     @staticmethod
     def sample_noise(post, draw_idx, n_rows, rng):
-        scale = post.flat("noise_sd")[draw_idx]
-        nu = post.flat("noise_df")[draw_idx]
+        scale = post.joint("noise_sd")[draw_idx]
+        nu = post.joint("noise_df")[draw_idx]
         return scale[None, :] * rng.standard_t(nu[None, :], size=(n_rows, len(draw_idx)))
 
 

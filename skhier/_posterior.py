@@ -1,8 +1,13 @@
-"""Posterior: plain numpy draws of every parameter, in the user's units.
+"""Posterior: plain numpy draws and moments of every parameter, in the user's units.
 
 Everything a fitted estimator needs after sampling lives here as numpy arrays
 (``(chain, draw, ...)``), so a pickled estimator never needs PyMC.  ArviZ is
 imported only to build ``InferenceData`` or diagnostics on request.
+
+The population-level parameters keep every draw.  The group effects keep their
+exact posterior means, covariances and intervals (computed from every draw) and
+a bounded number of joint draws (``store_draws``), spread evenly over each
+chain: see :mod:`skhier._group_draws`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,18 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from ._group_draws import (
+    _group_moments,
+    full_blocks,
+    kept_per_chain,
+    kept_positions,
+    quantiles,
+    reduce_group_draws,
+)
+
+#: parameters with one value per group (their draws are the kept ones only)
+GROUP_NAMES = ("group_intercept", "group_coef")
 
 
 @dataclass
@@ -24,8 +41,8 @@ class Posterior:
     group_intercept_sd : (C, D)   ``sigma_a``
     group_coef_sd : (C, D, K)     ``sigma_b`` (0 for features without random slopes)
     noise_sd : (C, D)             ``eps``
-    group_intercept : (C, D, G)   ``a[g]``
-    group_coef : (C, D, G, K)     ``b[g, k]``
+    group_intercept : (C, D', G)  ``a[g]``: the kept draws (positions ``kept``)
+    group_coef : (C, D', G, K)    ``b[g, k]``: the kept draws
     diverging : (C, D)            divergent transitions
     max_treedepth : (C, D)        transitions that hit NUTS' maximum tree depth
     group_corr : (C, D, K+1, K+1) correlations of ``[a[g], b[g, :]]``: identity
@@ -34,6 +51,14 @@ class Posterior:
                                   saved by skhier 0.1.0: independent)
     noise_df : (C, D) or None     ``nu``, degrees of freedom of Student-t noise
                                   (None for Gaussian noise)
+    kept : (D',) or None          positions in each chain of the kept draws of the
+                                  group effects (None: all draws are kept)
+    group_mean : (G, K+1)         posterior means of ``[a[g], b[g]]`` from every
+                                  draw (None in models saved by skhier <= 0.3:
+                                  computed from the draws)
+    group_cov : (G, K+1, K+1)     their posterior covariances, from every draw
+    group_bounds : (G, K+1, 2)    their equal-tailed ``bounds_prob`` intervals,
+                                  from every draw
     """
 
     intercept: np.ndarray
@@ -47,10 +72,20 @@ class Posterior:
     max_treedepth: np.ndarray
     group_corr: np.ndarray | None = None
     noise_df: np.ndarray | None = None
+    kept: np.ndarray | None = None
+    group_mean: np.ndarray | None = None
+    group_cov: np.ndarray | None = None
+    group_bounds: np.ndarray | None = None
+    bounds_prob: float | None = None
 
     @classmethod
-    def from_standardized(cls, draws, spec, scaling) -> Posterior:
-        """Map standardized draws (``beta``, ``u``, ``tau``, ``s``) to user units."""
+    def from_standardized(cls, draws, spec, scaling, prob=0.95, store_draws="all") -> Posterior:
+        """Map standardized draws (``beta``, ``u``, ``tau``, ``s``) to user units.
+
+        ``u`` is (C, D, G, q) or an iterator of blocks of groups (see
+        :func:`skhier._group_draws.reduce_group_draws`); the group effects are
+        reduced to moments, ``prob`` intervals and ``store_draws`` kept draws.
+        """
         beta, u, tau, s = draws["beta"], draws["u"], draws["tau"], draws["s"]
         ys, xm, xsc = scaling.y_scale, scaling.x_mean, scaling.x_scale
         slopes = list(spec.slope_idx)
@@ -58,27 +93,47 @@ class Posterior:
         intercept = scaling.y_mean + ys * (beta[..., 0] - (beta[..., 1:] * xm / xsc).sum(-1))
         group_coef_sd = np.zeros(coef.shape)
         group_coef_sd[..., slopes] = ys * tau[..., 1:] / xsc[slopes]
+        n_chains, n_draws = intercept.shape
+        n_groups = u.shape[2] if isinstance(u, np.ndarray) else draws["n_groups"]
+        kept = kept_positions(
+            n_draws,
+            kept_per_chain(store_draws, n_chains, n_draws, n_groups, coef.shape[-1] + 1),
+        )
+        blocks = full_blocks(u) if isinstance(u, np.ndarray) else u
+        group = reduce_group_draws(blocks, intercept, coef, ys, xsc[slopes], slopes, kept, prob)
         return cls(
             intercept=intercept,
             coef=coef,
             group_intercept_sd=ys * tau[..., 0],
             group_coef_sd=group_coef_sd,
             noise_sd=ys * s,
-            group_intercept=_group_values(intercept, u[..., 0], ys),
-            group_coef=_group_values(coef, u[..., 1:], ys, xsc[slopes], slopes),
+            group_intercept=group["group_intercept"],
+            group_coef=group["group_coef"],
             diverging=np.asarray(draws["diverging"], dtype=bool),
             max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
             group_corr=_padded_corr(draws.get("corr"), slopes, coef.shape),
             noise_df=draws.get("nu"),
+            kept=None if len(kept) == n_draws else kept,
+            group_mean=group["mean"],
+            group_cov=group["cov"],
+            group_bounds=group["bounds"],
+            bounds_prob=float(prob),
         )
 
     # ------------------------------------------------------------------ shapes
     @property
     def n_draws(self) -> int:
+        """Draws of the population-level parameters (chains x draws)."""
         return self.intercept.shape[0] * self.intercept.shape[1]
 
+    @property
+    def n_joint(self) -> int:
+        """Joint draws of every parameter: the kept draws of the group effects."""
+        return self.group_intercept.shape[0] * self.group_intercept.shape[1]
+
     def flat(self, name: str) -> np.ndarray:
-        """Draws of one parameter with chains and draws merged: (S, ...)."""
+        """Draws of one parameter with chains and draws merged: (S, ...).  For the
+        group effects these are the kept draws only."""
         arr = getattr(self, name, None)
         if arr is None:  # Gaussian noise: nu is infinite
             if name != "noise_df":
@@ -86,23 +141,51 @@ class Posterior:
             arr = np.full(self.intercept.shape, np.inf)
         return arr.reshape((-1,) + arr.shape[2:])
 
+    def joint(self, name: str) -> np.ndarray:
+        """Flat draws of one parameter at the kept draws (``n_joint`` of them), so
+        that the draws of every parameter at one index belong together."""
+        draws = self.flat(name)
+        if self.kept is None or name in GROUP_NAMES:
+            return draws
+        return self.chains(name)[:, self.kept].reshape((-1,) + draws.shape[1:])
+
+    def chains(self, name: str) -> np.ndarray:
+        """Draws of one parameter per chain: (C, D, ...) (group effects: (C, D', ...))."""
+        draws = self.flat(name)
+        return draws.reshape(self.intercept.shape[:1] + (-1,) + draws.shape[1:])
+
     # --------------------------------------------------------------- summaries
     def mean(self, name: str) -> np.ndarray:
+        if name in GROUP_NAMES and self.group_mean is not None:
+            return self.group_mean[:, 0] if name == "group_intercept" else self.group_mean[:, 1:]
         return self.flat(name).mean(axis=0)
 
+    def sd(self, name: str) -> np.ndarray:
+        """Posterior standard deviations (from every draw, for the group effects too)."""
+        if name in GROUP_NAMES and self.group_cov is not None:
+            sd = np.sqrt(np.diagonal(self.group_cov, axis1=1, axis2=2))
+            return sd[:, 0] if name == "group_intercept" else sd[:, 1:]
+        draws = self.flat(name)
+        return draws.std(axis=0, ddof=1) if len(draws) > 1 else np.full(draws.shape[1:], np.nan)
+
     def interval(self, name: str, prob: float) -> np.ndarray:
-        """Equal-tailed credible interval, shape ``param_shape + (2,)``."""
+        """Equal-tailed credible interval, shape ``param_shape + (2,)`` (the group
+        effects' at ``bounds_prob`` from every draw, else from the kept draws)."""
+        if name in GROUP_NAMES and self.group_bounds is not None and prob == self.bounds_prob:
+            b = self.group_bounds
+            return b[:, 0] if name == "group_intercept" else b[:, 1:]
         tail = (1.0 - prob) / 2.0
         return quantiles(self.flat(name), [tail, 1.0 - tail])
 
-    def group_sd_and_corr(self):
+    def group_sd_and_corr(self, joint=False):
         """Flat draws of ``[sigma_a, sigma_b]`` (S, K+1) and of their correlation
-        matrix (S, K+1, K+1)."""
-        sd = np.column_stack([self.flat("group_intercept_sd"), self.flat("group_coef_sd")])
+        matrix (S, K+1, K+1): every draw, or the joint draws only."""
+        flat = self.joint if joint else self.flat
+        sd = np.column_stack([flat("group_intercept_sd"), flat("group_coef_sd")])
         if self.group_corr is None:
             corr = np.broadcast_to(np.eye(sd.shape[1]), (len(sd),) + (sd.shape[1],) * 2)
         else:
-            corr = self.flat("group_corr")
+            corr = flat("group_corr")
         return sd, corr
 
     @cached_property
@@ -117,9 +200,12 @@ class Posterior:
         ``[a, b]`` around ``[mu_a, mu_b]`` (a vector of its diagonal in models
         saved by skhier 0.1.0).
         """
-        group_mean, group_cov = _group_moments(
-            self.flat("group_intercept"), self.flat("group_coef")
-        )
+        if self.group_mean is not None:
+            group_mean, group_cov = self.group_mean, self.group_cov
+        else:  # a model saved by skhier <= 0.3 kept every draw
+            group_mean, group_cov = _group_moments(
+                self.flat("group_intercept"), self.flat("group_coef")
+            )
         pop = np.column_stack([self.flat("intercept"), self.flat("coef")])
         sd, corr = self.group_sd_and_corr()
         return (
@@ -132,7 +218,7 @@ class Posterior:
 
     # ------------------------------------------------------------------ arviz
     def to_inference_data(self, feature_names, group_labels):
-        """ArviZ ``InferenceData`` with named dimensions."""
+        """ArviZ ``InferenceData`` with named dimensions: the kept joint draws."""
         import arviz as az
 
         effects = ["intercept", *feature_names]
@@ -149,103 +235,26 @@ class Posterior:
             "a": ["group"],
             "b": ["group", "feature"],
         }
+        corr = self.group_sd_and_corr()[1].reshape(self.intercept.shape + (len(effects),) * 2)
         posterior = {
             "mu_a": self.intercept,
             "mu_b": self.coef,
             "sigma_a": self.group_intercept_sd,
             "sigma_b": self.group_coef_sd,
             "eps": self.noise_sd,
-            "corr": self.group_sd_and_corr()[1].reshape(self.intercept.shape + (len(effects),) * 2),
-            "a": self.group_intercept,
-            "b": self.group_coef,
+            "corr": corr,
         }
         if self.noise_df is not None:
             posterior["nu"] = self.noise_df
+        posterior = {k: v if self.kept is None else v[:, self.kept] for k, v in posterior.items()}
+        posterior["a"], posterior["b"] = self.group_intercept, self.group_coef
+        diverging = self.diverging if self.kept is None else self.diverging[:, self.kept]
         return az.from_dict(
             posterior=posterior,
-            sample_stats={"diverging": self.diverging},
+            sample_stats={"diverging": diverging},
             coords=coords,
             dims=dims,
         )
-
-
-def _group_moments(intercepts, coefs, chunk=32):
-    """Per-group posterior means (G, K + 1) and covariances (G, K + 1, K + 1) of
-    ``[a[g], b[g]]`` from the draws ``intercepts`` (S, G) and ``coefs`` (S, G, K):
-    centred draws of a block of groups, then one BLAS product per group (a
-    group's (S, K + 1) draws are a strided matrix of the block)."""
-    n_draws, n_groups = intercepts.shape
-    mean = np.concatenate([intercepts.mean(axis=0)[:, None], coefs.mean(axis=0)], -1)
-    cov = np.empty((n_groups,) + mean.shape[1:] * 2)
-    for start in range(0, n_groups, chunk):
-        sl = slice(start, start + chunk)
-        block = np.empty((n_draws,) + mean[sl].shape)
-        block[..., 0] = intercepts[:, sl]
-        block[..., 1:] = coefs[:, sl]
-        block -= mean[sl]
-        np.matmul(block.transpose(1, 2, 0), block.transpose(1, 0, 2), out=cov[sl])
-    cov /= max(n_draws - 1, 1)
-    return mean, cov
-
-
-def quantiles(draws, probs, chunk=256):
-    """``np.quantile(draws, probs, axis=0)`` (its default linear method) with the
-    probabilities last: shape ``draws.shape[1:] + (len(probs),)``, the same numbers.
-
-    Faster on many columns: contiguous transposed blocks, and each order statistic
-    from a partition at one position (numpy's SIMD selection; a partition at
-    several positions at once, as np.quantile does, is several times slower).
-    """
-    n = len(draws)
-    virtual = (n - 1) * np.asarray(probs, dtype=np.float64)
-    prev = np.floor(virtual)
-    nxt = prev + 1
-    prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1  # np.quantile's conventions
-    gamma = virtual - prev
-    prev, nxt = prev.astype(np.intp) % n, nxt.astype(np.intp) % n
-    cols = draws.reshape((n, -1))
-    out = np.empty((cols.shape[1], len(gamma)))
-    for start in range(0, cols.shape[1], chunk):
-        block = _transposed(cols[:, start : start + chunk])  # partitioned in place
-        lo = 0
-        for k in np.unique(np.r_[prev, nxt]):  # later positions lie right of k
-            block[:, lo:].partition(k - lo, axis=1)
-            lo = k + 1
-        res = out[start : start + chunk]
-        for j, t in enumerate(gamma):  # numpy's lerp
-            a, b = block[:, prev[j]], block[:, nxt[j]]
-            res[:, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-        res[np.isnan(block).any(axis=1)] = np.nan
-    return out.reshape(draws.shape[1:] + (len(gamma),))
-
-
-def _transposed(a, tile=16):
-    """``a.T`` as a new C-contiguous array, a few columns at a time (much faster
-    than numpy's direct transposing copy of a large array)."""
-    out = np.empty(a.shape[::-1])
-    for start in range(0, a.shape[1], tile):
-        out[start : start + tile] = np.ascontiguousarray(a[:, start : start + tile]).T
-    return out
-
-
-def _group_values(pop, u, ys, scale=None, cols=None):
-    """Per-group values ``pop + ys * u / scale`` without temporaries as large as
-    the result: ``pop`` (...) broadcast over the groups of ``u`` (..., G), or
-    ``pop`` (..., K) over ``u`` (..., G, k) with group effects in the columns
-    ``cols`` of ``pop`` only (the others equal ``pop``)."""
-    if cols is None:
-        out = np.multiply(u, ys)
-        out += pop[..., None]
-        return out
-    pop = pop[..., None, :]
-    if len(cols) < pop.shape[-1]:
-        out = np.repeat(pop, u.shape[-2], axis=-2)
-        out[..., cols] += ys * u / scale
-        return out
-    out = np.multiply(u, ys)
-    out /= scale
-    out += pop
-    return out
 
 
 def _padded_corr(corr, slopes, coef_shape):

@@ -58,7 +58,8 @@ def linear_moments(post, X, codes, is_new, with_var=True):
 
 
 def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
-    """Posterior predictive draws, shape (n_rows, len(draw_idx)).
+    """Posterior predictive draws, shape (n_rows, len(draw_idx)); ``draw_idx``
+    indexes the joint draws (:meth:`Posterior.joint`).
 
     ``codes`` index seen groups (ignored where ``new_codes >= 0``);
     ``new_codes`` number the distinct new groups 0..n_new-1 (-1 for seen rows):
@@ -71,15 +72,15 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
     out = np.empty((n_rows, n_s))
     seen = ~is_new
     if seen.any():
-        a = post.flat("group_intercept")[draw_idx]  # (S, G)
-        b = post.flat("group_coef")[draw_idx]  # (S, G, K)
+        a = post.joint("group_intercept")[draw_idx]  # (S, G)
+        b = post.joint("group_coef")[draw_idx]  # (S, G, K)
         c = codes[seen]
         coefs = np.concatenate([a[:, c][..., None], b[:, c, :]], axis=-1)  # (S, n, K+1)
         out[seen] = np.einsum("nk,snk->ns", D[seen], coefs)
     if is_new.any():
         n_new = int(new_codes.max()) + 1
-        mu = np.column_stack([post.flat("intercept"), post.flat("coef")])[draw_idx]  # (S, K+1)
-        sd, corr = post.group_sd_and_corr()
+        mu = np.column_stack([post.joint("intercept"), post.joint("coef")])[draw_idx]  # (S, K+1)
+        sd, corr = post.group_sd_and_corr(joint=True)
         e = rng.standard_normal((n_s, n_new, mu.shape[1]))
         if post.group_corr is not None:  # correlated effects: e ~ N(0, R)
             e = e @ np.swapaxes(np.linalg.cholesky(corr[draw_idx]), -1, -2)
@@ -94,7 +95,7 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
 def predictive_interval(post, X, codes, new_codes, prob, rng):
     """Equal-tailed posterior predictive interval per row, shape (n_rows, 2)."""
     tail = (1.0 - prob) / 2.0
-    draw_idx = np.arange(post.n_draws)
+    draw_idx = np.arange(post.n_joint)
     out = np.empty((X.shape[0], 2))
     chunk = max(1, CHUNK_ELEMENTS // (len(draw_idx) * (X.shape[1] + 1)))
     for start in range(0, X.shape[0], chunk):

@@ -101,6 +101,17 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         Warm-up (adaptation) iterations per chain.
     chains : int, default=4
         Number of independent chains.
+    store_draws : "auto", "all" or int, default="auto"
+        How many joint posterior draws of the group effects the fitted model
+        keeps (spread evenly over the chains; every draw of the population-level
+        parameters is always kept).  Group means, covariances (``predict``,
+        ``return_std``) and the stored group intervals use every draw whatever
+        this is; the kept draws serve :meth:`sample_y`, :meth:`predict_interval`,
+        ``idata_`` and group-level diagnostics.  ``"auto"``: all draws while they
+        take at most 128 MB (chains x draws x groups x effects <= 2**24), else as
+        many as fit in that (at least 64).  An int bounds the model's size for
+        deployment: its group draws take ``store_draws x groups x (features + 1)
+        x 8`` bytes.
     target_accept : float or None, default=None
         Target acceptance rate of NUTS (of HMC in the augmented engine); raise it
         when divergences are reported.  None: 0.8 for the collapsed engine (its
@@ -216,6 +227,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         "standardize": ["boolean"],
         "draws": [Interval(Integral, 1, None, closed="left")],
         "tune": [Interval(Integral, 0, None, closed="left")],
+        "store_draws": [StrOptions({"auto", "all"}), Interval(Integral, 1, None, closed="left")],
         "chains": [Interval(Integral, 1, None, closed="left")],
         "target_accept": [Interval(Real, 0, 1, closed="neither"), None],
         "random_state": ["random_state"],
@@ -243,6 +255,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         draws=1000,
         tune=1000,
         chains=4,
+        store_draws="auto",
         target_accept=None,
         random_state=None,
         progressbar=False,
@@ -265,6 +278,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self.draws = draws
         self.tune = tune
         self.chains = chains
+        self.store_draws = store_draws
         self.target_accept = target_accept
         self.random_state = random_state
         self.progressbar = progressbar
@@ -324,7 +338,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
         draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
-        self.posterior_ = Posterior.from_standardized(draws, spec, scaling)
+        self.posterior_ = Posterior.from_standardized(
+            draws, spec, scaling, self.interval_prob, self.store_draws
+        )
         self._set_summaries(spec)
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
         return self
@@ -419,7 +435,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
-        total = self.posterior_.n_draws
+        total = self.posterior_.n_joint
         draw_idx = rng.choice(total, size=n_samples, replace=n_samples > total)
         return _predict.predictive_draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
 

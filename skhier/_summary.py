@@ -18,7 +18,7 @@ _ROWS = (
 )
 
 
-def summary_table(est, group_level: bool) -> pd.DataFrame:
+def summary_table(est, group_level: bool, diagnostics: dict) -> pd.DataFrame:
     post, prob = est.posterior_, est.interval_prob
     features = est._feature_names()
     slopes = est.random_slope_mask_
@@ -26,19 +26,19 @@ def summary_table(est, group_level: bool) -> pd.DataFrame:
     lo_name, hi_name = f"{tail:g}%", f"{100 - tail:g}%"
     blocks = []
     for attr, name, by_group, by_feature in _ROWS:
-        if (by_group and not group_level) or attr not in est.diagnostics_:
+        if (by_group and not group_level) or attr not in diagnostics:
             continue  # (nu: Gaussian noise has none)
-        draws = post.flat(attr)
-        r_hat, ess = est.diagnostics_[attr]
+        mean = post.mean(attr)
+        r_hat, ess = diagnostics[attr]
         interval = post.interval(attr, prob)
-        keep = np.ones(draws.shape[1:], dtype=bool)
+        keep = np.ones(np.shape(mean), dtype=bool)
         if by_feature:  # features without random slopes have no sigma_b / own b
             keep = np.broadcast_to(slopes, keep.shape) if attr != "coef" else keep
         labels = _labels(name, by_group, by_feature, est.groups_, features)
         frame = pd.DataFrame(
             {
-                "mean": draws.mean(axis=0).ravel(),
-                "sd": draws.std(axis=0, ddof=1).ravel() if len(draws) > 1 else np.nan,
+                "mean": np.ravel(mean),
+                "sd": np.ravel(post.sd(attr)),
                 lo_name: interval[..., 0].ravel(),
                 hi_name: interval[..., 1].ravel(),
                 "r_hat": np.broadcast_to(r_hat, keep.shape).ravel(),
@@ -48,18 +48,18 @@ def summary_table(est, group_level: bool) -> pd.DataFrame:
         )
         blocks.append(frame[keep.ravel()])
         if attr == "group_coef_sd":
-            blocks.append(_corr_rows(est, ["intercept", *features], lo_name, hi_name))
+            blocks.append(_corr_rows(est, diagnostics, ["intercept", *features], lo_name, hi_name))
     return pd.concat(blocks)
 
 
-def _corr_rows(est, effects, lo_name, hi_name):
+def _corr_rows(est, diagnostics, effects, lo_name, hi_name):
     """``corr[a, b]`` rows: correlations between varying effects (lower triangle)."""
-    free = est._free_masks()["group_corr"] & ~np.isnan(est.diagnostics_["group_corr"][0])
+    free = est._free_masks()["group_corr"] & ~np.isnan(diagnostics["group_corr"][0])
     if est.posterior_.group_corr is None:
         free = np.zeros_like(free)
     rows, cols = np.nonzero(free)
     draws = est.posterior_.flat("group_corr")[:, rows, cols] if len(rows) else np.empty((0, 0))
-    r_hat, ess = est.diagnostics_["group_corr"]
+    r_hat, ess = diagnostics["group_corr"]
     return pd.DataFrame(
         {
             "mean": est.group_corr_[rows, cols],

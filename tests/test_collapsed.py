@@ -161,20 +161,105 @@ def test_vectorized_diagnostics_match_arviz():
     assert r_hat[2] > 1.05
 
 
-def test_numba_conditional_draws_equal_numpy_reference():
-    from skhier._kernels_draw import draw_in_chunks
-
-    rng = np.random.default_rng(3)
-    F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=3, q=2)
+def _draw_problem(rng, q=2, p=3, n_draws=50):
+    F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=p, q=q)
     stats = sufficient_stats(F, Z, y, codes, 6)
-    theta = np.column_stack([np.log(rng.uniform(0.2, 1.5, size=(50, 2))), rng.normal(size=50)])
-    chol = cov_chols(theta, 2, True, 2.0)  # correlated effects
-    s = rng.uniform(0.4, 1.5, size=50)
+    m = q * (q - 1) // 2
+    theta = np.column_stack(
+        [np.log(rng.uniform(0.2, 1.5, size=(n_draws, q))), rng.normal(size=(n_draws, m))]
+    )
+    chol = cov_chols(theta, q, True, 2.0)  # correlated effects
+    s = rng.uniform(0.4, 1.5, size=n_draws)
+    return stats, chol, s
+
+
+def test_numba_conditional_draws_equal_numpy_reference():
+    """Both passes of the exact draws, fed the reference's standard normals, give
+    the reference's draws."""
+    from skhier._kernels_draw import group_kernel_for, population_kernel_for
+
+    stats, chol, s = _draw_problem(np.random.default_rng(3))
     prior_sd = np.array([2.0, 1.5, 1.5])
     beta_ref, u_ref = draw_conditional(stats, chol, s, prior_sd, np.random.default_rng(9))
-    beta, u = draw_in_chunks(stats, chol, s, prior_sd, np.random.default_rng(9))
+    normals = np.random.default_rng(9)
+    e_beta = normals.standard_normal((50, 3, 1))[..., 0]
+    e_u = normals.standard_normal((50, 6, 2))
+    beta, u = np.empty((50, 3)), np.empty((50, 6, 2))
+    population_kernel_for(2, 4)(stats.zz, stats.zw, stats.ww, prior_sd, chol, s, e_beta, beta)
+    group_kernel_for(2, 4)(stats.zz, stats.zw, chol, s, beta, e_u, u)
     np.testing.assert_allclose(beta, beta_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(u, u_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_group_draws_come_in_blocks_independent_of_threads(monkeypatch):
+    """The group effects come a block of groups at a time; their random numbers do
+    not depend on the number of threads."""
+    from skhier import _kernels_draw
+
+    stats, chol, s = _draw_problem(np.random.default_rng(4), n_draws=300)
+    beta = _kernels_draw.draw_population(stats, chol, s, np.full(3, 2.0), np.random.default_rng(1))
+    blocks = list(
+        _kernels_draw.group_draws_in_chunks(
+            stats, chol, s, beta, np.random.default_rng(2), 8 * 300 * 2 * 4
+        )
+    )
+    assert [start for start, _ in blocks] == [0, 4]
+    assert [u.shape for _, u in blocks] == [(300, 4, 2), (300, 2, 2)]
+    monkeypatch.setattr(_kernels_draw, "_n_threads", lambda: 1)
+    serial = _kernels_draw.group_draws_in_chunks(
+        stats, chol, s, beta, np.random.default_rng(2), 8 * 300 * 2 * 4
+    )
+    for (_, a), (_, b) in zip(blocks, serial, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("q, p", [(1, 2), (2, 2), (4, 4), (3, 5)])
+def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
+    """The exact conditional draws are compiled per shape class (sizes fixed):
+    each must agree with the general (runtime-size) kernels to rounding."""
+    from skhier._kernels_draw import _kernels_of_class, group_kernel_for, population_kernel_for
+
+    rng = np.random.default_rng(q + 10 * p)
+    F, Z, y, codes = _problem(rng, n=90, n_groups=7, p=p, q=q)
+    stats = sufficient_stats(F, Z, y, codes, 7)
+    m = q * (q - 1) // 2
+    chol = cov_chols(rng.normal(-0.3, 0.5, size=(20, q + m)), q, True, 2.0)
+    s = rng.uniform(0.4, 1.5, size=20)
+    args = (stats.zz, stats.zw, stats.ww, np.full(p, 2.0), chol, s)
+    e_beta, e_u = rng.normal(size=(20, p)), rng.normal(size=(20, 7, q))
+    general = _kernels_of_class(0, 0)
+    got, want = np.empty((20, p)), np.empty((20, p))
+    assert not population_kernel_for(q, p + 1)(*args, e_beta, got).any()
+    assert not general[0](*args, e_beta, want).any()
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    got_u, want_u = np.empty((20, 7, q)), np.empty((20, 7, q))
+    group_kernel_for(q, p + 1)(stats.zz, stats.zw, chol, s, got, e_u, got_u)
+    general[1](stats.zz, stats.zw, chol, s, got, e_u, want_u)
+    np.testing.assert_allclose(got_u, want_u, rtol=1e-10, atol=1e-12)
+
+
+def test_failed_draws_are_redone_by_the_reference(monkeypatch):
+    """Draws of beta whose P is numerically indefinite are redone by the numpy
+    reference (which floors P's eigenvalues), after the kernel's normals."""
+    from skhier import _kernels_draw
+
+    stats, chol, s = _draw_problem(np.random.default_rng(5), p=4)
+    prior_sd = np.full(4, 2.0)
+    real = _kernels_draw.population_kernel_for(2, 5)
+
+    def flaky(*args):  # draws with s > 1.3 "fail"
+        return real(*args) | (args[5] > 1.3)
+
+    monkeypatch.setattr(_kernels_draw, "population_kernel_for", lambda q, pp1: flaky)
+    beta = _kernels_draw.draw_population(stats, chol, s, prior_sd, np.random.default_rng(9))
+    ref = np.random.default_rng(9)
+    e_beta = ref.standard_normal((50, 4))
+    want = np.empty((50, 4))
+    real(stats.zz, stats.zw, stats.ww, prior_sd, chol, s, e_beta, want)
+    idx = np.flatnonzero(s > 1.3)
+    want[idx] = draw_conditional(stats, chol[idx], s[idx], prior_sd, ref)[0]
+    assert len(idx) > 0
+    np.testing.assert_array_equal(beta, want)
 
 
 @pytest.mark.parametrize("correlated", [False, True])
@@ -221,62 +306,6 @@ def test_specialized_group_passes_equal_the_general_ones(q, p, correlated):
     group_pass2(got[3], beta, lp_inv, su_got)
     _P2_00(want[3], beta, lp_inv, su_want)
     np.testing.assert_allclose(np.tril(su_got), np.tril(su_want), rtol=1e-10)
-
-
-@pytest.mark.parametrize("q, p", [(1, 2), (2, 2), (4, 4), (3, 5)])
-def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
-    """The exact conditional draws are compiled per shape class (sizes fixed):
-    each must agree with the general (runtime-size) kernel to rounding."""
-    from skhier._kernels_draw import _draws_of_class, draws_for
-
-    rng = np.random.default_rng(q + 10 * p)
-    F, Z, y, codes = _problem(rng, n=90, n_groups=7, p=p, q=q)
-    stats = sufficient_stats(F, Z, y, codes, 7)
-    m = q * (q - 1) // 2
-    chol = cov_chols(rng.normal(-0.3, 0.5, size=(20, q + m)), q, True, 2.0)
-    s = rng.uniform(0.4, 1.5, size=20)
-    args = (stats.zz, stats.zw, stats.ww, np.full(p, 2.0), chol, s)
-    normals = (rng.normal(size=(20, p)), rng.normal(size=(20, 7, q)))
-    got = np.empty((20, p)), np.empty((20, 7, q))
-    want = np.empty((20, p)), np.empty((20, 7, q))
-    assert not draws_for(q, p)(*args, *normals, *got).any()
-    assert not _draws_of_class(0, 0)(*args, *normals, *want).any()
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-
-
-def test_failed_draws_are_redone_in_the_order_of_the_random_numbers(monkeypatch):
-    """Draws whose P is numerically indefinite are redone by the numpy reference
-    between blocks of standard normals, whatever the batching and threading."""
-    from skhier import _kernels_draw
-
-    rng = np.random.default_rng(5)
-    F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=4, q=2)
-    stats = sufficient_stats(F, Z, y, codes, 6)
-    chol = cov_chols(np.log(rng.uniform(0.2, 1.5, size=(50, 3))), 2, True, 2.0)
-    s = rng.uniform(0.4, 1.5, size=50)
-    prior_sd = np.full(4, 2.0)
-    real = _kernels_draw.draws_for(2, 4)
-
-    def flaky(*args):  # draws with s > 1.3 "fail"
-        return real(*args) | (args[5] > 1.3)
-
-    monkeypatch.setattr(_kernels_draw, "draws_for", lambda q, pp1: flaky)
-    block = 4  # max_bytes below: 4 draws a block of normals, 48 a batch
-    beta, u = _kernels_draw.draw_in_chunks(
-        stats, chol, s, prior_sd, np.random.default_rng(9), max_bytes=block * 8 * 6 * 2 * 14
-    )
-    want_beta, want_u = np.empty_like(beta), np.empty_like(u)
-    ref = np.random.default_rng(9)
-    for start in range(0, 50, block):
-        sl = slice(start, start + block)
-        normals = ref.standard_normal((len(s[sl]), 4)), ref.standard_normal((len(s[sl]), 6, 2))
-        args = (stats.zz, stats.zw, stats.ww, prior_sd, chol[sl], s[sl])
-        idx = np.flatnonzero(flaky(*args, *normals, want_beta[sl], want_u[sl])) + start
-        want_beta[idx], want_u[idx] = draw_conditional(stats, chol[idx], s[idx], prior_sd, ref)
-    assert (s > 1.3).any()
-    np.testing.assert_array_equal(beta, want_beta)
-    np.testing.assert_array_equal(u, want_u)
 
 
 @pytest.mark.parametrize("q, p", [(2, 2), (1, 3)])

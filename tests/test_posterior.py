@@ -5,7 +5,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from skhier._posterior import Posterior, _group_moments, quantiles
+from skhier._group_draws import (
+    _group_moments,
+    full_blocks,
+    kept_per_chain,
+    kept_positions,
+    quantiles,
+    reduce_group_draws,
+)
+from skhier._posterior import Posterior
 
 
 @pytest.mark.parametrize("probs", [[0.025, 0.975], [0.1, 0.5, 0.9], [0.0, 1.0], [0.3]])
@@ -56,3 +64,98 @@ def test_group_values_in_user_units(slopes):
     want[..., list(slopes)] += ys * u[..., 1:] / scaling.x_scale[list(slopes)]
     np.testing.assert_array_equal(post.group_coef, want)
     np.testing.assert_array_equal(post.group_intercept, post.intercept[..., None] + ys * u[..., 0])
+
+
+def _standardized(rng, shape=(3, 40), n_groups=9, k=2):
+    return {
+        "beta": rng.normal(size=shape + (k + 1,)),
+        "u": rng.normal(size=shape + (n_groups, k + 1)),
+        "tau": rng.uniform(0.1, 1, size=shape + (k + 1,)),
+        "s": rng.uniform(0.1, 1, size=shape),
+        "diverging": np.zeros(shape, bool),
+        "max_treedepth": np.zeros(shape, bool),
+    }
+
+
+_SCALING = SimpleNamespace(
+    y_mean=3.0, y_scale=2.5, x_mean=np.array([0.5, -1.0]), x_scale=np.array([2.0, 4.0])
+)
+
+
+@pytest.mark.parametrize("store", ["all", 12, 1])
+def test_reduced_group_draws_equal_those_of_every_draw(store):
+    """Means, covariances and intervals of the group effects use every draw, block
+    by block, whatever is kept; the kept draws are whole chains' evenly spread
+    draws, and joint() aligns the population draws with them."""
+    draws = _standardized(np.random.default_rng(0))
+    spec = SimpleNamespace(slope_idx=(0, 1))
+    full = Posterior.from_standardized(draws, spec, _SCALING, 0.9, "all")
+    small = Posterior.from_standardized(
+        dict(draws, u=full_blocks(draws["u"], max_bytes=8 * 120 * 3 * 2), n_groups=9),
+        spec,
+        _SCALING,
+        0.9,
+        store,
+    )
+    a, b = full.flat("group_intercept"), full.flat("group_coef")
+    mean, cov = _group_moments(a, b)
+    np.testing.assert_allclose(small.group_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(small.group_cov, cov, rtol=1e-10)
+    np.testing.assert_allclose(small.interval("group_coef", 0.9), quantiles(b, [0.05, 0.95]))
+    np.testing.assert_allclose(small.mean("group_intercept"), a.mean(axis=0))
+    np.testing.assert_allclose(small.sd("group_intercept"), a.std(axis=0, ddof=1))
+    n_kept = {"all": 40, 12: 4, 1: 1}[store]
+    assert small.group_intercept.shape == (3, n_kept, 9)
+    assert small.n_joint == 3 * n_kept and small.n_draws == 120
+    pos = kept_positions(40, n_kept)
+    np.testing.assert_array_equal(small.group_coef, full.group_coef[:, pos])
+    np.testing.assert_array_equal(small.joint("noise_sd"), full.noise_sd[:, pos].ravel())
+    np.testing.assert_array_equal(
+        small.joint("group_intercept"), full.group_intercept[:, pos].reshape(-1, 9)
+    )
+    if n_kept < 3:  # ArviZ warns about more chains than draws
+        return
+    idata = small.to_inference_data(["x0", "x1"], list("abcdefghi"))
+    assert idata.posterior.sizes["draw"] == n_kept
+    np.testing.assert_array_equal(idata.posterior["eps"].values, full.noise_sd[:, pos])
+
+
+def test_kept_draws_of_auto_are_bounded():
+    """ "auto" keeps every draw of a small model and at most 2**24 numbers (but at
+    least 64 draws) of a large one; an int is a total over the chains."""
+    assert kept_per_chain("auto", 4, 1000, 500, 3) == 1000
+    per_chain = kept_per_chain("auto", 4, 1000, 10_000, 3)
+    assert 4 * per_chain * 10_000 * 3 <= 2**24 + 4 * 10_000 * 3
+    assert kept_per_chain("auto", 4, 1000, 10**6, 3) == 16
+    assert kept_per_chain(100, 4, 1000, 10, 3) == 25
+    assert kept_per_chain(10**6, 4, 1000, 10, 3) == 1000
+    pos = kept_positions(1000, 16)
+    assert len(np.unique(pos)) == 16 and pos[0] == 0 and pos[-1] < 1000
+
+
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+def test_store_draws_bounds_the_model_and_keeps_predictions_exact():
+    """A model keeping 40 draws predicts exactly as one keeping all (means and
+    return_std come from every draw), reports the same group intervals, is
+    smaller, and its sample_y/idata_ use the kept draws."""
+    import pickle
+
+    from skhier import HierarchicalRegressor
+    from skhier.datasets import make_hierarchical_regression
+
+    X, y, g, _ = make_hierarchical_regression(30, 8, 2, random_state=1)
+    kw = dict(draws=100, tune=100, chains=2, random_state=3)
+    full = HierarchicalRegressor(**kw, store_draws="all").fit(X, y, groups=g)
+    small = HierarchicalRegressor(**kw, store_draws=40).fit(X, y, groups=g)
+    for a, b in zip(
+        full.predict(X, groups=g, return_std=True), small.predict(X, groups=g, return_std=True)
+    ):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(full.group_coef_interval_, small.group_coef_interval_)
+    assert small.posterior_.group_coef.shape == (2, 20, 30, 2)
+    assert len(pickle.dumps(small)) < 0.5 * len(pickle.dumps(full))
+    assert small.sample_y(X[:5], groups=g[:5], n_samples=7, random_state=0).shape == (5, 7)
+    assert small.idata_.posterior.sizes["draw"] == 20
+    table = small.summary(group_diagnostics=True)
+    assert table.loc["a[0]", "r_hat"] > 0 and np.isnan(small.summary().loc["a[0]", "r_hat"])
+    np.testing.assert_allclose(table.loc["a[0]", "mean"], full.group_intercept_[0])

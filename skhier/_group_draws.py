@@ -1,0 +1,173 @@
+"""The group effects' draws reduced a block of groups at a time.
+
+An engine's draws of the group effects (chains x draws x groups x effects) can be
+far larger than the model needs: point predictions and ``return_std`` need only
+each group's posterior mean and covariance, and reported intervals only two
+quantiles.  :func:`reduce_group_draws` turns blocks of draws into exactly those
+(computed from every draw) plus a bounded number of joint draws kept for
+``sample_y``, ``predict_interval``, ``idata_`` and diagnostics on request, so
+neither the fit nor the fitted model ever holds all of them at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ``store_draws="auto"``: keep every draw while the kept draws of the group
+#: effects hold at most this many numbers (128 MB), else fewer but at least
+#: ``AUTO_MIN_DRAWS`` of them
+AUTO_ELEMENTS = 2**24
+AUTO_MIN_DRAWS = 64
+
+
+def kept_per_chain(store_draws, n_chains, n_draws, n_groups, n_effects):
+    """Number of draws of each chain to keep for ``store_draws`` ("auto", "all" or
+    an int: the total over the chains)."""
+    if store_draws == "all":
+        return n_draws
+    if store_draws == "auto":
+        total = n_chains * n_draws
+        if total * n_groups * n_effects <= AUTO_ELEMENTS:
+            return n_draws
+        store_draws = max(AUTO_MIN_DRAWS, AUTO_ELEMENTS // (n_groups * n_effects))
+    return int(min(n_draws, max(1, -(-int(store_draws) // n_chains))))
+
+
+def kept_positions(n_draws, n_kept):
+    """``n_kept`` positions spread evenly over a chain of ``n_draws`` (thinning)."""
+    return np.floor(np.arange(n_kept) * (n_draws / n_kept)).astype(np.intp)
+
+
+def full_blocks(u, max_bytes=32 * 2**20):
+    """:func:`reduce_group_draws`' blocks from a full array ``u`` (C, D, G, q)."""
+    flat = u.reshape((-1,) + u.shape[2:])
+    chunk = max(1, int(max_bytes // (8 * flat.shape[0] * flat.shape[2])))
+    for start in range(0, flat.shape[1], chunk):
+        yield start, flat[:, start : start + chunk]
+
+
+def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, kept, prob):
+    """Moments, intervals and kept draws of ``[a[g], b[g]]`` in the user's units.
+
+    Parameters
+    ----------
+    blocks : iterable of ``(start, u)``
+        Standardized group effects ``u`` (S, c, q) of the groups ``start:start + c``
+        for every draw (S = C * D), the intercept first.
+    intercept : (C, D), coef : (C, D, K)
+        Population draws in the user's units.
+    y_scale, slope_scale : the scales of ``y`` and of the random-slope features.
+    slopes : columns of ``coef`` with a random slope.
+    kept : positions (within each chain) of the draws to keep.
+    prob : mass of the equal-tailed intervals.
+
+    Returns
+    -------
+    dict with ``mean`` (G, K + 1), ``cov`` (G, K + 1, K + 1), ``bounds``
+    (G, K + 1, 2) and the kept draws ``group_intercept`` (C, D', G) and
+    ``group_coef`` (C, D', G, K).
+    """
+    n_chains, n_draws = intercept.shape
+    k1 = coef.shape[-1] + 1
+    pop_a, pop_b = intercept.reshape(-1), coef.reshape(-1, k1 - 1)
+    tail = (1.0 - prob) / 2.0
+    means, covs, bounds, kept_a, kept_b = [], [], [], [], []
+    for _, u in blocks:
+        a = _group_values(pop_a, u[..., 0], y_scale)
+        b = _group_values(pop_b, u[..., 1:], y_scale, slope_scale, slopes)
+        mean, cov = _group_moments(a, b)
+        means.append(mean)
+        covs.append(cov)
+        bounds.append(
+            np.concatenate(
+                [quantiles(a, [tail, 1 - tail])[:, None], quantiles(b, [tail, 1 - tail])], 1
+            )
+        )
+        kept_a.append(a.reshape(n_chains, n_draws, -1)[:, kept])
+        kept_b.append(b.reshape(n_chains, n_draws, *b.shape[1:])[:, kept])
+    return {
+        "mean": np.concatenate(means),
+        "cov": np.concatenate(covs),
+        "bounds": np.concatenate(bounds),
+        "group_intercept": np.concatenate(kept_a, axis=2),
+        "group_coef": np.concatenate(kept_b, axis=2),
+    }
+
+
+def _group_values(pop, u, ys, scale=None, cols=None):
+    """Per-group values ``pop + ys * u / scale`` without temporaries as large as
+    the result: ``pop`` (...) broadcast over the groups of ``u`` (..., G), or
+    ``pop`` (..., K) over ``u`` (..., G, k) with group effects in the columns
+    ``cols`` of ``pop`` only (the others equal ``pop``)."""
+    if cols is None:
+        out = np.multiply(u, ys)
+        out += pop[..., None]
+        return out
+    pop = pop[..., None, :]
+    if len(cols) < pop.shape[-1]:
+        out = np.repeat(pop, u.shape[-2], axis=-2)
+        out[..., cols] += ys * u / scale
+        return out
+    out = np.multiply(u, ys)
+    out /= scale
+    out += pop
+    return out
+
+
+def _group_moments(intercepts, coefs, chunk=32):
+    """Per-group posterior means (G, K + 1) and covariances (G, K + 1, K + 1) of
+    ``[a[g], b[g]]`` from the draws ``intercepts`` (S, G) and ``coefs`` (S, G, K):
+    centred draws of a block of groups, then one BLAS product per group (a
+    group's (S, K + 1) draws are a strided matrix of the block)."""
+    n_draws, n_groups = intercepts.shape
+    mean = np.concatenate([intercepts.mean(axis=0)[:, None], coefs.mean(axis=0)], -1)
+    cov = np.empty((n_groups,) + mean.shape[1:] * 2)
+    for start in range(0, n_groups, chunk):
+        sl = slice(start, start + chunk)
+        block = np.empty((n_draws,) + mean[sl].shape)
+        block[..., 0] = intercepts[:, sl]
+        block[..., 1:] = coefs[:, sl]
+        block -= mean[sl]
+        np.matmul(block.transpose(1, 2, 0), block.transpose(1, 0, 2), out=cov[sl])
+    cov /= max(n_draws - 1, 1)
+    return mean, cov
+
+
+def quantiles(draws, probs, chunk=256):
+    """``np.quantile(draws, probs, axis=0)`` (its default linear method) with the
+    probabilities last: shape ``draws.shape[1:] + (len(probs),)``, the same numbers.
+
+    Faster on many columns: contiguous transposed blocks, and each order statistic
+    from a partition at one position (numpy's SIMD selection; a partition at
+    several positions at once, as np.quantile does, is several times slower).
+    """
+    n = len(draws)
+    virtual = (n - 1) * np.asarray(probs, dtype=np.float64)
+    prev = np.floor(virtual)
+    nxt = prev + 1
+    prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1  # np.quantile's conventions
+    gamma = virtual - prev
+    prev, nxt = prev.astype(np.intp) % n, nxt.astype(np.intp) % n
+    cols = draws.reshape((n, -1))
+    out = np.empty((cols.shape[1], len(gamma)))
+    for start in range(0, cols.shape[1], chunk):
+        block = _transposed(cols[:, start : start + chunk])  # partitioned in place
+        lo = 0
+        for k in np.unique(np.r_[prev, nxt]):  # later positions lie right of k
+            block[:, lo:].partition(k - lo, axis=1)
+            lo = k + 1
+        res = out[start : start + chunk]
+        for j, t in enumerate(gamma):  # numpy's lerp
+            a, b = block[:, prev[j]], block[:, nxt[j]]
+            res[:, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+        res[np.isnan(block).any(axis=1)] = np.nan
+    return out.reshape(draws.shape[1:] + (len(gamma),))
+
+
+def _transposed(a, tile=16):
+    """``a.T`` as a new C-contiguous array, a few columns at a time (much faster
+    than numpy's direct transposing copy of a large array)."""
+    out = np.empty(a.shape[::-1])
+    for start in range(0, a.shape[1], tile):
+        out[start : start + tile] = np.ascontiguousarray(a[:, start : start + tile]).T
+    return out
