@@ -60,7 +60,7 @@ def _noise(rng, theta, n):
     return rng.standard_normal(n) if np.isinf(nu) else rng.standard_t(nu, n)
 
 
-def sbc_ranks(n_reps, seed, n_thin=99, correlated=False, likelihood="normal"):
+def sbc_ranks(n_reps, seed, n_thin=99, correlated=False, likelihood="normal", inference="nuts"):
     """SBC rank of each true population parameter among ``n_thin`` posterior draws."""
     rng = np.random.default_rng(seed)
     names = ["intercept", "coef", "group_intercept_sd", "group_coef_sd", "noise_sd"]
@@ -69,7 +69,7 @@ def sbc_ranks(n_reps, seed, n_thin=99, correlated=False, likelihood="normal"):
     ranks = {n: [] for n in names}
     for r in range(n_reps):
         X, y, g, theta = simulate_from_prior(rng, correlated=correlated, likelihood=likelihood)
-        est = _fit(X, y, g, r, correlated, likelihood)
+        est = _fit(X, y, g, r, correlated, likelihood, inference)
         idx = np.linspace(0, est.posterior_.n_draws - 1, n_thin).astype(int)
         for n in names:
             flat = est.posterior_.flat(n)[idx]
@@ -83,7 +83,9 @@ def uniformity_pvalue(ranks, n_thin=99, n_bins=10):
     return stats.chisquare(counts).pvalue
 
 
-def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False, likelihood="normal"):
+def coverage(
+    n_reps, seed, probs=(0.5, 0.9), correlated=False, likelihood="normal", inference="nuts"
+):
     """Fraction of true group effects / new observations inside the intervals."""
     rng = np.random.default_rng(seed)
     hits = {(k, p): [] for k in ("group_intercept", "group_coef", "prediction") for p in probs}
@@ -91,7 +93,7 @@ def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False, likelihood="norma
         X, y, g, theta = simulate_from_prior(
             rng, n_groups=10, n_per_group=8, correlated=correlated, likelihood=likelihood
         )
-        est = _fit(X, y, g, r, correlated, likelihood)
+        est = _fit(X, y, g, r, correlated, likelihood, inference)
         # fresh observations of the same groups
         g_new = np.arange(10)
         X_new = rng.normal(size=(10, 1))
@@ -113,9 +115,10 @@ def coverage(n_reps, seed, probs=(0.5, 0.9), correlated=False, likelihood="norma
     return {k: (np.mean(v), len(v)) for k, v in hits.items()}
 
 
-def _fit(X, y, groups, seed, correlated=False, likelihood="normal"):
+def _fit(X, y, groups, seed, correlated=False, likelihood="normal", inference="nuts"):
     est = HierarchicalRegressor(
         likelihood=likelihood,
+        inference=inference,
         correlated_effects=correlated,
         standardize=False,
         draws=500,

@@ -321,6 +321,28 @@ def _laplace(stats, spec, *, draws, chains, seed, **_):
     return mode + z @ chol.T, none, none
 
 
+def _importance(stats, spec, *, draws, chains, seed, **_):
+    """Pareto-smoothed importance sampling from the Laplace approximation
+    (:mod:`skhier._importance`): ``(theta (C, D, n_params), info)``, theta None
+    when the weights are unreliable or the mode is not well defined."""
+    from ._importance import importance_resample
+
+    mode, chol, ok = laplace_fit(stats, spec)
+    n = chains * draws
+    if not ok:
+        return None, {"method": "importance", "pareto_k": float("inf"), "n_proposals": 0}
+
+    def logp(x):
+        value = log_density(x, stats, spec)[0]
+        return value if np.isfinite(value) else -np.inf
+
+    rng = np.random.default_rng(seed)
+    threads = numba.get_num_threads() if numba is not None else 1
+    x, info = importance_resample(logp, mode, chol, n, n, rng, threads)
+    info["method"] = "importance"
+    return (None if x is None else x.reshape(chains, draws, -1)), info
+
+
 def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     """Sample the collapsed posterior and draw everything integrated out.
 
@@ -335,8 +357,19 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     del F, Z, ys
     kwargs = dict(sampler_kwargs)
     inference = kwargs.pop("inference", "nuts")
-    sampler = _laplace if inference == "laplace" else _sample_nutpie
-    theta, diverging, saturated = sampler(stats, spec, **kwargs)
+    info = {"method": inference}
+    if inference == "importance":
+        theta, info = _importance(stats, spec, **kwargs)
+        diverging = saturated = np.zeros(theta.shape[:2], dtype=bool) if theta is not None else None
+        if theta is None:  # unreliable weights: MCMC instead, and say so
+            info = {
+                "method": "nuts",
+                "fallback": f"importance sampling's pareto_k {info['pareto_k']:.2f} > 0.7",
+            }
+            theta, diverging, saturated = _sample_nutpie(stats, spec, **kwargs)
+    else:
+        sampler = _laplace if inference == "laplace" else _sample_nutpie
+        theta, diverging, saturated = sampler(stats, spec, **kwargs)
     n_chains, n_draws, _ = theta.shape
     x = theta.reshape(n_chains * n_draws, -1)
     chol_cov = _kernels.cov_chols(
@@ -347,6 +380,7 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
     groups = group_draws_in_chunks(stats, chol_cov, s, beta, rng)
     result = standardized_draws(theta, beta, groups, spec, diverging, saturated, chol_cov)
     result["n_groups"] = n_groups
+    result["inference"] = info
     return result
 
 

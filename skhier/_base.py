@@ -139,8 +139,12 @@ class HierarchicalBase(BaseEstimator):
         self.diagnostics_ = _diagnostics.parameter_diagnostics(
             post, groups=False if self.engine_ == "collapsed" else "auto"
         )
+        if self.inference_["method"] == "importance":
+            self.diagnostics_ = _diagnostics.importance_diagnostics(
+                self.diagnostics_, self.inference_["ess"]
+            )
         self.convergence_ = _diagnostics.summarize_convergence(
-            self.diagnostics_, post, self._free_masks()
+            self.diagnostics_, post, self._free_masks(), self.inference_
         )
 
     def _corr_mask(self):
@@ -230,13 +234,26 @@ def resolve_engine(engine, inference, likelihood):
             f"engine={engine!r} cannot fit likelihood={likelihood!r}; use engine='auto' "
             f"(which picks {fast!r}) or engine='explicit'."
         )
-    if inference == "laplace" and chosen != "collapsed":
+    if inference in ("laplace", "importance") and chosen != "collapsed":
         raise ValueError(
-            "inference='laplace' needs the collapsed engine (Gaussian noise); got "
+            f"inference={inference!r} needs the collapsed engine (Gaussian noise); got "
             f"engine={engine!r}, likelihood={likelihood!r}. Use engine='auto' with "
             "likelihood='normal', or inference='nuts'."
         )
     return chosen
+
+
+#: ``inference="auto"`` uses importance sampling from this many groups on
+IMPORTANCE_MIN_GROUPS = 1000
+
+
+def resolve_inference(inference, engine, n_groups):
+    """``inference="auto"``: importance sampling (checked by Pareto k_hat, NUTS
+    when it fails) for the collapsed engine with many groups, where the posterior
+    of the variance parameters is close to Gaussian; NUTS otherwise."""
+    if inference != "auto":
+        return inference
+    return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
 
 
 def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):

@@ -54,6 +54,16 @@ def parameter_diagnostics(post, groups="auto") -> dict:
     return out
 
 
+def importance_diagnostics(diag: dict, ess: float) -> dict:
+    """Diagnostics of resampled importance draws: no chains, so no r_hat; the
+    effective sample size is that of the importance weights, for every parameter
+    (NaN stays NaN: constants, parameters not diagnosed)."""
+    return {
+        name: (np.full(np.shape(r), np.nan), np.where(np.isnan(e), np.nan, ess))
+        for name, (r, e) in diag.items()
+    }
+
+
 def rhat_ess(draws, chunk=1000):
     """Rank-normalized split r_hat (max of bulk and tail) and bulk ESS.
 
@@ -132,8 +142,9 @@ def _ess(x):
     return total / tau
 
 
-def summarize_convergence(diag: dict, post, free_mask: dict) -> dict:
-    """``convergence_``: worst r_hat, smallest bulk ESS and divergences."""
+def summarize_convergence(diag: dict, post, free_mask: dict, inference=None) -> dict:
+    """``convergence_``: how the sampler ran (``inference``, e.g. ``{"method":
+    "nuts"}``), worst r_hat, smallest bulk ESS and divergences."""
     rhats, esss = [], []
     for name, (r, e) in diag.items():
         mask = free_mask.get(name)
@@ -143,7 +154,9 @@ def summarize_convergence(diag: dict, post, free_mask: dict) -> dict:
         esss.append(np.ravel(e))
     r = np.concatenate(rhats)
     e = np.concatenate(esss)
-    return {
+    info = dict(inference or {"method": "nuts"})
+    conv = {
+        "method": info.pop("method"),
         "max_r_hat": float(np.nanmax(r)) if np.isfinite(r).any() else float("nan"),
         "min_ess_bulk": float(np.nanmin(e)) if np.isfinite(e).any() else float("nan"),
         "n_divergences": int(post.diverging.sum()),
@@ -151,6 +164,11 @@ def summarize_convergence(diag: dict, post, free_mask: dict) -> dict:
         "n_chains": int(post.intercept.shape[0]),
         "n_draws": int(post.intercept.shape[1]),
     }
+    if conv["method"] == "importance":  # resampled independent draws: no chains
+        conv["max_r_hat"] = float("nan")
+        conv["min_ess_bulk"] = info.pop("ess")
+    conv.update(info)
+    return conv
 
 
 def warn_if_not_converged(conv: dict, engine: str) -> None:

@@ -54,7 +54,7 @@ def summary_table(est, group_level: bool, diagnostics: dict) -> pd.DataFrame:
 
 def _corr_rows(est, diagnostics, effects, lo_name, hi_name):
     """``corr[a, b]`` rows: correlations between varying effects (lower triangle)."""
-    free = est._free_masks()["group_corr"] & ~np.isnan(diagnostics["group_corr"][0])
+    free = est._free_masks()["group_corr"] & ~np.isnan(diagnostics["group_corr"][1])
     if est.posterior_.group_corr is None:
         free = np.zeros_like(free)
     rows, cols = np.nonzero(free)
