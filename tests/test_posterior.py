@@ -11,7 +11,6 @@ from skhier._group_draws import (
     kept_per_chain,
     kept_positions,
     quantiles,
-    reduce_group_draws,
 )
 from skhier._posterior import Posterior
 
@@ -147,9 +146,11 @@ def test_store_draws_bounds_the_model_and_keeps_predictions_exact():
     kw = dict(draws=100, tune=100, chains=2, random_state=3)
     full = HierarchicalRegressor(**kw, store_draws="all").fit(X, y, groups=g)
     small = HierarchicalRegressor(**kw, store_draws=40).fit(X, y, groups=g)
-    for a, b in zip(
-        full.predict(X, groups=g, return_std=True), small.predict(X, groups=g, return_std=True)
-    ):
+    want, got = (
+        full.predict(X, groups=g, return_std=True),
+        small.predict(X, groups=g, return_std=True),
+    )
+    for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(full.group_coef_interval_, small.group_coef_interval_)
     assert small.posterior_.group_coef.shape == (2, 20, 30, 2)
