@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _numba_cache  # noqa: F401 - before any cached function is defined
+
 try:
     import numba
 

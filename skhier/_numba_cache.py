@@ -1,0 +1,106 @@
+"""Where numba keeps skhier's compiled kernels: a per-user cache that survives
+reinstalling.
+
+numba's default cache lives in ``__pycache__`` next to the installed sources and
+is keyed on their modification times, so every ``pip install`` (which rewrites
+the files) and every new virtual environment starts cold: the first fit pays the
+compilation again.  skhier's functions are cached instead in a per-user
+directory (``$SKHIER_CACHE_DIR``, else the platform's user cache directory, e.g.
+``~/.cache/skhier``) under the package version, and they are keyed on the
+*contents* of skhier's sources: reinstalling the same version, or installing it
+into another environment, finds the kernels compiled; editing any skhier module
+invalidates them all (a kernel inlined from another module can never be stale).
+numba itself keys each entry on its own version and on the CPU (name and
+features), so one directory serves several machines and numba versions.
+
+A user-provided ``NUMBA_CACHE_DIR`` still wins.  Registering the locator uses
+numba's internal ``CacheImpl._locator_classes``; if that ever changes, numba's
+default (in-tree) cache is used and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from functools import cache
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path:
+    """The directory of this version's compiled kernels."""
+    from . import __version__
+
+    root = os.environ.get("SKHIER_CACHE_DIR")
+    if not root:
+        if sys.platform == "win32":
+            base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        elif sys.platform == "darwin":
+            base = Path.home() / "Library" / "Caches"
+        else:
+            base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(base) / "skhier"
+    return Path(root) / __version__
+
+
+@cache
+def sources_digest() -> str:
+    """SHA-256 of the contents of every skhier module (the cache's source stamp)."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE_DIR.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _register():
+    try:
+        from numba.core import caching
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return
+
+    base = getattr(caching, "_CacheLocator", None) or caching.CacheLocator
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # numba < 0.61
+
+    class SkhierCacheLocator(base):
+        """numba cache locator for functions defined in skhier's modules."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file  # numba reads it in messages
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(cache_dir() / Path(py_file).stem)
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        def get_source_stamp(self):
+            return sources_digest()
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            try:
+                if Path(py_file).resolve().parent != _PACKAGE_DIR:
+                    return None
+                self = cls(py_func, py_file)
+                self.ensure_cache_path()
+            except OSError:  # not writable: numba's next locator
+                return None
+            return self
+
+    classes = impl._locator_classes
+    if not any(c.__name__ == "SkhierCacheLocator" for c in classes):
+        after = [
+            i for i, c in enumerate(classes) if c.__name__.lstrip("_") == "UserProvidedCacheLocator"
+        ]
+        classes.insert(after[0] + 1 if after else 0, SkhierCacheLocator)
+
+
+try:
+    _register()
+except Exception:  # noqa: BLE001 - numba's internals changed: keep its default cache
+    pass
