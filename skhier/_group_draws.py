@@ -43,7 +43,7 @@ def full_blocks(u, max_bytes=32 * 2**20):
     flat = u.reshape((-1,) + u.shape[2:])
     chunk = max(1, int(max_bytes // (8 * flat.shape[0] * flat.shape[2])))
     for start in range(0, flat.shape[1], chunk):
-        yield start, flat[:, start : start + chunk]
+        yield start, np.ascontiguousarray(flat[:, start : start + chunk].transpose(1, 2, 0))
 
 
 def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, kept, prob):
@@ -52,8 +52,8 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
     Parameters
     ----------
     blocks : iterable of ``(start, u)``
-        Standardized group effects ``u`` (S, c, q) of the groups ``start:start + c``
-        for every draw (S = C * D), the intercept first.
+        Standardized group effects ``u`` (c, q, S) of the groups ``start:start + c``
+        for every draw (S = C * D; group-major), the intercept first.
     intercept : (C, D), coef : (C, D, K)
         Population draws in the user's units.
     y_scale, slope_scale : the scales of ``y`` and of the random-slope features.
@@ -67,51 +67,53 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
     (G, K + 1, 2) and the kept draws ``group_intercept`` (C, D', G) and
     ``group_coef`` (C, D', G, K).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._kernels_linalg import numba
+    from ._kernels_reduce import reduce_block
+
     n_chains, n_draws = intercept.shape
     k1 = coef.shape[-1] + 1
-    pop_a, pop_b = intercept.reshape(-1), coef.reshape(-1, k1 - 1)
-    tail = (1.0 - prob) / 2.0
-    means, covs, bounds, kept_a, kept_b = [], [], [], [], []
-    for _, u in blocks:
-        a = _group_values(pop_a, u[..., 0], y_scale)
-        b = _group_values(pop_b, u[..., 1:], y_scale, slope_scale, slopes)
-        mean, cov = _group_moments(a, b)
-        means.append(mean)
-        covs.append(cov)
-        bounds.append(
-            np.concatenate(
-                [quantiles(a, [tail, 1 - tail])[:, None], quantiles(b, [tail, 1 - tail])], 1
-            )
-        )
-        kept_a.append(a.reshape(n_chains, n_draws, -1)[:, kept])
-        kept_b.append(b.reshape(n_chains, n_draws, *b.shape[1:])[:, kept])
+    pop = np.concatenate([intercept.reshape(1, -1), coef.reshape(-1, k1 - 1).T])  # (K+1, S)
+    effect_col = np.full(k1, -1, dtype=np.int64)
+    effect_col[np.r_[0, np.asarray(slopes, dtype=int) + 1]] = np.arange(len(slopes) + 1)
+    scale = np.full(k1, float(y_scale))
+    scale[np.asarray(slopes, dtype=int) + 1] /= np.asarray(slope_scale, dtype=float)
+    flat_kept = (np.arange(n_chains)[:, None] * n_draws + kept).ravel()
+    total = n_chains * n_draws
+    virtual = (total - 1) * np.array([(1.0 - prob) / 2.0, (1.0 + prob) / 2.0])
+    prev = np.minimum(np.floor(virtual), total - 1).astype(np.int64)
+    gamma = virtual - prev
+    parts = {"mean": [], "cov": [], "bounds": [], "kept": []}
+    n_threads = numba.get_num_threads() if numba is not None else 1
+    with ThreadPoolExecutor(n_threads) as pool:
+        for _, u in blocks:
+            c = u.shape[0]
+            out = {
+                "mean": np.empty((c, k1)),
+                "cov": np.empty((c, k1, k1)),
+                "bounds": np.empty((c, k1, 2)),
+                "kept": np.empty((c, k1, len(flat_kept))),
+            }
+
+            def run(sl, u=u, out=out):
+                args = (u[sl], pop, effect_col, scale, flat_kept, prev, gamma)
+                reduce_block(*args, *(out[k][sl] for k in ("mean", "cov", "bounds", "kept")))
+
+            cuts = np.linspace(0, c, n_threads + 1).astype(int)
+            list(pool.map(run, [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]))
+            for key, value in out.items():
+                parts[key].append(value)
+    kept_vals = np.concatenate(parts["kept"])  # (G, K+1, C * D')
+    kept_vals = kept_vals.reshape(kept_vals.shape[:2] + (n_chains, len(kept)))
+    kept_vals = kept_vals.transpose(2, 3, 0, 1)
     return {
-        "mean": np.concatenate(means),
-        "cov": np.concatenate(covs),
-        "bounds": np.concatenate(bounds),
-        "group_intercept": np.concatenate(kept_a, axis=2),
-        "group_coef": np.concatenate(kept_b, axis=2),
+        "mean": np.concatenate(parts["mean"]),
+        "cov": np.concatenate(parts["cov"]),
+        "bounds": np.concatenate(parts["bounds"]),
+        "group_intercept": np.ascontiguousarray(kept_vals[..., 0]),
+        "group_coef": np.ascontiguousarray(kept_vals[..., 1:]),
     }
-
-
-def _group_values(pop, u, ys, scale=None, cols=None):
-    """Per-group values ``pop + ys * u / scale`` without temporaries as large as
-    the result: ``pop`` (...) broadcast over the groups of ``u`` (..., G), or
-    ``pop`` (..., K) over ``u`` (..., G, k) with group effects in the columns
-    ``cols`` of ``pop`` only (the others equal ``pop``)."""
-    if cols is None:
-        out = np.multiply(u, ys)
-        out += pop[..., None]
-        return out
-    pop = pop[..., None, :]
-    if len(cols) < pop.shape[-1]:
-        out = np.repeat(pop, u.shape[-2], axis=-2)
-        out[..., cols] += ys * u / scale
-        return out
-    out = np.multiply(u, ys)
-    out /= scale
-    out += pop
-    return out
 
 
 def _group_moments(intercepts, coefs, chunk=32):
@@ -136,32 +138,42 @@ def _group_moments(intercepts, coefs, chunk=32):
 def quantiles(draws, probs, chunk=256):
     """``np.quantile(draws, probs, axis=0)`` (its default linear method) with the
     probabilities last: shape ``draws.shape[1:] + (len(probs),)``, the same numbers.
-
-    Faster on many columns: contiguous transposed blocks, and each order statistic
-    from a partition at one position (numpy's SIMD selection; a partition at
-    several positions at once, as np.quantile does, is several times slower).
+    Faster on many columns: contiguous transposed blocks (see :func:`row_quantiles`).
     """
     n = len(draws)
+    cols = draws.reshape((n, -1))
+    out = np.empty((cols.shape[1], len(probs)))
+    for start in range(0, cols.shape[1], chunk):
+        block = _transposed(cols[:, start : start + chunk])
+        out[start : start + chunk] = row_quantiles(block, probs, overwrite=True)
+    return out.reshape(draws.shape[1:] + (len(probs),))
+
+
+def row_quantiles(rows, probs, overwrite=False):
+    """``np.quantile(rows, probs, axis=1)`` with the probabilities last: (n, len(probs)).
+
+    Each order statistic comes from a partition at one position (numpy's SIMD
+    selection; a partition at several positions at once, as np.quantile does, is
+    several times slower).  ``overwrite``: partition ``rows`` in place.
+    """
+    n = rows.shape[1]
     virtual = (n - 1) * np.asarray(probs, dtype=np.float64)
     prev = np.floor(virtual)
     nxt = prev + 1
     prev[virtual >= n - 1] = nxt[virtual >= n - 1] = -1  # np.quantile's conventions
     gamma = virtual - prev
     prev, nxt = prev.astype(np.intp) % n, nxt.astype(np.intp) % n
-    cols = draws.reshape((n, -1))
-    out = np.empty((cols.shape[1], len(gamma)))
-    for start in range(0, cols.shape[1], chunk):
-        block = _transposed(cols[:, start : start + chunk])  # partitioned in place
-        lo = 0
-        for k in np.unique(np.r_[prev, nxt]):  # later positions lie right of k
-            block[:, lo:].partition(k - lo, axis=1)
-            lo = k + 1
-        res = out[start : start + chunk]
-        for j, t in enumerate(gamma):  # numpy's lerp
-            a, b = block[:, prev[j]], block[:, nxt[j]]
-            res[:, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-        res[np.isnan(block).any(axis=1)] = np.nan
-    return out.reshape(draws.shape[1:] + (len(gamma),))
+    block = rows if overwrite else rows.copy()
+    lo = 0
+    for k in np.unique(np.r_[prev, nxt]):  # later positions lie right of k
+        block[:, lo:].partition(k - lo, axis=1)
+        lo = k + 1
+    res = np.empty((rows.shape[0], len(gamma)))
+    for j, t in enumerate(gamma):  # numpy's lerp
+        a, b = block[:, prev[j]], block[:, nxt[j]]
+        res[:, j] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
+    res[np.isnan(block).any(axis=1)] = np.nan
+    return res
 
 
 def _transposed(a, tile=16):

@@ -74,37 +74,36 @@ def _make_kernels(Q, PP1):
         return failed
 
     @_njit
-    def groups(zz, zw, chol_cov, s, beta, e_u, u_out):
-        n_draws, n_groups = s.shape[0], zw.shape[0]
+    def groups(zz, zw, sigma_inv, inv_s2, beta, e_u, u_out):
+        n_groups, n_draws = zw.shape[0], inv_s2.shape[0]
         q = Q if Q > 0 else zw.shape[1]
         pp1 = PP1 if PP1 > 0 else zw.shape[2]
         p = pp1 - 1
-        sigma_inv = np.empty((q, q))
         lg = np.zeros((q, q))
         rg = np.empty(q)
         rhs = np.empty(q)
-        for d in range(n_draws):
-            inv_s2 = 1.0 / s[d] ** 2
-            _precision(chol_cov[d], sigma_inv)
-            bd = beta[d]
-            for gi in range(n_groups):
-                group_chol(q, zz[gi], sigma_inv, inv_s2, lg, rg)
-                zwg, ud = zw[gi], u_out[d, gi]
+        ud = np.empty(q)
+        for gi in range(n_groups):  # group-major: each group's draws are contiguous
+            zzg, zwg = zz[gi], zw[gi]
+            for d in range(n_draws):
+                group_chol(q, zzg, sigma_inv[d], inv_s2[d], lg, rg)
+                bd = beta[d]
                 for i in range(q):  # L^{-1} Z'(y - F beta) / s^2 + e
                     acc = zwg[i, p]
                     for a in range(p):
                         acc -= zwg[i, a] * bd[a]
-                    acc *= inv_s2
+                    acc *= inv_s2[d]
                     for k in range(i):
                         acc -= lg[i, k] * rhs[k]
                     rhs[i] = acc * rg[i]
                 for i in range(q):
-                    rhs[i] += e_u[d, gi, i]
+                    rhs[i] += e_u[gi, i, d]
                 for i in range(q - 1, -1, -1):  # L^{-T}
                     acc = rhs[i]
                     for k in range(i + 1, q):
                         acc -= lg[k, i] * ud[k]
                     ud[i] = acc * rg[i]
+                    u_out[gi, i, d] = ud[i]
 
     return population, groups
 
@@ -123,8 +122,9 @@ def population_kernel_for(q, pp1):
 
 
 def group_kernel_for(q, pp1):
-    """Pass 2: ``(zz, zw, chol_cov, s, beta, e_u, u_out)``, exact draws of the
-    effects of the groups in ``zz``/``zw`` given ``(Sigma, s, beta)``."""
+    """Pass 2: ``(zz, zw, sigma_inv, inv_s2, beta, e_u, u_out)``, exact draws of
+    the effects of the groups in ``zz``/``zw`` given ``(Sigma^{-1}, 1 / s^2,
+    beta)`` per draw, in group-major layout: ``e_u`` and ``u_out`` are (c, q, S)."""
     return _kernels_of_class(*shape_class(q, pp1))[1]
 
 
@@ -153,26 +153,32 @@ def draw_population(stats, chol_cov, s, prior_sd, rng):
 
 
 def group_draws_in_chunks(stats, chol_cov, s, beta, rng, max_bytes=32 * 2**20):
-    """Yield ``(start, u)``: exact draws ``u`` (S, c, q) of the effects of the groups
-    ``start:start + c`` for every posterior draw, a block of groups at a time
-    (each block about ``max_bytes``).  The random numbers of each (block of
-    groups, block of draws) come from their own stream, so the draws do not depend
-    on the number of threads."""
+    """Yield ``(start, u)``: exact draws ``u`` (c, q, S) of the effects of the groups
+    ``start:start + c`` for every posterior draw (group-major: a group's draws are
+    contiguous), a block of groups at a time (each block about ``max_bytes``).  The
+    random numbers of each (block of groups, block of draws) come from their own
+    stream, so the draws do not depend on the number of threads."""
     n_groups, q, pp1 = stats.zw.shape
     kernel = group_kernel_for(q, pp1)
     n_draws = len(s)
+    inv_chol = np.linalg.inv(chol_cov)
+    sigma_inv = np.ascontiguousarray(np.swapaxes(inv_chol, -1, -2) @ inv_chol)
+    inv_s2 = 1.0 / s**2
     chunk = max(1, int(max_bytes // (8 * n_draws * q)))
     root = int(rng.integers(2**63))
     with ThreadPoolExecutor(_n_threads()) as pool:
         for ci, start in enumerate(range(0, n_groups, chunk)):
             sl = slice(start, start + chunk)
             zz, zw = stats.zz[sl], stats.zw[sl]
-            u = np.empty((n_draws, zz.shape[0], q))
+            u = np.empty((zz.shape[0], q, n_draws))
 
             def run(a, ci=ci, zz=zz, zw=zw, u=u):
                 ds = slice(a, a + DRAW_BLOCK)
-                e_u = np.random.default_rng((root, ci, a)).standard_normal(u[ds].shape)
-                kernel(zz, zw, chol_cov[ds], s[ds], beta[ds], e_u, u[ds])
+                n = len(inv_s2[ds])
+                e_u = np.random.default_rng((root, ci, a)).standard_normal((zz.shape[0], q, n))
+                out = np.empty_like(e_u)
+                kernel(zz, zw, sigma_inv[ds], inv_s2[ds], beta[ds], e_u, out)
+                u[:, :, ds] = out
 
             list(pool.map(run, range(0, n_draws, DRAW_BLOCK)))
             yield start, u

@@ -184,11 +184,17 @@ def test_numba_conditional_draws_equal_numpy_reference():
     normals = np.random.default_rng(9)
     e_beta = normals.standard_normal((50, 3, 1))[..., 0]
     e_u = normals.standard_normal((50, 6, 2))
-    beta, u = np.empty((50, 3)), np.empty((50, 6, 2))
+    beta, u = np.empty((50, 3)), np.empty((6, 2, 50))
     population_kernel_for(2, 4)(stats.zz, stats.zw, stats.ww, prior_sd, chol, s, e_beta, beta)
-    group_kernel_for(2, 4)(stats.zz, stats.zw, chol, s, beta, e_u, u)
+    e_u = np.ascontiguousarray(e_u.transpose(1, 2, 0))  # group-major
+    group_kernel_for(2, 4)(stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, beta, e_u, u)
     np.testing.assert_allclose(beta, beta_ref, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(u, u_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(u.transpose(2, 0, 1), u_ref, rtol=1e-9, atol=1e-12)
+
+
+def _sigma_inv(chol):
+    inv = np.linalg.inv(chol)
+    return np.ascontiguousarray(np.swapaxes(inv, -1, -2) @ inv)
 
 
 def test_group_draws_come_in_blocks_independent_of_threads(monkeypatch):
@@ -204,7 +210,7 @@ def test_group_draws_come_in_blocks_independent_of_threads(monkeypatch):
         )
     )
     assert [start for start, _ in blocks] == [0, 4]
-    assert [u.shape for _, u in blocks] == [(300, 4, 2), (300, 2, 2)]
+    assert [u.shape for _, u in blocks] == [(4, 2, 300), (2, 2, 300)]
     monkeypatch.setattr(_kernels_draw, "_n_threads", lambda: 1)
     serial = _kernels_draw.group_draws_in_chunks(
         stats, chol, s, beta, np.random.default_rng(2), 8 * 300 * 2 * 4
@@ -226,15 +232,16 @@ def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
     chol = cov_chols(rng.normal(-0.3, 0.5, size=(20, q + m)), q, True, 2.0)
     s = rng.uniform(0.4, 1.5, size=20)
     args = (stats.zz, stats.zw, stats.ww, np.full(p, 2.0), chol, s)
-    e_beta, e_u = rng.normal(size=(20, p)), rng.normal(size=(20, 7, q))
+    e_beta, e_u = rng.normal(size=(20, p)), rng.normal(size=(7, q, 20))
     general = _kernels_of_class(0, 0)
     got, want = np.empty((20, p)), np.empty((20, p))
     assert not population_kernel_for(q, p + 1)(*args, e_beta, got).any()
     assert not general[0](*args, e_beta, want).any()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    got_u, want_u = np.empty((20, 7, q)), np.empty((20, 7, q))
-    group_kernel_for(q, p + 1)(stats.zz, stats.zw, chol, s, got, e_u, got_u)
-    general[1](stats.zz, stats.zw, chol, s, got, e_u, want_u)
+    got_u, want_u = np.empty((7, q, 20)), np.empty((7, q, 20))
+    args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, got, e_u)
+    group_kernel_for(q, p + 1)(*args, got_u)
+    general[1](*args, want_u)
     np.testing.assert_allclose(got_u, want_u, rtol=1e-10, atol=1e-12)
 
 

@@ -61,8 +61,9 @@ def test_group_values_in_user_units(slopes):
     ys, u = scaling.y_scale, draws["u"]
     want = np.repeat(post.coef[..., None, :], 6, axis=-2)
     want[..., list(slopes)] += ys * u[..., 1:] / scaling.x_scale[list(slopes)]
-    np.testing.assert_array_equal(post.group_coef, want)
-    np.testing.assert_array_equal(post.group_intercept, post.intercept[..., None] + ys * u[..., 0])
+    np.testing.assert_allclose(post.group_coef, want, rtol=1e-13, atol=1e-14)
+    want_a = post.intercept[..., None] + ys * u[..., 0]
+    np.testing.assert_allclose(post.group_intercept, want_a, rtol=1e-13, atol=1e-14)
 
 
 def _standardized(rng, shape=(3, 40), n_groups=9, k=2):
@@ -160,3 +161,24 @@ def test_store_draws_bounds_the_model_and_keeps_predictions_exact():
     table = small.summary(group_diagnostics=True)
     assert table.loc["a[0]", "r_hat"] > 0 and np.isnan(small.summary().loc["a[0]", "r_hat"])
     np.testing.assert_allclose(table.loc["a[0]", "mean"], full.group_intercept_[0])
+
+
+@pytest.mark.parametrize("n_draws", [1, 2, 3, 7, 400])
+@pytest.mark.parametrize("order", ["random", "ascending", "descending", "ties"])
+def test_reduced_intervals_equal_np_quantile(n_draws, order):
+    """The reduction's one-pass tail order statistics give np.quantile's numbers."""
+    from skhier._group_draws import reduce_group_draws
+
+    rng = np.random.default_rng(n_draws)
+    u = rng.normal(size=(5, 2, n_draws))
+    if order != "random":
+        u = np.sort(u, axis=-1)[..., :: 1 if order == "ascending" else -1]
+    if order == "ties":
+        u = np.round(u, 1)
+    pop = np.zeros((1, n_draws))
+    out = reduce_group_draws(
+        [(0, u)], pop, np.zeros((1, n_draws, 1)), 1.0, [1.0], [0], np.arange(n_draws), 0.9
+    )
+    want = np.moveaxis(np.quantile(u, [0.05, 0.95], axis=-1), 0, -1)
+    np.testing.assert_allclose(out["bounds"], want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(out["mean"], u.mean(-1), rtol=1e-12, atol=1e-15)
