@@ -97,10 +97,11 @@ def _make_c_logp(Q, PP1):
         except Exception:  # noqa: BLE001 - never let an error cross into Rust
             return 4
         logp[0] = value
-        grad[:] = g
-        if not np.isfinite(value) or not np.all(np.isfinite(g)):
-            return 4
-        return 0
+        finite = np.isfinite(value)
+        for i in range(dim):  # (a loop: array expressions compile slowly)
+            grad[i] = g[i]
+            finite = finite and np.isfinite(g[i])
+        return 0 if finite else 4
 
     return numba.cfunc(_C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
 
@@ -119,7 +120,8 @@ def _c_logp_for(q, pp1):
 def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
     x = numba.carray(x_ptr, (dim,))
     out = numba.carray(out_ptr, (n_expanded,))
-    out[:] = x
+    for i in range(n_expanded):  # (a loop: a slice assignment compiles for seconds)
+        out[i] = x[i]
     return 0
 
 

@@ -25,6 +25,8 @@ from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import
     n_corr_params,
     numba,
     population_factor,
+    scaled,
+    shifted_column,
 )
 
 
@@ -37,7 +39,7 @@ def factor_groups(zz, zw, ww, sigma_inv, inv_s2, chol, rdiag, h):
     ``sum_g log|L_g|``.
     """
     n_groups, q, pp1 = zw.shape
-    g = ww * inv_s2
+    g = scaled(ww, inv_s2)
     logdet = 0.0
     for gi in range(n_groups):
         det = group_factor(q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, chol[gi], rdiag[gi], h[gi], g)
@@ -111,7 +113,11 @@ def density(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
             su[k, j] = su[j, k]
 
     # d/dC = (Sigma^{-1} S_u Sigma^{-1} - G Sigma^{-1}) C, and tr(Sigma^{-1} S_u)
-    grad_c = _mul(_mul(_mul(sigma_inv, su), sigma_inv) - n_groups * sigma_inv, chol_cov)
+    inner = _mul(_mul(sigma_inv, su), sigma_inv)
+    for j in range(q):
+        for k in range(q):
+            inner[j, k] -= n_groups * sigma_inv[j, k]
+    grad_c = _mul(inner, chol_cov)
     trace = 0.0
     for j in range(q):
         for k in range(q):
@@ -131,7 +137,10 @@ def density(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
 
     s_term = -n_obs + quad + p + n_groups * q - trace
     for a in range(p):
-        s_term -= (beta[a, 0] ** 2 + np.sum(lp_inv[a:, a] ** 2)) / prior_sd[a] ** 2
+        acc = beta[a, 0] ** 2
+        for b in range(a, p):
+            acc += lp_inv[b, a] ** 2
+        s_term -= acc / prior_sd[a] ** 2
     grad[n_cov] = s_term
     # Exponential priors on the SDs exp(x), with the log-Jacobian x
     for j in range(q + 1):
@@ -211,8 +220,9 @@ def draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
     if not ok:
         return False
     beta = np.empty((p, 1))
-    back_substitute(lp, lp_rdiag, (v + e_beta).reshape((p, 1)), beta)
-    beta_out[:] = beta[:, 0]
+    back_substitute(lp, lp_rdiag, shifted_column(v, e_beta), beta)
+    for a in range(p):  # (loops: see _kernels_linalg.scaled)
+        beta_out[a] = beta[a, 0]
     rhs = np.empty((q, 1))
     sol = np.empty((q, 1))
     for gi in range(n_groups):
@@ -223,5 +233,6 @@ def draw_one(zz, zw, ww, prior_sd, chol_cov, s, e_beta, e_u, beta_out, u_out):
                 acc -= hg[i, a] * beta[a, 0]
             rhs[i, 0] = acc
         back_substitute(chol[gi], rdiag[gi], rhs, sol)
-        u_out[gi] = sol[:, 0]
+        for i in range(q):
+            u_out[gi, i] = sol[i, 0]
     return True

@@ -37,6 +37,8 @@ from ._kernels_linalg import (
     group_factor,
     numba,
     population_factor,
+    scaled,
+    shifted_column,
 )
 
 #: draws per task of the thread pool (fixed, so results do not depend on threads)
@@ -63,14 +65,15 @@ def _make_kernels(Q, PP1):
         for d in range(n_draws):
             inv_s2 = 1.0 / s[d] ** 2
             _precision(chol_cov[d], sigma_inv)
-            g = ww * inv_s2
+            g = scaled(ww, inv_s2)
             for gi in range(n_groups):  # g -= H_g'H_g
                 group_factor(q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, lg, rg, hg, g)
             ok, _, v, _ = population_factor(g, prior_sd, lp, lp_rdiag)
             failed[d] = not ok
             if ok:
-                back_substitute(lp, lp_rdiag, (v + e_beta[d]).reshape((p, 1)), beta)
-                beta_out[d] = beta[:, 0]
+                back_substitute(lp, lp_rdiag, shifted_column(v, e_beta[d]), beta)
+                for a in range(p):  # (a loop: see _kernels_linalg.scaled)
+                    beta_out[d, a] = beta[a, 0]
         return failed
 
     @_njit

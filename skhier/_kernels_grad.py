@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_linalg import _njit, _njit_inline, group_factor
+from ._kernels_linalg import _njit, _njit_inline, group_factor, scaled
 
 
 def _make_passes(Q, PP1):
@@ -41,7 +41,7 @@ def _make_passes(Q, PP1):
         n_groups = zw.shape[0]
         q = Q if Q > 0 else zw.shape[1]
         pp1 = PP1 if PP1 > 0 else zw.shape[2]
-        g = ww * inv_s2
+        g = scaled(ww, inv_s2)
         amat = np.empty((n_groups, q, pp1))
         msum = np.zeros((q, q))
         lg = np.zeros((q, q))

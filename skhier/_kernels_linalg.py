@@ -79,6 +79,26 @@ def group_factor(q, pp1, zz_g, zw_g, sigma_inv, inv_s2, lg, rg, hg, g):
 
 
 @_njit
+def scaled(a, c):
+    """``a * c`` for a 2-D array, as a loop: numba compiles an array expression with
+    its broadcasting error paths (string formatting included), seconds per use."""
+    out = np.empty(a.shape)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = a[i, j] * c
+    return out
+
+
+@_njit
+def shifted_column(v, e):
+    """``(v + e)`` as a (n, 1) column (a loop, see :func:`scaled`)."""
+    out = np.empty((v.shape[0], 1))
+    for i in range(v.shape[0]):
+        out[i, 0] = v[i] + e[i]
+    return out
+
+
+@_njit
 def population_factor(g, prior_sd, lp, lp_rdiag):
     """Cholesky of ``P = g[:p, :p] + S0^{-1}`` into ``lp``; ``v = L_P^{-1} c``.
 

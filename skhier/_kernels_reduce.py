@@ -35,9 +35,15 @@ def _order_pair(row, k, sign, heap):
     (a tail's few order statistics cost far less than a selection)."""
     n = row.shape[0]
     m = k + 2
-    if m > n or k < 0:
-        s = np.sort(sign * row)
-        return sign * s[k], sign * s[min(k + 1, n - 1)]
+    if m > n or k < 0:  # fewer draws than needed (n <= 2): insertion sort
+        for i in range(n):
+            v = sign * row[i]
+            j = i
+            while j > 0 and heap[j - 1] > v:
+                heap[j] = heap[j - 1]
+                j -= 1
+            heap[j] = v
+        return sign * heap[k % n], sign * heap[min(k + 1, n - 1)]
     for i in range(m):
         heap[i] = sign * row[i]
     for i in range(m // 2 - 1, -1, -1):
