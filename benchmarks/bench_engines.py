@@ -142,9 +142,13 @@ def _fresh_process_load_and_predict(est, X, g):
 
 
 def fit_mixedlm(name):
+    return mixedlm_reml(*load_case(name))
+
+
+def mixedlm_reml(X, y, g):
+    """Wall time of statsmodels MixedLM's REML fit with correlated random slopes."""
     import statsmodels.formula.api as smf
 
-    X, y, g = load_case(name)
     cols = [f"x{i}" for i in range(X.shape[1])]
     df = pd.DataFrame(X, columns=cols).assign(y=y, g=g)
     rhs = " + ".join(cols)

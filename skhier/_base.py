@@ -139,12 +139,12 @@ class HierarchicalBase(BaseEstimator):
         self.diagnostics_ = _diagnostics.parameter_diagnostics(
             post, groups=False if self.engine_ == "collapsed" else "auto"
         )
-        if self.inference_["method"] == "importance":
+        if self._inference["method"] == "importance":
             self.diagnostics_ = _diagnostics.importance_diagnostics(
-                self.diagnostics_, self.inference_["ess"]
+                self.diagnostics_, self._inference["ess"]
             )
         self.convergence_ = _diagnostics.summarize_convergence(
-            self.diagnostics_, post, self._free_masks(), self.inference_
+            self.diagnostics_, post, self._free_masks(), self._inference
         )
 
     def _corr_mask(self):

@@ -54,7 +54,7 @@ class Posterior:
     kept : (D',) or None          positions in each chain of the kept draws of the
                                   group effects (None: all draws are kept)
     group_mean : (G, K+1)         posterior means of ``[a[g], b[g]]`` from every
-                                  draw (None in models saved by skhier <= 0.3:
+                                  draw (None in models saved by earlier versions:
                                   computed from the draws)
     group_cov : (G, K+1, K+1)     their posterior covariances, from every draw
     group_bounds : (G, K+1, 2)    their equal-tailed ``bounds_prob`` intervals,
@@ -202,7 +202,7 @@ class Posterior:
         """
         if self.group_mean is not None:
             group_mean, group_cov = self.group_mean, self.group_cov
-        else:  # a model saved by skhier <= 0.3 kept every draw
+        else:  # a model saved by an earlier version kept every draw
             group_mean, group_cov = _group_moments(
                 self.flat("group_intercept"), self.flat("group_coef")
             )

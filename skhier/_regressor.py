@@ -355,7 +355,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
         draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
-        self.inference_ = draws.get("inference", {"method": inference})
+        self._inference = draws.get("inference", {"method": inference})
         self.posterior_ = Posterior.from_standardized(
             draws, spec, scaling, self.interval_prob, self.store_draws
         )
