@@ -7,9 +7,10 @@ the files) and every new virtual environment starts cold: the first fit pays the
 compilation again.  skhier's functions are cached instead in a per-user
 directory (``$SKHIER_CACHE_DIR``, else the platform's user cache directory, e.g.
 ``~/.cache/skhier``) under the package version, and they are keyed on the
-*contents* of skhier's sources: reinstalling the same version, or installing it
-into another environment, finds the kernels compiled; editing any skhier module
-invalidates them all (a kernel inlined from another module can never be stale).
+*contents* of skhier's modules with numba code: reinstalling the same version, or
+installing it into another environment, finds the kernels compiled; editing any
+such module invalidates them all (a kernel inlined from another module can never
+be stale).
 numba itself keys each entry on its own version and on the CPU (name and
 features), so one directory serves several machines and numba versions.
 
@@ -47,11 +48,14 @@ def cache_dir() -> Path:
 
 @cache
 def sources_digest() -> str:
-    """SHA-256 of the contents of every skhier module (the cache's source stamp)."""
+    """SHA-256 of the contents of every skhier module with numba code (the cache's
+    source stamp): a module that mentions numba or defines kernels with ``_njit``."""
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE_DIR.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+        source = path.read_bytes()
+        if b"numba" in source or b"_njit" in source:
+            digest.update(path.name.encode())
+            digest.update(source)
     return digest.hexdigest()
 
 

@@ -200,9 +200,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     parametrization_ : str
         Form of the explicit model that was (or would have been) used.
     posterior_ : Posterior
-        All posterior draws as numpy arrays (``(chain, draw, ...)``).
+        The posterior as numpy arrays (``(chain, draw, ...)``): every draw of the
+        population-level parameters; the group effects' means, covariances and
+        intervals (from every draw) and their kept draws (``store_draws``).
     idata_ : arviz.InferenceData
-        The posterior as ArviZ ``InferenceData`` (built on access).
+        The kept joint draws as ArviZ ``InferenceData`` (built on access).
     n_features_in_ : int
         Number of features (the ``group_col`` column excluded).
     feature_names_in_ : ndarray of shape (n_features_in_,)

@@ -47,6 +47,9 @@ def test_kernels_are_cached_per_user_and_survive_a_reinstall(tmp_path):
     assert _run(first, cache)[:2] == (1, 0)
     assert _run(_install(tmp_path / "env2"), cache)[:2] == (1, 0)  # reinstalled elsewhere
     edited = _install(tmp_path / "env3")
-    with open(edited / "skhier" / "_kernels_grad.py", "a") as f:  # any module
+    with open(edited / "skhier" / "_kernels_grad.py", "a") as f:  # any kernel module
         f.write("\n# edited\n")
     assert _run(edited, cache)[:2] == (0, 1)
+    with open(edited / "skhier" / "_summary.py", "a") as f:  # no numba code there
+        f.write("\n# edited\n")
+    assert _run(edited, cache)[:2] == (1, 0)
