@@ -7,6 +7,7 @@ checks, the model specification, the engine call and the prediction methods.
 
 from __future__ import annotations
 
+import inspect
 import logging
 
 import numpy as np
@@ -193,6 +194,10 @@ class HierarchicalBase(BaseEstimator):
         diagnostics = self.diagnostics_
         if group_level and group_diagnostics:
             diagnostics = _diagnostics.parameter_diagnostics(self.posterior_, groups=True)
+            if getattr(self, "_inference", {}).get("method") == "importance":
+                diagnostics = _diagnostics.importance_diagnostics(
+                    diagnostics, self._inference["ess"]
+                )
         return summary_table(self, group_level, diagnostics)
 
     @property
@@ -206,6 +211,18 @@ class HierarchicalBase(BaseEstimator):
         if names is not None:
             return [str(n) for n in names]
         return [f"x{i}" for i in range(self.n_features_in_)]
+
+    #: values of parameters added since an estimator was saved that reproduce what
+    #: it did (0.1.0: independent effects; before `store_draws`: every draw kept)
+    _LEGACY_PARAMS = {"correlated_effects": False, "store_draws": "all"}
+
+    def __setstate__(self, state):
+        # Parameters added since the estimator was saved: what it did then, else the
+        # default - so get_params, repr and clone work on old models.
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in state:
+                state[name] = self._LEGACY_PARAMS.get(name, param.default)
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

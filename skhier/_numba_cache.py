@@ -92,7 +92,7 @@ def _register():
                     return None
                 self = cls(py_func, py_file)
                 self.ensure_cache_path()
-            except OSError:  # not writable: numba's next locator
+            except Exception:  # noqa: BLE001 - not writable, no home directory...: numba's next
                 return None
             return self
 

@@ -121,7 +121,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         take at most 128 MB (chains x draws x groups x effects <= 2**24), else as
         many as fit in that (at least 64).  An int bounds the model's size for
         deployment: its group draws take ``store_draws x groups x (features + 1)
-        x 8`` bytes.
+        x 8`` bytes (``store_draws`` rounded up to a multiple of ``chains``).
     target_accept : float or None, default=None
         Target acceptance rate of NUTS (of HMC in the augmented engine); raise it
         when divergences are reported.  None: 0.8 for the collapsed engine (its

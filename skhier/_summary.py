@@ -48,15 +48,17 @@ def summary_table(est, group_level: bool, diagnostics: dict) -> pd.DataFrame:
         )
         blocks.append(frame[keep.ravel()])
         if attr == "group_coef_sd":
-            blocks.append(_corr_rows(est, diagnostics, ["intercept", *features], lo_name, hi_name))
+            corr = _corr_rows(est, diagnostics, ["intercept", *features], lo_name, hi_name)
+            blocks += [] if corr is None else [corr]
     return pd.concat(blocks)
 
 
 def _corr_rows(est, diagnostics, effects, lo_name, hi_name):
-    """``corr[a, b]`` rows: correlations between varying effects (lower triangle)."""
+    """``corr[a, b]`` rows: correlations between varying effects (lower triangle);
+    None for a model saved before correlations existed."""
+    if est.posterior_.group_corr is None or "group_corr" not in diagnostics:
+        return None
     free = est._free_masks()["group_corr"] & ~np.isnan(diagnostics["group_corr"][1])
-    if est.posterior_.group_corr is None:
-        free = np.zeros_like(free)
     rows, cols = np.nonzero(free)
     draws = est.posterior_.flat("group_corr")[:, rows, cols] if len(rows) else np.empty((0, 0))
     r_hat, ess = diagnostics["group_corr"]

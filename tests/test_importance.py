@@ -93,3 +93,13 @@ def test_importance_needs_the_collapsed_engine(data, kw):
     X, y, g, _ = data
     with pytest.raises(ValueError, match="inference='importance' needs the collapsed engine"):
         HierarchicalRegressor(inference="importance", **kw).fit(X, y, groups=g)
+
+
+def test_group_diagnostics_on_request_keep_importance_diagnostics(data, monkeypatch):
+    """summary(group_diagnostics=True) after importance sampling: still no r_hat and
+    the weights' ESS for the population rows (resampled draws have no chains)."""
+    X, y, g, _ = data
+    est = HierarchicalRegressor(inference="importance", **KW).fit(X, y, groups=g)
+    table = est.summary(group_diagnostics=True)
+    assert np.isnan(table["r_hat"]).all()
+    assert table.loc["sigma_a", "ess_bulk"] == pytest.approx(est.convergence_["min_ess_bulk"])

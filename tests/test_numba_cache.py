@@ -53,3 +53,20 @@ def test_kernels_are_cached_per_user_and_survive_a_reinstall(tmp_path):
     with open(edited / "skhier" / "_summary.py", "a") as f:  # no numba code there
         f.write("\n# edited\n")
     assert _run(edited, cache)[:2] == (1, 0)
+
+
+def test_no_usable_cache_directory_falls_back_to_numbas_cache(monkeypatch):
+    """No home directory (a service account) or no permission: numba's next locator."""
+    from numba.core import caching
+
+    from skhier import _kernels_linalg, _numba_cache
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    locator = next(c for c in impl._locator_classes if c.__name__ == "SkhierCacheLocator")
+    func = _kernels_linalg.n_corr_params.py_func
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(_numba_cache, "cache_dir", no_home)
+    assert locator.from_function(func, _kernels_linalg.__file__) is None

@@ -11,6 +11,7 @@ import joblib
 import numpy as np
 import pytest
 import skops.io as sio
+from sklearn.base import clone
 
 from skhier import POPULATION
 
@@ -95,3 +96,7 @@ def test_models_saved_by_released_versions_load_and_predict_identically(path):
     np.testing.assert_allclose(
         est.predict_interval(X, groups=groups), expected["predict_interval"], rtol=1e-12
     )
+    # parameters added since keep their meaning for an old model (it kept every draw)
+    assert est.get_params()["store_draws"] == "all"
+    assert "HierarchicalRegressor" in repr(clone(est))
+    assert est.summary(group_diagnostics=True)["r_hat"].notna().any()
