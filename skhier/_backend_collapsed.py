@@ -334,9 +334,13 @@ def _importance(stats, spec, *, draws, chains, seed, **_):
     if not ok:
         return None, {"method": "importance", "pareto_k": float("inf"), "n_proposals": 0}
 
+    value = _kernels.value_for(*stats.zw.shape[1:])
+    args = (float(stats.n_obs), stats.zz, stats.zw, stats.ww, spec.beta_prior_sd)
+    rest = (spec.sd_prior_rates, spec.correlated, float(spec.prior_corr_eta))
+
     def logp(x):
-        value = log_density(x, stats, spec)[0]
-        return value if np.isfinite(value) else -np.inf
+        v = value(x, *args, *rest)
+        return v if np.isfinite(v) else -np.inf
 
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads() if numba is not None else 1

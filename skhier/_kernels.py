@@ -10,6 +10,8 @@ groups (specialized for small q) in :mod:`skhier._kernels_grad`.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from ._kernels_grad import pass1_of, pass2_of, shape_class
@@ -177,6 +179,54 @@ _DENSITIES = {(2, 3): _D23, (3, 4): _D34, (4, 5): _D45, (1, 0): _D10, (2, 0): _D
 def density_for(q, pp1):
     """:func:`log_density_and_grad` compiled for the shape class of ``(q, p + 1)`` only."""
     return _DENSITIES[shape_class(q, pp1)]
+
+
+def _make_value(Q, PP1):
+    """The value of :func:`density` alone, for the shape class ``(Q, PP1)``: one pass
+    over the groups with nothing stored (importance weights need no gradient)."""
+
+    @_njit
+    def log_density(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
+        n_groups = zw.shape[0]
+        q = Q if Q > 0 else zw.shape[1]
+        pp1 = PP1 if PP1 > 0 else zw.shape[2]
+        n_cov = q + n_corr_params(q, correlated)
+        chol_cov = np.zeros((q, q))
+        value = cov_chol(x[:n_cov], q, correlated, eta, chol_cov)
+        sigma_inv = np.empty((q, q))
+        logdet_sigma = _precision(chol_cov, sigma_inv)
+        log_s = x[n_cov]
+        inv_s2 = np.exp(-2.0 * log_s)
+        g = scaled(ww, inv_s2)
+        lg, rg, hg = np.zeros((q, q)), np.empty(q), np.empty((q, pp1))
+        logdet_m = 0.0
+        for gi in range(n_groups):
+            logdet_m += np.log(
+                group_factor(q, pp1, zz[gi], zw[gi], sigma_inv, inv_s2, lg, rg, hg, g)
+            )
+        p = pp1 - 1
+        ok, logdet_p, _, quad = population_factor(g, prior_sd, np.zeros((p, p)), np.empty(p))
+        if not ok:
+            return -np.inf
+        logdet_v = 2.0 * n_obs * log_s + n_groups * logdet_sigma + 2.0 * logdet_m
+        value += -0.5 * (logdet_v + quad + 2.0 * logdet_p)
+        for j in range(q + 1):  # Exponential priors on the SDs, log-Jacobian x
+            xi = x[j] if j < q else log_s
+            value += xi - rate[j] * np.exp(xi)
+        return value
+
+    return log_density
+
+
+@cache
+def _value_of_class(Q, PP1):
+    return _make_value(Q, PP1)
+
+
+def value_for(q, pp1):
+    """:func:`density`'s value alone (no gradient), compiled for the shape class of
+    ``(q, p + 1)`` only, on first use."""
+    return _value_of_class(*shape_class(q, pp1))
 
 
 @_njit_inline

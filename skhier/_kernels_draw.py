@@ -77,7 +77,7 @@ def _make_kernels(Q, PP1):
         return failed
 
     @_njit
-    def groups(zz, zw, sigma_inv, inv_s2, beta, e_u, u_out):
+    def groups(zz, zw, sigma_inv, inv_s2, beta, rng, u_out):
         n_groups, n_draws = zw.shape[0], inv_s2.shape[0]
         q = Q if Q > 0 else zw.shape[1]
         pp1 = PP1 if PP1 > 0 else zw.shape[2]
@@ -100,7 +100,7 @@ def _make_kernels(Q, PP1):
                         acc -= lg[i, k] * rhs[k]
                     rhs[i] = acc * rg[i]
                 for i in range(q):
-                    rhs[i] += e_u[gi, i, d]
+                    rhs[i] += rng.standard_normal()
                 for i in range(q - 1, -1, -1):  # L^{-T}
                     acc = rhs[i]
                     for k in range(i + 1, q):
@@ -125,9 +125,11 @@ def population_kernel_for(q, pp1):
 
 
 def group_kernel_for(q, pp1):
-    """Pass 2: ``(zz, zw, sigma_inv, inv_s2, beta, e_u, u_out)``, exact draws of
+    """Pass 2: ``(zz, zw, sigma_inv, inv_s2, beta, rng, u_out)``, exact draws of
     the effects of the groups in ``zz``/``zw`` given ``(Sigma^{-1}, 1 / s^2,
-    beta)`` per draw, in group-major layout: ``e_u`` and ``u_out`` are (c, q, S)."""
+    beta)`` per draw, in group-major layout: ``u_out`` is (c, q, S); the standard
+    normals come from the :class:`numpy.random.Generator` ``rng`` (group by
+    group, draw by draw)."""
     return _kernels_of_class(*shape_class(q, pp1))[1]
 
 
@@ -177,11 +179,8 @@ def group_draws_in_chunks(stats, chol_cov, s, beta, rng, max_bytes=32 * 2**20):
 
             def run(a, ci=ci, zz=zz, zw=zw, u=u):
                 ds = slice(a, a + DRAW_BLOCK)
-                n = len(inv_s2[ds])
-                e_u = np.random.default_rng((root, ci, a)).standard_normal((zz.shape[0], q, n))
-                out = np.empty_like(e_u)
-                kernel(zz, zw, sigma_inv[ds], inv_s2[ds], beta[ds], e_u, out)
-                u[:, :, ds] = out
+                rng_block = np.random.default_rng((root, ci, a))
+                kernel(zz, zw, sigma_inv[ds], inv_s2[ds], beta[ds], rng_block, u[:, :, ds])
 
             list(pool.map(run, range(0, n_draws, DRAW_BLOCK)))
             yield start, u

@@ -174,22 +174,26 @@ def _draw_problem(rng, q=2, p=3, n_draws=50):
 
 
 def test_numba_conditional_draws_equal_numpy_reference():
-    """Both passes of the exact draws, fed the reference's standard normals, give
-    the reference's draws."""
+    """Pass 1, fed the reference's standard normals, gives the reference's draws of
+    beta; pass 2 gives the reference's algebra for the group effects given beta,
+    with the normals its Generator draws group by group, draw by draw."""
+    from skhier._collapsed import _group_factors, _solve_upper
     from skhier._kernels_draw import group_kernel_for, population_kernel_for
 
     stats, chol, s = _draw_problem(np.random.default_rng(3))
     prior_sd = np.array([2.0, 1.5, 1.5])
-    beta_ref, u_ref = draw_conditional(stats, chol, s, prior_sd, np.random.default_rng(9))
-    normals = np.random.default_rng(9)
-    e_beta = normals.standard_normal((50, 3, 1))[..., 0]
-    e_u = normals.standard_normal((50, 6, 2))
+    beta_ref = draw_conditional(stats, chol, s, prior_sd, np.random.default_rng(9))[0]
+    e_beta = np.random.default_rng(9).standard_normal((50, 3, 1))[..., 0]
     beta, u = np.empty((50, 3)), np.empty((6, 2, 50))
     population_kernel_for(2, 4)(stats.zz, stats.zw, stats.ww, prior_sd, chol, s, e_beta, beta)
-    e_u = np.ascontiguousarray(e_u.transpose(1, 2, 0))  # group-major
-    group_kernel_for(2, 4)(stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, beta, e_u, u)
     np.testing.assert_allclose(beta, beta_ref, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(u.transpose(2, 0, 1), u_ref, rtol=1e-9, atol=1e-12)
+    args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, beta)
+    group_kernel_for(2, 4)(*args, np.random.default_rng(4), u)
+    e_u = np.random.default_rng(4).standard_normal((6, 50, 2)).transpose(1, 0, 2)
+    lg, h = _group_factors(stats, chol, s)
+    hb = h[..., 3] - np.einsum("sgqa,sa->sgq", h[..., :3], beta)
+    want = _solve_upper(np.swapaxes(lg, -1, -2), (hb + e_u)[..., None])[..., 0]
+    np.testing.assert_allclose(u.transpose(2, 0, 1), want, rtol=1e-9, atol=1e-12)
 
 
 def _sigma_inv(chol):
@@ -232,16 +236,16 @@ def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
     chol = cov_chols(rng.normal(-0.3, 0.5, size=(20, q + m)), q, True, 2.0)
     s = rng.uniform(0.4, 1.5, size=20)
     args = (stats.zz, stats.zw, stats.ww, np.full(p, 2.0), chol, s)
-    e_beta, e_u = rng.normal(size=(20, p)), rng.normal(size=(7, q, 20))
+    e_beta = rng.normal(size=(20, p))
     general = _kernels_of_class(0, 0)
     got, want = np.empty((20, p)), np.empty((20, p))
     assert not population_kernel_for(q, p + 1)(*args, e_beta, got).any()
     assert not general[0](*args, e_beta, want).any()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     got_u, want_u = np.empty((7, q, 20)), np.empty((7, q, 20))
-    args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, got, e_u)
-    group_kernel_for(q, p + 1)(*args, got_u)
-    general[1](*args, want_u)
+    args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, got)
+    group_kernel_for(q, p + 1)(*args, np.random.default_rng(1), got_u)
+    general[1](*args, np.random.default_rng(1), want_u)
     np.testing.assert_allclose(got_u, want_u, rtol=1e-10, atol=1e-12)
 
 
@@ -327,3 +331,22 @@ def test_density_of_a_shape_class_equals_the_runtime_dispatch(q, p):
     got, want = density_for(q, p + 1)(*args), log_density_and_grad(*args)
     assert got[0] == pytest.approx(want[0], rel=1e-12)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+@pytest.mark.parametrize("q, p", [(1, 2), (2, 2), (3, 3), (3, 5)])
+def test_value_only_density_equals_the_full_density(q, p, correlated):
+    """Importance weights use the density's value alone (one pass, no gradient)."""
+    from skhier._kernels import density_for, value_for
+
+    rng = np.random.default_rng(q * p)
+    F, Z, y, codes = _problem(rng, n=80, n_groups=7, p=p, q=q)
+    stats = sufficient_stats(F, Z, y, codes, 7)
+    m = q * (q - 1) // 2 if correlated else 0
+    rest = (np.full(p, 2.0), np.ones(q + 1), correlated, 2.0)
+    for _ in range(3):
+        x = rng.normal(-0.3, 0.5, size=q + m + 1)
+        args = (x, 80.0, stats.zz, stats.zw, stats.ww, *rest)
+        assert value_for(q, p + 1)(*args) == pytest.approx(
+            density_for(q, p + 1)(*args)[0], rel=1e-12
+        )
