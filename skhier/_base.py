@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _checks, _diagnostics
@@ -23,7 +24,8 @@ from ._groups import (
     split_group_column,
     unique_labels,
 )
-from ._spec import resolve_random_slopes
+from ._posterior import Posterior
+from ._spec import ModelSpec, resolve_random_slopes
 from ._warn import warn
 from .exceptions import FewGroupsWarning, NoGroupsWarning
 
@@ -38,6 +40,9 @@ _NO_GROUPS_MESSAGE = (
     "pandas X and set `group_col=`. To fit one group on purpose, pass "
     "`groups=skhier.POPULATION`."
 )
+
+
+_SEED_MAX = 2**31 - 1
 
 
 class HierarchicalBase(BaseEstimator):
@@ -93,6 +98,47 @@ class HierarchicalBase(BaseEstimator):
         if self._fit_with_groups:
             _checks.check_design(codes, self.groups_, level, slope_idx, names)
         return slope_idx
+
+    def _spec(self, n_features, slope_idx, engine, parametrization):
+        return ModelSpec(
+            n_features=n_features,
+            slope_idx=slope_idx,
+            prior_intercept_sd=float(self.prior_intercept_sd),
+            prior_coef_sd=float(self.prior_coef_sd),
+            prior_group_sd=float(self.prior_group_sd),
+            prior_noise_sd=float(self.prior_noise_sd),
+            engine=engine,
+            parametrization=parametrization,
+            correlated=bool(self.correlated_effects) and len(slope_idx) > 0,
+            prior_corr_eta=float(self.prior_corr_eta),
+            likelihood=self.likelihood,
+        )
+
+    def _sample_posterior(self, X, y, codes, spec, scaling):
+        """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
+        summaries and diagnostics, and warn when the sampler may not have converged."""
+        n_groups = len(self.groups_)
+        rs = check_random_state(self.random_state)
+        sampler_kwargs = {
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "seed": int(rs.randint(_SEED_MAX)),
+            "target_accept": self.target_accept or (0.8 if self.engine_ == "collapsed" else 0.9),
+            "progressbar": self.progressbar,
+        }
+        inference = resolve_inference(self.inference, self.engine_, n_groups)
+        if inference != "nuts":
+            sampler_kwargs["inference"] = inference
+        rng = np.random.default_rng(rs.randint(_SEED_MAX))
+        self._predict_seed = int(rs.randint(_SEED_MAX))
+        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
+        self._inference = draws.get("inference", {"method": inference})
+        self.posterior_ = Posterior.from_standardized(
+            draws, spec, scaling, self.interval_prob, self.store_draws
+        )
+        self._set_summaries(spec)
+        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
     # ------------------------------------------------------------ predicting
     def _prepare(self, X, groups):

@@ -10,12 +10,9 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _diagnostics, _predict
-from ._base import HierarchicalBase, resolve_engine, resolve_inference, run_engine
-from ._posterior import Posterior
-from ._spec import ModelSpec, Scaling, choose_parametrization
-
-_SEED_MAX = 2**31 - 1
+from . import _checks, _predict
+from ._base import _SEED_MAX, HierarchicalBase, resolve_engine
+from ._spec import Scaling, choose_parametrization
 
 
 class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
@@ -342,43 +339,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self.engine_ = resolve_engine(self.engine, self.inference, self.likelihood)
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
 
-        rs = check_random_state(self.random_state)
-        sampler_kwargs = {
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "seed": int(rs.randint(_SEED_MAX)),
-            "target_accept": self.target_accept or (0.8 if self.engine_ == "collapsed" else 0.9),
-            "progressbar": self.progressbar,
-        }
-        inference = resolve_inference(self.inference, self.engine_, n_groups)
-        if inference != "nuts":
-            sampler_kwargs["inference"] = inference
-        rng = np.random.default_rng(rs.randint(_SEED_MAX))
-        self._predict_seed = int(rs.randint(_SEED_MAX))
-        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
-        self._inference = draws.get("inference", {"method": inference})
-        self.posterior_ = Posterior.from_standardized(
-            draws, spec, scaling, self.interval_prob, self.store_draws
-        )
-        self._set_summaries(spec)
-        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
+        self._sample_posterior(X, y, codes, spec, scaling)
         return self
-
-    def _spec(self, n_features, slope_idx, engine, parametrization):
-        return ModelSpec(
-            n_features=n_features,
-            slope_idx=slope_idx,
-            prior_intercept_sd=float(self.prior_intercept_sd),
-            prior_coef_sd=float(self.prior_coef_sd),
-            prior_group_sd=float(self.prior_group_sd),
-            prior_noise_sd=float(self.prior_noise_sd),
-            engine=engine,
-            parametrization=parametrization,
-            correlated=bool(self.correlated_effects) and len(slope_idx) > 0,
-            prior_corr_eta=float(self.prior_corr_eta),
-            likelihood=self.likelihood,
-        )
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, groups=None, return_std=False):
