@@ -59,6 +59,8 @@ class HierarchicalBase(BaseEstimator):
         Returns ``(X, y, codes)`` with ``X`` float64 C-ordered and ``codes`` the
         group index of each row.
         """
+        _forget(self, _MULTI_ATTRS)
+        self._factors = None
         X, labels = split_group_column(X, groups, self.group_col)
         self._fit_with_groups = labels is not None and labels is not POPULATION
         X, y = _validated(self, X, y, y_numeric=True, dtype=np.float64, order="C")
@@ -141,9 +143,30 @@ class HierarchicalBase(BaseEstimator):
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
     # ------------------------------------------------------------ predicting
+    def _is_multi(self) -> bool:
+        """Fit with several grouping factors."""
+        return getattr(self, "_factors", None) is not None
+
+    def _fit_several(self, X, y, groups):
+        """Fit a model with several grouping factors (the Gibbs engine)."""
+        from . import _multi
+
+        _forget(self, _SINGLE_ATTRS)
+        return _multi.fit_several(self, X, y, groups)
+
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
         check_is_fitted(self)
+        if self._is_multi():
+            from ._factors import prediction_factor_codes
+            from ._multi import split_prediction_groups
+
+            X, labels = split_prediction_groups(self, X, groups)
+            X = _validated(self, X, reset=False, dtype=np.float64)
+            codes, new = prediction_factor_codes(
+                labels, self._factors, X.shape[0], self.unseen_groups
+            )
+            return X, codes, new
         X, labels = split_group_column(X, groups, self.group_col)
         X = _validated(self, X, reset=False, dtype=np.float64)
         codes, new_codes = prediction_codes(
@@ -235,6 +258,13 @@ class HierarchicalBase(BaseEstimator):
             effects), ``eps``, ``a[group]``, ``b[group, feature]``.
         """
         check_is_fitted(self)
+        if self._is_multi():
+            from . import _multi
+
+            diagnostics = self.diagnostics_
+            if group_level and group_diagnostics:
+                diagnostics = _multi.diagnostics(self.posterior_, groups=True)
+            return _multi.summary_table(self, group_level, diagnostics)
         from ._summary import summary_table
 
         diagnostics = self.diagnostics_
@@ -250,6 +280,10 @@ class HierarchicalBase(BaseEstimator):
     def idata_(self):
         """The posterior as ArviZ ``InferenceData`` (dims ``feature`` and ``group``)."""
         check_is_fitted(self)
+        if self._is_multi():
+            from ._multi import to_inference_data
+
+            return to_inference_data(self)
         return self.posterior_.to_inference_data(self._feature_names(), self.groups_)
 
     def _feature_names(self):
@@ -276,6 +310,21 @@ class HierarchicalBase(BaseEstimator):
         return tags
 
 
+#: fitted attributes of one factor's models only, and of several factors' only
+_SINGLE_ATTRS = (
+    "groups_", "group_intercept_", "group_coef_", "group_intercept_interval_",
+    "group_coef_interval_", "group_intercept_sd_", "group_coef_sd_", "group_corr_",
+    "group_corr_interval_", "random_slope_mask_", "parametrization_",
+)  # fmt: skip
+_MULTI_ATTRS = ("factors_", "group_effects_")
+
+
+def _forget(est, names):
+    """Drop fitted attributes a previous fit of another kind left behind."""
+    for name in names:
+        est.__dict__.pop(name, None)
+
+
 def _validated(est, X, y="no_validation", **kwargs):
     """``validate_data`` whose error for a string column names ``group_col``."""
     try:
@@ -292,10 +341,16 @@ def resolve_engine(engine, inference, likelihood):
     fit the model raises."""
     fast = "augmented" if likelihood == "student_t" else "collapsed"
     chosen = fast if engine == "auto" else engine
-    if chosen not in (fast, "explicit"):
+    allowed = (fast, "explicit") if likelihood == "student_t" else (fast, "explicit", "gibbs")
+    if chosen not in allowed:
         raise ValueError(
             f"engine={engine!r} cannot fit likelihood={likelihood!r}; use engine='auto' "
             f"(which picks {fast!r}) or engine='explicit'."
+        )
+    if chosen == "gibbs" and inference not in ("auto",):
+        raise ValueError(
+            f"engine='gibbs' draws every parameter by Gibbs sampling; inference={inference!r} "
+            "does not apply. Use inference='auto', or another engine."
         )
     if inference in ("laplace", "importance") and chosen != "collapsed":
         raise ValueError(
@@ -323,6 +378,8 @@ def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
     """Fit ``spec`` with its engine; the standardized draws as a dict."""
     if spec.engine == "collapsed":
         from ._backend_collapsed import fit_collapsed as backend
+    elif spec.engine == "gibbs":
+        from ._backend_gibbs import fit_gibbs_one as backend
     elif spec.engine == "augmented":
         from ._backend_augmented import fit_augmented as backend
     else:

@@ -186,8 +186,9 @@ def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=Tru
     return codes, new_group_codes(labels, unseen)
 
 
-def check_unseen(labels, unseen, classes, policy) -> None:
-    """Raise or warn about labels not seen in training, as ``policy`` says.
+def check_unseen(labels, unseen, classes, policy, factor=None) -> None:
+    """Raise or warn about labels not seen in training, as ``policy`` says
+    (``factor``: the grouping factor's name, in models with several).
 
     Labels that would match a training label after a type conversion (the string
     ``"1"`` for the integer ``1``) are always an error.  Costs one pass over the
@@ -196,15 +197,16 @@ def check_unseen(labels, unseen, classes, policy) -> None:
     missing = pd.unique(labels[unseen])
     n_rows, n_unseen = len(labels), int(unseen.sum())
     examples = [_plain(v) for v in missing[:5]]
+    where = "" if factor is None else f"Factor {factor!r}: "
     converted = _match_after_conversion(missing, classes)
     if converted is not None:
         raise TypeError(
-            f"Group labels {examples} were not seen in training, but {converted}. "
+            f"{where}Group labels {examples} were not seen in training, but {converted}. "
             "Pass group labels of the same type as in training."
         )
     if policy == "raise":
         raise UnseenGroupError(
-            f"{len(missing)} group label(s) were not seen in training (e.g. {examples}) "
+            f"{where}{len(missing)} group label(s) were not seen in training (e.g. {examples}) "
             "and unseen_groups='raise'. Use unseen_groups='population' to predict them "
             "from the population distribution, or pass `groups=skhier.POPULATION` "
             "explicitly."
@@ -224,7 +226,7 @@ def check_unseen(labels, unseen, classes, policy) -> None:
     )
     hints = _near_misses(missing[:5], classes)
     warn(
-        f"{what}; they are predicted from the population (one new group per label). "
+        f"{where}{what}; they are predicted from the population (one new group per label). "
         + (f"Did you mean {hints}? " if hints else "")
         + "If these are new groups on purpose (e.g. GroupKFold), set "
         "unseen_groups='population' (or pass groups=skhier.POPULATION for one new "

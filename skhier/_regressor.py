@@ -10,8 +10,9 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _predict
+from . import _checks, _multi, _predict
 from ._base import _SEED_MAX, HierarchicalBase, resolve_engine
+from ._factors import n_factors
 from ._spec import Scaling, choose_parametrization
 
 
@@ -230,8 +231,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     _parameter_constraints: dict = {
         "likelihood": [StrOptions({"normal", "student_t"})],
         "correlated_effects": ["boolean"],
-        "random_slopes": [StrOptions({"all"}), None, "array-like"],
-        "engine": [StrOptions({"auto", "collapsed", "augmented", "explicit"})],
+        "random_slopes": [StrOptions({"all"}), None, "array-like", dict],
+        "engine": [StrOptions({"auto", "collapsed", "augmented", "explicit", "gibbs"})],
         "inference": [StrOptions({"auto", "nuts", "importance", "laplace"})],
         "parametrization": [StrOptions({"auto", "centered", "non-centered"})],
         "prior_intercept_sd": [Interval(Real, 0, None, closed="neither")],
@@ -249,7 +250,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         "progressbar": ["boolean"],
         "interval_prob": [Interval(Real, 0, 1, closed="neither")],
         "unseen_groups": [StrOptions({"warn", "population", "raise"})],
-        "group_col": [str, None],
+        "group_col": [str, list, None],
+        "nested": ["boolean", list, None],
     }
 
     def __init__(
@@ -277,6 +279,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         interval_prob=0.95,
         unseen_groups="warn",
         group_col=None,
+        nested=None,
     ):
         self.likelihood = likelihood
         self.correlated_effects = correlated_effects
@@ -300,6 +303,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self.interval_prob = interval_prob
         self.unseen_groups = unseen_groups
         self.group_col = group_col
+        self.nested = nested
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -323,6 +327,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self : HierarchicalRegressor
             The fitted estimator.
         """
+        if n_factors(groups, self.group_col) > 1:
+            return self._fit_several(X, y, groups)
         y_is_bool = _checks.check_numeric_target(y)
         X, y, codes = self._validate_training_data(X, y, groups)
         _checks.warn_if_binary_target(y, y_is_bool)
@@ -366,9 +372,12 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             Only when ``return_std`` is True.
         """
         X, codes, new_codes = self._prepare(X, groups)
-        mean, var = _predict.linear_moments(
-            self.posterior_, X, codes, new_codes >= 0, with_var=return_std
-        )
+        if self._is_multi():
+            mean, var = self.posterior_.predict_moments(X, codes, new_codes, return_std)
+        else:
+            mean, var = _predict.linear_moments(
+                self.posterior_, X, codes, new_codes >= 0, with_var=return_std
+            )
         return (mean, np.sqrt(var)) if return_std else mean
 
     def predict_interval(self, X, *, groups=None, prob=None):
@@ -392,7 +401,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(self._predict_seed)
-        return _predict.predictive_interval(self.posterior_, X, codes, new_codes, prob, rng)
+        interval = _multi.predictive_interval if self._is_multi() else _predict.predictive_interval
+        return interval(self.posterior_, X, codes, new_codes, prob, rng)
 
     def sample_y(self, X, *, groups=None, n_samples=1, random_state=None):
         """Draws from the posterior predictive distribution.
@@ -419,7 +429,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
         total = self.posterior_.n_joint
         draw_idx = rng.choice(total, size=n_samples, replace=n_samples > total)
-        return _predict.predictive_draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
+        draws = _multi.predictive_draws if self._is_multi() else _predict.predictive_draws
+        return draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
 
     def score(self, X, y, *, groups=None, sample_weight=None):
         """R^2 of :meth:`predict` on ``X``.

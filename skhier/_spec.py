@@ -50,6 +50,25 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class FactorTerm:
+    """One grouping factor of a model with several: its effects ``u_f[level] ~
+    Normal(0, Sigma_f)`` on ``Z_f = [1, X_slopes / sd]``, with ``Sigma_f``'s SDs ~
+    Exponential(mean=prior_group_sd) and, when ``correlated``, its correlations ~
+    LKJ(prior_corr_eta).  ``parent`` is the index of the factor it is nested in
+    (-1: a top-level factor)."""
+
+    name: str
+    slope_idx: tuple[int, ...]
+    n_levels: int
+    parent: int = -1
+    correlated: bool = False
+
+    @property
+    def n_random(self) -> int:
+        return 1 + len(self.slope_idx)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything a backend needs to know to build the model (no data)."""
 
@@ -64,6 +83,8 @@ class ModelSpec:
     correlated: bool = False  # full covariance of the group effects (LKJ prior)
     prior_corr_eta: float = 2.0  # LKJ shape of the correlation matrix
     likelihood: str = "normal"  # noise: "normal" or "student_t" (nu learned)
+    #: several grouping factors (empty: one factor, described by ``slope_idx``)
+    factors: tuple[FactorTerm, ...] = ()
 
     @property
     def n_fixed(self) -> int:

@@ -9,6 +9,7 @@ __all__ = [
     "GroupIdFeatureWarning",
     "IdentifiabilityWarning",
     "MissingGroupsError",
+    "NestingWarning",
     "NoGroupsWarning",
     "UnseenGroupError",
     "UnseenGroupWarning",
@@ -51,6 +52,11 @@ class GroupIdFeatureWarning(UserWarning):
 class IdentifiabilityWarning(UserWarning):
     """The data cannot tell some parameters of the model apart; their posterior
     follows the prior along a ridge."""
+
+
+class NestingWarning(UserWarning):
+    """Grouping factors look nested (or crossed) in a way that was not declared, or
+    their labels contradict the declared nesting."""
 
 
 class BinaryTargetWarning(UserWarning):

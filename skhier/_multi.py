@@ -1,0 +1,366 @@
+"""Fitting and reporting models with several grouping factors (nested or crossed).
+
+Called by :class:`~skhier._base.HierarchicalBase` when ``groups`` has several
+columns (or ``group_col`` lists several): the factors' validation, the random
+slopes per factor, the model specification, the Gibbs engine, and the fitted
+attributes per factor (``factors_``, ``group_effects_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+from . import _checks, _diagnostics
+from ._factors import fit_factors, label_frame
+from ._groups import POPULATION
+from ._posterior_factors import FactorsPosterior
+from ._spec import FactorTerm, resolve_random_slopes
+
+
+@dataclass(frozen=True)
+class FactorEffects:
+    """One grouping factor's fitted effects, in the units of X and y.
+
+    The effects are deviations from the population (``mu_a``, ``mu_b``), like
+    lme4's ``ranef``: level ``l``'s intercept is ``intercept_ + intercept[l]``
+    (plus the other factors' effects), its slopes ``coef_ + coef[l]``.
+
+    Attributes
+    ----------
+    name : str
+    levels : ndarray of shape (n_levels,)
+        Labels (tuples ``(outer, ..., inner)`` for a nested factor).
+    intercept, intercept_interval : (n_levels,), (n_levels, 2)
+        Posterior means and credible intervals of the intercept deviations.
+    coef, coef_interval : (n_levels, n_features), (n_levels, n_features, 2)
+        Of the slope deviations (0 for features without a random slope here).
+    intercept_sd, coef_sd : float, (n_features,)
+        Posterior means of the SDs (``sigma_a``, ``sigma_b``) of this factor.
+    corr : (n_features + 1, n_features + 1)
+        Posterior mean correlations of ``[intercept, slopes]`` (NaN where an
+        effect does not vary; identity for independent effects).
+    random_slope_mask : (n_features,)
+    """
+
+    name: str
+    levels: np.ndarray
+    intercept: np.ndarray
+    intercept_interval: np.ndarray
+    coef: np.ndarray
+    coef_interval: np.ndarray
+    intercept_sd: float
+    coef_sd: np.ndarray
+    corr: np.ndarray
+    random_slope_mask: np.ndarray
+
+
+def validate(est, X, y, groups):
+    """``(X, y, layout, codes)`` for several factors; sets ``factors_``."""
+    from ._base import _validated
+
+    col = est.group_col
+    if col is not None:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"`group_col={col!r}` needs X to be a pandas DataFrame with those columns; "
+                f"got {type(X).__name__}."
+            )
+        absent = [c for c in col if c not in X.columns]
+        if absent:
+            raise ValueError(f"`group_col` names {absent}, which are not columns of X.")
+        if groups is not None:
+            raise ValueError("Pass the group labels one way only: `groups` or `group_col`.")
+        groups, X = X[list(col)], X.drop(columns=list(col))
+    frame = label_frame(groups, len(X))
+    X, y = _validated(est, X, y, y_numeric=True, dtype=np.float64, order="C")
+    layout, codes = fit_factors(frame, est.nested)
+    est._fit_with_groups = True
+    est._factors = layout
+    est.factors_ = layout.names
+    return X, y, layout, codes
+
+
+def split_prediction_groups(est, X, groups):
+    """The feature columns and the labels of a prediction call (several factors)."""
+    col = est.group_col
+    if col is None or groups is POPULATION:
+        if col is not None and isinstance(X, pd.DataFrame):
+            X = X.drop(columns=[c for c in col if c in X.columns])
+        return X, groups
+    if not isinstance(X, pd.DataFrame) or any(c not in X.columns for c in col):
+        raise ValueError(f"X must be a DataFrame with the `group_col` columns {list(col)}.")
+    return X.drop(columns=list(col)), X[list(col)]
+
+
+def factor_terms(est, X, layout, codes):
+    """One :class:`FactorTerm` per factor: random slopes per factor (``random_slopes``
+    as a dict factor -> slopes, or one value for every factor), leaving out
+    features constant within that factor's levels."""
+    names = getattr(est, "feature_names_in_", None)
+    spec = est.random_slopes
+    if isinstance(spec, dict):
+        unknown = [k for k in spec if k not in layout.names]
+        if unknown:
+            raise ValueError(
+                f"`random_slopes` names factor(s) {unknown}, which are not among "
+                f"{list(layout.names)}."
+            )
+    terms, level_masks = [], []
+    for f, name in enumerate(layout.names):
+        n_lev = len(layout.levels[f])
+        mask, means = _checks.group_level_features(X, codes[:, f], n_lev)
+        level_masks.append(mask)
+        given = spec.get(name) if isinstance(spec, dict) else spec
+        slopes = resolve_random_slopes(given, X.shape[1], names, mask)
+        _checks.check_design(codes[:, f], layout.levels[f], (mask, means), slopes, names)
+        terms.append(
+            FactorTerm(
+                name=name,
+                slope_idx=slopes,
+                n_levels=n_lev,
+                parent=layout.parents[f],
+                correlated=bool(est.correlated_effects) and len(slopes) > 0,
+            )
+        )
+    est.group_level_features_ = np.logical_or.reduce(level_masks)
+    return tuple(terms)
+
+
+def sample(est, X, y, codes, spec, scaling):
+    """Run the Gibbs engine; set ``posterior_``, the per-factor attributes and the
+    diagnostics; warn when the chains may not have converged."""
+    from ._backend_gibbs import fit_gibbs
+    from ._base import _SEED_MAX
+
+    rs = check_random_state(est.random_state)
+    kwargs = {"draws": est.draws, "tune": est.tune, "chains": est.chains}
+    rng = np.random.default_rng(rs.randint(_SEED_MAX))
+    est._predict_seed = int(rs.randint(_SEED_MAX))
+    draws = fit_gibbs(
+        X, y, codes, spec, scaling, sampler_kwargs=kwargs, rng=rng, store_draws=est.store_draws
+    )
+    est._inference = draws["inference"]
+    est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, scaling)
+    prob = est.interval_prob
+    est.intercept_ = float(post.intercept.mean())
+    est.coef_ = post.coef.mean(axis=(0, 1))
+    est.intercept_interval_ = post.interval(post.intercept.ravel(), prob)
+    est.coef_interval_ = post.interval(post.coef.reshape(-1, post.coef.shape[-1]), prob)
+    est.noise_sd_ = float(post.noise_sd.mean())
+    est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+    est.group_effects_ = {
+        fac.name: _effects(fac, est._factors.levels[f], X.shape[1], prob)
+        for f, fac in enumerate(post.factors)
+    }
+    est.diagnostics_ = diagnostics(post, groups="auto")
+    est.convergence_ = convergence(est.diagnostics_, post)
+    _diagnostics.warn_if_not_converged(est.convergence_, "gibbs")
+
+
+def _effects(fac, levels, n_features, prob) -> FactorEffects:
+    """A factor's attributes, padded to every feature (0 / NaN where no slope)."""
+    k1 = n_features + 1
+    cols = np.r_[0, fac.slope_idx + 1]
+    mean = np.zeros((len(levels), k1))
+    mean[:, cols] = fac.mean
+    draws = fac.draws.reshape((-1,) + fac.draws.shape[2:])
+    bounds = np.zeros((len(levels), k1, 2))
+    bounds[:, cols] = _interval(draws, prob)
+    sd = np.zeros(k1)
+    sd[cols] = fac.sd.mean(axis=(0, 1))
+    corr = np.full((k1, k1), np.nan)
+    if fac.corr is None:
+        corr[np.ix_(cols, cols)] = np.eye(len(cols))
+    else:
+        corr[np.ix_(cols, cols)] = fac.corr.mean(axis=(0, 1))
+    mask = np.zeros(n_features, dtype=bool)
+    mask[fac.slope_idx] = True
+    return FactorEffects(
+        name=fac.name,
+        levels=levels,
+        intercept=mean[:, 0],
+        intercept_interval=bounds[:, 0],
+        coef=mean[:, 1:],
+        coef_interval=bounds[:, 1:],
+        intercept_sd=float(sd[0]),
+        coef_sd=sd[1:],
+        corr=corr,
+        random_slope_mask=mask,
+    )
+
+
+def _interval(draws, prob):
+    tail = (1.0 - prob) / 2.0
+    return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
+
+
+def population_arrays(post):
+    """Name -> (C, D, ...) draws of the population-level parameters."""
+    out = {"mu_a": post.intercept, "mu_b": post.coef, "eps": post.noise_sd}
+    for fac in post.factors:
+        out[f"sigma[{fac.name}]"] = fac.sd
+        if fac.corr is not None:
+            out[f"corr[{fac.name}]"] = fac.corr
+    return out
+
+
+def diagnostics(post, groups="auto") -> dict:
+    """r_hat and bulk ESS of every sampled parameter (the group effects from their
+    kept draws, up to ``MAX_GROUP_PARAMS_DIAGNOSED`` unless ``groups`` is True)."""
+    arrays = population_arrays(post)
+    n_group = sum(fac.mean.size for fac in post.factors)
+    if groups is True or (groups == "auto" and n_group <= _diagnostics.MAX_GROUP_PARAMS_DIAGNOSED):
+        for fac in post.factors:
+            arrays[f"u[{fac.name}]"] = fac.draws
+    out = {}
+    for name, arr in arrays.items():
+        r, e = _diagnostics.rhat_ess(arr.reshape(arr.shape[:2] + (-1,)))
+        out[name] = (r.reshape(arr.shape[2:]), e.reshape(arr.shape[2:]))
+    return out
+
+
+def convergence(diag, post) -> dict:
+    r = np.concatenate([np.ravel(v[0]) for v in diag.values()])
+    e = np.concatenate([np.ravel(v[1]) for v in diag.values()])
+    return {
+        "method": "gibbs",
+        "max_r_hat": float(np.nanmax(r)) if np.isfinite(r).any() else float("nan"),
+        "min_ess_bulk": float(np.nanmin(e)) if np.isfinite(e).any() else float("nan"),
+        "n_divergences": 0,
+        "n_max_treedepth": 0,
+        "n_chains": int(post.intercept.shape[0]),
+        "n_draws": int(post.intercept.shape[1]),
+    }
+
+
+# ------------------------------------------------------------------ prediction
+def predictive_draws(post, X, codes, new_codes, idx, rng):
+    """Posterior predictive draws (n, len(idx)) at joint draws ``idx``; rows of one
+    new level share its drawn effect."""
+    out = post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
+    return out + post.joint_noise()[idx][None, :] * rng.standard_normal(out.shape)
+
+
+def predictive_interval(post, X, codes, new_codes, prob, rng, chunk=2**22):
+    tail = (1.0 - prob) / 2.0
+    idx = np.arange(post.n_joint)
+    out = np.empty((X.shape[0], 2))
+    step = max(1, chunk // len(idx))
+    for start in range(0, X.shape[0], step):
+        sl = slice(start, start + step)
+        draws = predictive_draws(post, X[sl], codes[sl], new_codes[sl], idx, rng)
+        out[sl] = np.quantile(draws, [tail, 1.0 - tail], axis=1).T
+    return out
+
+
+# --------------------------------------------------------------------- reports
+def _level_name(level) -> str:
+    return "/".join(str(v) for v in level) if isinstance(level, tuple) else str(level)
+
+
+def summary_table(est, group_level, diag) -> pd.DataFrame:
+    """Rows ``mu_a``, ``mu_b[x]``, ``sigma_a[factor]``, ``sigma_b[factor, x]``,
+    ``corr[factor: e1, e2]``, ``eps`` and, with ``group_level``,
+    ``a[factor=level]``, ``b[factor=level, x]``."""
+    post, prob = est.posterior_, est.interval_prob
+    features = est._feature_names()
+    tail = 100 * (1 - prob) / 2
+    cols = ["mean", "sd", f"{tail:g}%", f"{100 - tail:g}%", "r_hat", "ess_bulk"]
+    blocks = []
+
+    def add(names, draws, key, pick=None):
+        flat = draws.reshape(draws.shape[0] * draws.shape[1], -1)
+        nan = np.full(flat.shape[1] if pick is None else draws.shape[2], np.nan)
+        r, e = (np.ravel(v) for v in diag.get(key, (nan, nan)))
+        if pick is not None:
+            flat, r, e = flat[:, pick], r[pick], e[pick]
+        bounds = _interval(flat, prob)
+        stats = [flat.mean(0), flat.std(0, ddof=1), bounds[:, 0], bounds[:, 1], r, e]
+        blocks.append(pd.DataFrame(dict(zip(cols, stats, strict=True)), index=names))
+
+    add(["mu_a"], post.intercept[..., None], "mu_a")
+    add([f"mu_b[{f}]" for f in features], post.coef, "mu_b")
+    for fac in post.factors:
+        effects = ["intercept"] + [features[j] for j in fac.slope_idx]
+        names = [f"sigma_a[{fac.name}]"] + [f"sigma_b[{fac.name}, {e}]" for e in effects[1:]]
+        add(names, fac.sd, f"sigma[{fac.name}]")
+        if fac.corr is not None:
+            q = len(effects)
+            lower = [(i, j) for i in range(q) for j in range(i)]
+            names = [f"corr[{fac.name}: {effects[j]}, {effects[i]}]" for i, j in lower]
+            corr = fac.corr.reshape(fac.corr.shape[:2] + (-1,))
+            add(names, corr, f"corr[{fac.name}]", pick=[i * q + j for i, j in lower])
+    add(["eps"], post.noise_sd[..., None], "eps")
+    if group_level:
+        for f, fac in enumerate(post.factors):
+            slopes = [features[j] for j in fac.slope_idx]
+            names = [
+                f"a[{fac.name}={lv}]" if k == 0 else f"b[{fac.name}={lv}, {slopes[k - 1]}]"
+                for lv in (_level_name(v) for v in est._factors.levels[f])
+                for k in range(len(slopes) + 1)
+            ]
+            add(names, fac.draws.reshape(fac.draws.shape[:2] + (-1,)), f"u[{fac.name}]")
+    return pd.concat(blocks)
+
+
+def to_inference_data(est):
+    """ArviZ ``InferenceData``: the kept joint draws, one dim per factor's levels."""
+    import arviz as az
+
+    post = est.posterior_
+    features = est._feature_names()
+    kept = post.kept
+    posterior = {"mu_a": post.intercept[:, kept], "mu_b": post.coef[:, kept]}
+    posterior["eps"] = post.noise_sd[:, kept]
+    coords = {"feature": features}
+    dims = {"mu_b": ["feature"]}
+    for f, fac in enumerate(post.factors):
+        name = fac.name
+        effects = ["intercept"] + [features[j] for j in fac.slope_idx]
+        coords[f"{name}_effect"] = effects
+        coords[f"{name}_level"] = [_level_name(v) for v in est._factors.levels[f]]
+        posterior[f"sigma[{name}]"] = fac.sd[:, kept]
+        dims[f"sigma[{name}]"] = [f"{name}_effect"]
+        if fac.corr is not None:
+            coords[f"{name}_effect_bis"] = effects
+            posterior[f"corr[{name}]"] = fac.corr[:, kept]
+            dims[f"corr[{name}]"] = [f"{name}_effect", f"{name}_effect_bis"]
+        posterior[f"u[{name}]"] = fac.draws
+        dims[f"u[{name}]"] = [f"{name}_level", f"{name}_effect"]
+    return az.from_dict(posterior=posterior, coords=coords, dims=dims)
+
+
+def fit_several(est, X, y, groups):
+    """``fit`` of a model with several grouping factors (Gaussian noise, Gibbs engine)."""
+    from dataclasses import replace
+
+    from ._spec import Scaling
+
+    if est.likelihood != "normal":
+        raise ValueError(
+            f"likelihood={est.likelihood!r} is not available with several grouping factors "
+            "yet; use likelihood='normal', or one factor."
+        )
+    if est.engine not in ("auto", "gibbs"):
+        raise ValueError(
+            f"engine={est.engine!r} fits one grouping factor; several factors are fit by "
+            "the Gibbs engine: use engine='auto' (or 'gibbs')."
+        )
+    if est.inference != "auto":
+        raise ValueError(
+            f"inference={est.inference!r} does not apply to several grouping factors (the "
+            "Gibbs engine draws every parameter); use inference='auto'."
+        )
+    y_is_bool = _checks.check_numeric_target(y)
+    X, y, layout, codes = validate(est, X, y, groups)
+    _checks.warn_if_binary_target(y, y_is_bool)
+    terms = factor_terms(est, X, layout, codes)
+    scaling = Scaling.fit(X, y, est.standardize)
+    est.engine_ = "gibbs"
+    spec = replace(est._spec(X.shape[1], (), "gibbs", "centered"), factors=terms)
+    sample(est, X, y, codes, spec, scaling)
+    return est

@@ -1,0 +1,233 @@
+"""Several grouping factors: nested and crossed designs, the API and its checks."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import skhier
+from skhier import POPULATION, HierarchicalRegressor
+from skhier.exceptions import (
+    MissingGroupsError,
+    NestingWarning,
+    UnseenGroupError,
+    UnseenGroupWarning,
+)
+
+FAST = {"draws": 300, "tune": 200, "chains": 2, "random_state": 0}
+
+
+def nested_data(seed=0, n_schools=30, n_classes=4, n_rows=1200):
+    """Pupils in classes 1..n_classes of every school (reused labels), one feature
+    with a school-level random slope."""
+    rng = np.random.default_rng(seed)
+    school = rng.integers(0, n_schools, n_rows)
+    klass = rng.integers(0, n_classes, n_rows)
+    x = rng.normal(size=n_rows)
+    a_s, b_s = rng.normal(0, 1.0, n_schools), rng.normal(0, 0.5, n_schools)
+    a_c = rng.normal(0, 0.7, (n_schools, n_classes))
+    y = 3 + 2 * x + a_s[school] + b_s[school] * x + a_c[school, klass] + rng.normal(0, 1, n_rows)
+    groups = pd.DataFrame({"school": school, "class": klass})
+    return x[:, None], y, groups
+
+
+def crossed_data(seed=0, n_a=40, n_b=25, n_rows=1500, sd=(0.8, 0.5), noise=0.6):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n_a, n_rows), rng.integers(0, n_b, n_rows)
+    X = rng.normal(size=(n_rows, 2))
+    y = 1 + X @ [0.5, -1.0] + rng.normal(0, sd[0], n_a)[a] + rng.normal(0, sd[1], n_b)[b]
+    y = y + rng.normal(0, noise, n_rows)
+    return X, y, pd.DataFrame({"student": a, "lecturer": b})
+
+
+@pytest.fixture(scope="module")
+def nested_fit():
+    X, y, g = nested_data()
+    est = HierarchicalRegressor(
+        nested=[("school", "class")], random_slopes={"school": "all"}, **FAST
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        est.fit(X, y, groups=g)
+    return est, X, y, g
+
+
+def test_nested_levels_are_combinations(nested_fit):
+    est, X, y, g = nested_fit
+    assert est.factors_ == ("school", "class")
+    cls = est.group_effects_["class"]
+    assert len(cls.levels) == len(g.drop_duplicates())  # (school, class) pairs
+    assert cls.levels[0] == (0, 0)
+    school = est.group_effects_["school"]
+    assert school.random_slope_mask.tolist() == [True]
+    assert cls.random_slope_mask.tolist() == [False]
+    assert np.all(cls.coef == 0)
+    assert abs(est.coef_[0] - 2) < 0.3
+
+
+def test_undeclared_nesting_warns_and_crossed_declaration_silences():
+    X, y, g = nested_data(n_rows=600)
+    est = HierarchicalRegressor(random_slopes=None, draws=20, tune=20, chains=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        with pytest.warns(NestingWarning, match=r"nested=\[\('school', 'class'\)\]"):
+            est.fit(X, y, groups=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NestingWarning)
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        est = HierarchicalRegressor(random_slopes=None, nested=False, draws=20, tune=20, chains=1)
+        est.fit(X, y, groups=g)
+    assert len(est.group_effects_["class"].levels) == 4  # crossed: labels as given
+
+
+def test_crossed_recovers_sds_and_coefs():
+    X, y, g = crossed_data()
+    est = HierarchicalRegressor(random_slopes=None, nested=False, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)  # short chains
+        est.fit(X, y, groups=g)
+    sds = [est.group_effects_[f].intercept_sd for f in ("student", "lecturer")]
+    assert abs(sds[0] - 0.8) < 0.25 and abs(sds[1] - 0.5) < 0.2
+    assert abs(est.noise_sd_ - 0.6) < 0.05
+    np.testing.assert_allclose(est.coef_, [0.5, -1.0], atol=0.05)
+    assert est.convergence_["max_r_hat"] < 1.05
+
+
+def test_predictions_per_factor(nested_fit):
+    est, X, y, g = nested_fit
+    mean = est.predict(X[:5], groups=g[:5])
+    school = est.group_effects_["school"]
+    cls = est.group_effects_["class"]
+    s, c = g.school.to_numpy()[:5], g["class"].to_numpy()[:5]
+    cidx = [list(cls.levels).index((a, b)) for a, b in zip(s, c, strict=True)]
+    expected = (
+        est.intercept_
+        + X[:5, 0] * est.coef_[0]
+        + school.intercept[s]
+        + school.coef[s, 0] * X[:5, 0]
+        + cls.intercept[cidx]
+    )
+    np.testing.assert_allclose(mean, expected, rtol=1e-10)
+    # a seen school with a new class: the school's effect, the class from the population
+    new = g[:1].assign(**{"class": [99]})
+    with pytest.warns(UnseenGroupWarning, match="Factor 'class'"):
+        m_new, sd_new = est.predict(X[:1], groups=new, return_std=True)
+    np.testing.assert_allclose(
+        m_new,
+        est.intercept_
+        + X[0, 0] * est.coef_[0]
+        + school.intercept[s[0]]
+        + school.coef[s[0], 0] * X[0, 0],
+    )
+    _, sd_seen = est.predict(X[:1], groups=g[:1], return_std=True)
+    assert sd_new[0] > sd_seen[0]
+    pop = est.predict(X[:3], groups=POPULATION)
+    np.testing.assert_allclose(pop, est.intercept_ + X[:3, 0] * est.coef_[0])
+    with pytest.raises(MissingGroupsError, match="school"):
+        est.predict(X[:3])
+    strict = pickle.loads(pickle.dumps(est)).set_params(unseen_groups="raise")
+    with pytest.raises(UnseenGroupError, match="Factor 'class'"):
+        strict.predict(X[:1], groups=new)
+
+
+def test_interval_and_sample_y_shapes(nested_fit):
+    est, X, y, g = nested_fit
+    iv = est.predict_interval(X[:50], groups=g[:50], prob=0.9)
+    assert iv.shape == (50, 2) and np.all(iv[:, 0] < iv[:, 1])
+    inside = np.mean((y[:50] > iv[:, 0]) & (y[:50] < iv[:, 1]))
+    assert 0.7 < inside <= 1.0
+    draws = est.sample_y(X[:4], groups=POPULATION, n_samples=200, random_state=1)
+    assert draws.shape == (4, 200)
+
+
+def test_summary_and_idata(nested_fit):
+    est = nested_fit[0]
+    table = est.summary(group_level=True)
+    rows = ["mu_a", "mu_b[x0]", "sigma_a[school]", "sigma_b[school, x0]", "sigma_a[class]"]
+    rows += ["corr[school: intercept, x0]", "eps", "a[class=0/0]", "b[school=0, x0]"]
+    assert set(rows) <= set(table.index)
+    assert table.loc["sigma_a[school]", "r_hat"] < 1.1
+    idata = est.idata_
+    assert idata.posterior["u[class]"].dims[2:] == ("class_level", "class_effect")
+    assert idata.posterior.sizes["school_level"] == 30
+
+
+def test_group_col_list_and_group_kfold_on_outer_factor():
+    from sklearn.model_selection import GroupKFold, cross_val_score
+
+    X, y, g = crossed_data(n_rows=400)
+    frame = pd.DataFrame(X, columns=["x1", "x2"]).join(g)
+    est = HierarchicalRegressor(
+        group_col=["student", "lecturer"], nested=False, random_slopes=None,
+        unseen_groups="population", draws=30, tune=30, chains=1, random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        scores = cross_val_score(est, frame, y, groups=frame.student, cv=GroupKFold(3))
+        est.fit(frame, y)
+    assert np.all(np.isfinite(scores))
+    assert est.n_features_in_ == 2
+    np.testing.assert_allclose(est.predict(frame[:5]), est.predict(frame[:5]))
+
+
+CROSSED = {"a": np.arange(60) % 6, "b": np.arange(60) % 5}
+
+
+@pytest.mark.parametrize(
+    ("groups", "kwargs", "error", "match"),
+    [
+        ({"a": [0] * 60, "b": np.arange(60) % 6}, {}, ValueError, "Factor 'a' has a single level"),
+        ({"a": np.arange(60) % 6, "b": np.arange(60) % 6 + 10}, {}, ValueError, "identically"),
+        (
+            {"a": np.arange(60) % 6, "b": np.arange(60) % 12},
+            {"nested": [("b", "a")]},
+            ValueError,
+            "reversed",
+        ),
+        (
+            {"a": np.r_[np.nan, np.arange(59) % 6], "b": np.arange(60) % 5},
+            {},
+            ValueError,
+            r"groups\['a'\]",
+        ),
+        (CROSSED, {"engine": "collapsed"}, ValueError, "Gibbs"),
+        (CROSSED, {"likelihood": "student_t"}, ValueError, "several"),
+        (CROSSED, {"random_slopes": {"c": "all"}}, ValueError, "'c'"),
+        (CROSSED, {"nested": [("a", "z")]}, ValueError, "'z'"),
+    ],
+)  # fmt: skip
+def test_bad_factors_raise_naming_the_factor(groups, kwargs, error, match):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 1)), rng.normal(size=60)
+    kwargs = {"nested": False, **kwargs}
+    with pytest.raises(error, match=match):
+        HierarchicalRegressor(draws=10, tune=10, chains=1, **kwargs).fit(
+            X, y, groups=pd.DataFrame(groups)
+        )
+
+
+def test_refit_with_one_factor_forgets_the_factors(nested_fit):
+    est, X, y, g = nested_fit
+    est = pickle.loads(pickle.dumps(est))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        est.set_params(random_slopes=None).fit(X, y, groups=g.school)
+    assert not hasattr(est, "factors_") and not hasattr(est, "group_effects_")
+    assert est.predict(X[:2], groups=g.school[:2]).shape == (2,)
+
+
+def test_gibbs_engine_agrees_with_collapsed_on_one_factor():
+    from skhier.datasets import load_sleepstudy
+
+    df = load_sleepstudy()
+    X, y, g = df[["Days"]], df["Reaction"], df["Subject"]
+    kw = {"draws": 1000, "tune": 300, "chains": 4, "random_state": 3}
+    gibbs = HierarchicalRegressor(engine="gibbs", **kw).fit(X, y, groups=g)
+    coll = HierarchicalRegressor(**kw).fit(X, y, groups=g)
+    assert gibbs.engine_ == "gibbs"
+    for attr, tol in [("intercept_", 2.0), ("coef_", 0.5), ("group_intercept_sd_", 3.0),
+                      ("noise_sd_", 0.8), ("group_coef_sd_", 0.6)]:  # fmt: skip
+        np.testing.assert_allclose(getattr(gibbs, attr), getattr(coll, attr), atol=tol)
+    np.testing.assert_allclose(gibbs.group_intercept_, coll.group_intercept_, atol=3.0)
