@@ -104,8 +104,8 @@ def pymc_crossed(X, y, g, draws=200, tune=200):
         beta = pm.Normal("beta", 0, 1.5, shape=2)
         alpha = pm.Normal("alpha", 0, 10)
         tau_s, tau_d = pm.Exponential("tau_s", 1.0), pm.Exponential("tau_d", 1.0)
-        z_s = pm.Normal("z_s", 0, 1, shape=s.max() + 1)
-        z_d = pm.Normal("z_d", 0, 1, shape=d.max() + 1)
+        z_s = pm.Normal("z_s", 0, 1, shape=int(s.max()) + 1)
+        z_d = pm.Normal("z_d", 0, 1, shape=int(d.max()) + 1)
         eps = pm.Exponential("eps", 1.0)
         mu = alpha + pm.math.dot(X, beta) + tau_s * z_s[s] + tau_d * z_d[d]
         pm.Normal("y", mu, eps, observed=ys)
@@ -126,7 +126,11 @@ def main():
     from skhier import HierarchicalRegressor
 
     X, y, g, _ = crossed(5000, seed=1)  # compile (cached afterwards) outside the timings
-    HierarchicalRegressor(nested=False, random_slopes=None, draws=10, tune=10).fit(X, y, groups=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        HierarchicalRegressor(nested=False, random_slopes=None, draws=10, tune=10).fit(
+            X, y, groups=g
+        )
 
     rows = []
     X, y, g, truth = nested(args.rows)
@@ -146,6 +150,7 @@ def main():
         )
     )
     rows.append(("nested", "MixedLM REML", t_ref, np.nan, np.nan, ref))
+    print(rows[-2], rows[-1], flush=True)
     print(f"nested truth: {truth}")
 
     X, y, g, truth = crossed(args.rows)
@@ -162,6 +167,7 @@ def main():
             sds["mean"].to_dict(),
         )
     )
+    print(rows[-1], flush=True)
     if args.pymc:
         t_pm, ess_pm = pymc_crossed(X, y, g)
         rows.append(("crossed", "PyMC NUTS (200+200)", t_pm, np.nan, ess_pm, {}))

@@ -160,11 +160,11 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
     beta_prec = 1.0 / spec.beta_prior_sd**2
     rates = np.concatenate([np.full(f.n_random, 1.0 / spec.prior_group_sd) for f in spec.factors])
     correlated = np.array([f.correlated for f in spec.factors], dtype=np.bool_)
-    seeds = rng.integers(0, 2**31 - 1, size=n_chains)
+    rngs = rng.spawn(n_chains)  # one generator per chain
 
     def chain(c):
         run_chain(
-            int(seeds[c]), n_tune, kept_pos, lay.y, lay.F, lay.Z, lay.codes, lay.C, lay.coff,
+            rngs[c], n_tune, kept_pos, lay.y, lay.F, lay.Z, lay.codes, lay.C, lay.coff,
             lay.M, lay.moff, lay.q, lay.nlev, lay.zoff, lay.uoff, lay.mdim, lay.plev, lay.loff,
             lay.tree_f, lay.toff, lay.croff, beta_prec, rates, 1.0 / spec.prior_noise_sd,
             float(spec.prior_corr_eta), correlated, _PSI, lay.M3, lay.Cy, lay.yy, lay.anc,

@@ -126,6 +126,8 @@ def new_group_codes(labels: np.ndarray, unseen: np.ndarray) -> np.ndarray:
 
 def split_group_column(X, groups, group_col):
     """Take the ``group_col`` column out of a pandas ``X``; return (features, labels)."""
+    if isinstance(group_col, (list, tuple)) and len(group_col) == 1:
+        group_col = group_col[0]  # one factor named in a list
     if group_col is None:
         return X, groups
     if not isinstance(X, pd.DataFrame):

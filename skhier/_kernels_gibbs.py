@@ -1,8 +1,8 @@
 """numba kernels of the blocked Gibbs engine (several grouping factors).
 
-One chain is one call of :func:`run_chain`; it seeds numba's thread-local random
-generator itself, so a chain's draws depend on its seed only (threads run chains
-side by side).  Each sweep:
+One chain is one call of :func:`run_chain` with its own ``numpy.random.Generator``
+(numba draws from it in compiled code and advances its state), so a chain's draws
+depend on its generator's seed only; threads run chains side by side.  Each sweep:
 
 1. **Blocks of effects given the variance parameters.**  The factors form
    *trees* (a top factor and the factors nested in it, outer to inner; a crossed
@@ -26,15 +26,21 @@ side by side).  Each sweep:
 All arrays are on the standardized scale of :mod:`skhier._spec`.
 """
 
-# numba's own generator (``np.random.*`` inside compiled code) is thread-local and
-# seeded per chain by ``run_chain``: the legacy-API rule does not apply here.
-# ruff: noqa: NPY002
-
 from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_linalg import _njit
+from ._kernels_gibbs_steps import (
+    _backward,
+    _centred_steps,
+    _chol,
+    _forward,
+    _interweave_nodes,
+    _interweave_rows,
+    _normal,
+    _scale_step,
+)
+from ._kernels_linalg import _njit, _njit_inline
 
 
 @_njit
@@ -69,154 +75,7 @@ def node_stats(C, node, n_nodes):
     return out
 
 
-@_njit
-def _chol(a, n, out):
-    """Lower Cholesky factor of the leading n x n block of ``a`` into ``out``."""
-    for j in range(n):
-        acc = a[j, j]
-        for k in range(j):
-            acc -= out[j, k] * out[j, k]
-        d = np.sqrt(max(acc, 1e-300))
-        out[j, j] = d
-        for i in range(j + 1, n):
-            acc = a[i, j]
-            for k in range(j):
-                acc -= out[i, k] * out[j, k]
-            out[i, j] = acc / d
-        for i in range(j):
-            out[i, j] = 0.0
-
-
-@_njit
-def _forward(lo, n, b):
-    """``b <- L^{-1} b`` in place."""
-    for i in range(n):
-        acc = b[i]
-        for k in range(i):
-            acc -= lo[i, k] * b[k]
-        b[i] = acc / lo[i, i]
-
-
-@_njit
-def _backward(lo, n, b):
-    """``b <- L^{-T} b`` in place."""
-    for i in range(n - 1, -1, -1):
-        acc = b[i]
-        for k in range(i + 1, n):
-            acc -= lo[k, i] * b[k]
-        b[i] = acc / lo[i, i]
-
-
-@_njit
-def _normal():
-    return np.random.normal(0.0, 1.0)
-
-
-@_njit
-def _positive_normal(mean, sd):
-    """A draw of Normal(mean, sd) truncated to (0, inf), exactly (Robert 1995)."""
-    alpha = -mean / sd
-    if alpha < 0.5:
-        while True:
-            z = _normal()
-            if z > alpha:
-                return mean + sd * z
-    lam = 0.5 * (alpha + np.sqrt(alpha * alpha + 4.0))
-    while True:
-        z = alpha - np.log(1.0 - np.random.random()) / lam
-        if np.random.random() <= np.exp(-0.5 * (z - lam) ** 2):
-            return mean + sd * z
-
-
-@_njit
-def _scale_step(current, n, ss, rate):
-    """One independence M-H step for an SD with conditional
-    ``sd^-n exp(-ss / (2 sd^2)) exp(-rate sd)``: proposal from the first two factors
-    (precision ~ Gamma((n - 1) / 2, rate ss / 2)), accepted by the prior ratio."""
-    if n < 2 or ss <= 0.0:
-        return current
-    prec = np.random.gamma(0.5 * (n - 1), 2.0 / ss)
-    prop = 1.0 / np.sqrt(prec)
-    if np.log(1.0 - np.random.random()) < -rate * (prop - current):
-        return prop
-    return current
-
-
-@_njit
-def _log_prior_over_ref(sig, q, rates, eta, psi, work):
-    """log p(Sigma) - log IW(Sigma; psi I, q + 1) for SDs ~ Exponential(rates) and
-    correlations ~ LKJ(eta) (with the Jacobian of (tau, R) -> Sigma)."""
-    _chol(sig, q, work)
-    logdet = 0.0
-    for k in range(q):
-        logdet += 2.0 * np.log(work[k, k])
-    out = 0.0
-    sum_log_tau = 0.0
-    for k in range(q):
-        tau = np.sqrt(sig[k, k])
-        out -= rates[k] * tau
-        sum_log_tau += np.log(tau)
-    log_det_r = logdet - 2.0 * sum_log_tau
-    out += (eta - 1.0) * log_det_r - q * sum_log_tau
-    # reference IW(psi I, q + 1): -(2q + 2) / 2 log|Sigma| - psi / 2 tr(Sigma^-1)
-    trace_inv = 0.0
-    for k in range(q):  # tr(Sigma^-1) = ||L^-1||_F^2
-        e = np.zeros(q)
-        e[k] = 1.0
-        _forward(work, q, e)
-        for i in range(q):
-            trace_inv += e[i] * e[i]
-    out += (q + 1.0) * logdet + 0.5 * psi * trace_inv
-    return out
-
-
-@_njit
-def _cov_step(sig, q, scatter, n_levels, rates, eta, psi):
-    """Independence M-H step for a full covariance: proposal IW(scatter + psi I,
-    n_levels + q + 1) (the conditional under a reference prior), accepted by the
-    ratio of the real prior to the reference one.  Updates ``sig`` in place."""
-    work = np.zeros((q, q))
-    s = scatter.copy()
-    for k in range(q):
-        s[k, k] += psi
-    # Sigma' = (T T')^{-1} with T = chol(S^{-1}) A (Bartlett)
-    ls = np.zeros((q, q))
-    _chol(s, q, ls)
-    linv = np.zeros((q, q))  # chol(S^{-1}) = L^{-T} up to orthogonal rotation: use L^{-T}
-    for k in range(q):
-        e = np.zeros(q)
-        e[k] = 1.0
-        _forward(ls, q, e)
-        for i in range(q):
-            linv[i, k] = e[i]  # L^{-1}
-    dof = n_levels + q + 1.0
-    a = np.zeros((q, q))
-    for i in range(q):
-        a[i, i] = np.sqrt(np.random.chisquare(dof - i))
-        for j in range(i):
-            a[i, j] = _normal()
-    # W = B A A' B' with B B' = S^{-1}; B = L^{-T} (upper): W^{-1} = L C^{-T} C^{-1} L'
-    # where C = A (lower), B A = L^{-T} A.  Sigma' = W^{-1}.
-    b = np.zeros((q, q))  # T = L^{-T} A
-    for i in range(q):
-        for j in range(q):
-            acc = 0.0
-            for k in range(q):
-                acc += linv[k, i] * a[k, j]
-            b[i, j] = acc
-    w = b @ b.T
-    prop = np.linalg.inv(w)
-    prop = 0.5 * (prop + prop.T)
-    log_ratio = _log_prior_over_ref(prop, q, rates, eta, psi, work) - _log_prior_over_ref(
-        sig, q, rates, eta, psi, work
-    )
-    if np.log(1.0 - np.random.random()) < log_ratio:
-        for i in range(q):
-            for j in range(q):
-                sig[i, j] = prop[i, j]
-
-
-@_njit
+@_njit_inline
 def _contribution(Z, codes, u, zoff, uoff, q, i, f):
     """``Z_f(i) . u_f[level of row i]``."""
     base = uoff[f] + codes[i, f] * q[f]
@@ -244,6 +103,7 @@ def _precisions(tau, corr, q, zoff, croff, sinv, sig):
 
 @_njit
 def _tree_block(
+    rng,
     t,
     y,
     Z,
@@ -299,8 +159,6 @@ def _tree_block(
         f = tree_f[first + d]
         P[poff[f] : poff[f + 1]] = 0.0
         h[hoff[f] : hoff[f + 1]] = 0.0
-    for e in range(poff[f_in + 1] - poff[f_in]):
-        P[poff[f_in] + e] = M[moff[f_in] + e] * inv_s2
     if n_trees == 1:  # C'y of the innermost nodes, computed once
         for e in range(hoff[f_in + 1] - hoff[f_in]):
             h[hoff[f_in] + e] = Cy[e] * inv_s2
@@ -311,8 +169,6 @@ def _tree_block(
             w = target[i] * inv_s2
             for a in range(m):
                 h[base + a] += C[i, c0 + a] * w
-    ptop = np.zeros((p, p))
-    htop = np.zeros(p)
     maxq = 0
     for f in range(q.shape[0]):
         maxq = max(maxq, q[f])
@@ -320,90 +176,125 @@ def _tree_block(
     lo = np.zeros((maxq, maxq))
     vec = np.zeros(maxq)
     # upward: integrate each level out into its parent
+    ptop = np.zeros(p * p)  # (flat, like P's blocks)
+    htop = np.zeros(p)
     for d in range(depth - 1, -1, -1):
         f = tree_f[first + d]
         md, qf = mdim[f], q[f]
         ma = md - qf
         fp = tree_f[first + d - 1] if d > 0 else -1
-        pp = hp = 0
+        # the innermost nodes' precision is C'C / s^2, read from M; the outer levels'
+        # accumulate in P (lower triangles only: all the algebra reads)
+        src, base0, scale = (M, moff[f], inv_s2) if d == depth - 1 else (P, poff[f], 1.0)
+        tp, th = (P, h) if d > 0 else (ptop, htop)
         for j in range(nlev[f]):
-            pb, hbase = poff[f] + j * md * md, hoff[f] + j * md
-            for a in range(qf):
-                for b in range(qf):
-                    qq[a, b] = P[pb + (ma + a) * md + ma + b] + sinv[croff[f] + a * qf + b]
-            _chol(qq, qf, lo)
+            pb, hbase = base0 + j * md * md, hoff[f] + j * md
             lbase, wbase, ubase = lboff[f] + j * qf * qf, woff[f] + j * qf * ma, uoff[f] + j * qf
-            for a in range(qf):
-                for b in range(qf):
-                    Lb[lbase + a * qf + b] = lo[a, b]
-            for c in range(ma):
+            if qf == 1:  # the common case (random intercepts), without the small solves
+                piv = np.sqrt(src[pb + ma * md + ma] * scale + sinv[croff[f]])
+                rl = 1.0 / piv
+                Lb[lbase] = piv
+                for c in range(ma):
+                    Wb[wbase + c] = src[pb + ma * md + c] * scale * rl
+                hb[ubase] = h[hbase + ma] * rl
+            else:
                 for a in range(qf):
-                    vec[a] = P[pb + (ma + a) * md + c]
+                    for b in range(a + 1):
+                        qq[a, b] = (
+                            src[pb + (ma + a) * md + ma + b] * scale + sinv[croff[f] + a * qf + b]
+                        )
+                _chol(qq, qf, lo)
+                for a in range(qf):
+                    for b in range(qf):
+                        Lb[lbase + a * qf + b] = lo[a, b]
+                for c in range(ma):
+                    for a in range(qf):
+                        vec[a] = src[pb + (ma + a) * md + c] * scale
+                    _forward(lo, qf, vec)
+                    for a in range(qf):
+                        Wb[wbase + a * ma + c] = vec[a]
+                for a in range(qf):
+                    vec[a] = h[hbase + ma + a]
                 _forward(lo, qf, vec)
                 for a in range(qf):
-                    Wb[wbase + a * ma + c] = vec[a]
-            for a in range(qf):
-                vec[a] = h[hbase + ma + a]
-            _forward(lo, qf, vec)
-            for a in range(qf):
-                hb[ubase + a] = vec[a]
+                    hb[ubase + a] = vec[a]
+            tpb = thb = 0
             if d > 0:
                 jp = plev[loff[f] + j]
-                pp, hp = poff[fp] + jp * ma * ma, hoff[fp] + jp * ma
+                tpb, thb = poff[fp] + jp * ma * ma, hoff[fp] + jp * ma
+            if qf == 1:
+                hbv = hb[ubase]
+                for a in range(ma):
+                    wa = Wb[wbase + a]
+                    th[thb + a] += h[hbase + a] - wa * hbv
+                    row, trow = pb + a * md, tpb + a * ma
+                    for b in range(a + 1):
+                        tp[trow + b] += src[row + b] * scale - wa * Wb[wbase + b]
+                continue
             for a in range(ma):
                 acc = h[hbase + a]
                 for k in range(qf):
                     acc -= Wb[wbase + k * ma + a] * hb[ubase + k]
-                if d > 0:
-                    h[hp + a] += acc
-                else:
-                    htop[a] += acc
-                for b in range(ma):
-                    acc = P[pb + a * md + b]
+                th[thb + a] += acc
+                for b in range(a + 1):
+                    acc = src[pb + a * md + b] * scale
                     for k in range(qf):
                         acc -= Wb[wbase + k * ma + a] * Wb[wbase + k * ma + b]
-                    if d > 0:
-                        P[pp + a * ma + b] += acc
-                    else:
-                        ptop[a, b] += acc
-    for a in range(p):
-        ptop[a, a] += beta_prec[a]
+                    tp[tpb + a * ma + b] += acc
     ltop = np.zeros((p, p))
-    _chol(ptop, p, ltop)
+    top = np.zeros((p, p))
+    for a in range(p):
+        for b in range(a + 1):
+            top[a, b] = ptop[a * p + b]
+        top[a, a] += beta_prec[a]
+    _chol(top, p, ltop)
     _forward(ltop, p, htop)
     for a in range(p):
-        htop[a] += _normal()
+        htop[a] += _normal(rng)
     _backward(ltop, p, htop)
     beta[:] = htop
-    # downward: each level given beta and its ancestors
-    xa = np.zeros(m)
+    # downward: each level given beta and its ancestors; a node's (beta, ancestors'
+    # effects, own effects) is kept in h (free after the upward pass) for its children
     for d in range(depth):
         f = tree_f[first + d]
         md, qf = mdim[f], q[f]
         ma = md - qf
+        fp = tree_f[first + d - 1] if d > 0 else -1
         for j in range(nlev[f]):
-            xa[:p] = beta
-            cur_f, cur_l = f, j
-            for dd in range(d - 1, -1, -1):
-                cur_l = plev[loff[cur_f] + cur_l]
-                cur_f = tree_f[first + dd]
-                off = mdim[cur_f] - q[cur_f]
-                for k in range(q[cur_f]):
-                    xa[off + k] = u[uoff[cur_f] + cur_l * q[cur_f] + k]
+            xb = hoff[fp] + plev[loff[f] + j] * ma if d > 0 else 0
+            xs = h if d > 0 else beta
             lbase, wbase, ubase = lboff[f] + j * qf * qf, woff[f] + j * qf * ma, uoff[f] + j * qf
-            for a in range(qf):
-                for b in range(qf):
-                    lo[a, b] = Lb[lbase + a * qf + b]
-                acc = hb[ubase + a] + _normal()
+            hbase = hoff[f] + j * md
+            if qf == 1:
+                acc = hb[ubase] + _normal(rng)
                 for c in range(ma):
-                    acc -= Wb[wbase + a * ma + c] * xa[c]
+                    xc = xs[xb + c]
+                    acc -= Wb[wbase + c] * xc
+                    h[hbase + c] = xc
+                v = acc / Lb[lbase]
+                u[ubase] = v
+                h[hbase + ma] = v
+                continue
+            for a in range(qf):
+                acc = hb[ubase + a] + _normal(rng)
+                for c in range(ma):
+                    acc -= Wb[wbase + a * ma + c] * xs[xb + c]
                 vec[a] = acc
-            _backward(lo, qf, vec)
+            if qf == 1:
+                vec[0] /= Lb[lbase]
+            else:
+                for a in range(qf):
+                    for b in range(qf):
+                        lo[a, b] = Lb[lbase + a * qf + b]
+                _backward(lo, qf, vec)
+            for c in range(ma):
+                h[hbase + c] = xs[xb + c]
             for a in range(qf):
                 u[ubase + a] = vec[a]
+                h[hbase + ma + a] = vec[a]
 
 
-@_njit
+@_njit_inline
 def _in_tree(tree_f, first, depth, f):
     for d in range(depth):
         if tree_f[first + d] == f:
@@ -412,136 +303,8 @@ def _in_tree(tree_f, first, depth, f):
 
 
 @_njit
-def _centred_steps(u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi):
-    """Each factor's SDs (and correlations) given its effects."""
-    for f in range(q.shape[0]):
-        qf, n_lev = q[f], nlev[f]
-        if correlated[f] and qf > 1:
-            scatter = np.zeros((qf, qf))
-            for j in range(n_lev):
-                for a in range(qf):
-                    for b in range(qf):
-                        scatter[a, b] += u[uoff[f] + j * qf + a] * u[uoff[f] + j * qf + b]
-            sig = np.zeros((qf, qf))
-            for a in range(qf):
-                for b in range(qf):
-                    sig[a, b] = tau[zoff[f] + a] * corr[croff[f] + a * qf + b] * tau[zoff[f] + b]
-            _cov_step(sig, qf, scatter, n_lev, rates[zoff[f] : zoff[f] + qf], eta, psi)
-            for a in range(qf):
-                tau[zoff[f] + a] = np.sqrt(sig[a, a])
-            for a in range(qf):
-                for b in range(qf):
-                    corr[croff[f] + a * qf + b] = sig[a, b] / (tau[zoff[f] + a] * tau[zoff[f] + b])
-        else:
-            for k in range(qf):
-                ss = 0.0
-                for j in range(n_lev):
-                    ss += u[uoff[f] + j * qf + k] ** 2
-                tau[zoff[f] + k] = _scale_step(tau[zoff[f] + k], n_lev, ss, rates[zoff[f] + k])
-
-
-@_njit
-def _rescale(u, tau, q, nlev, uoff, f, k, col, new):
-    """Set ``tau[col] = new`` keeping ``v = u / tau`` (the interweaving move)."""
-    ratio = new / tau[col]
-    for j in range(nlev[f]):
-        u[uoff[f] + j * q[f] + k] *= ratio
-    tau[col] = new
-
-
-@_njit
-def _interweave_rows(res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv_s2):
-    """Each SD given ``v = u / tau`` and the data: a truncated normal (from rows)."""
-    n_rows = res.shape[0]
-    for f in range(q.shape[0]):
-        qf = q[f]
-        for k in range(qf):
-            tk = tau[zoff[f] + k]
-            col = zoff[f] + k
-            a_sum = 0.0
-            b_sum = 0.0
-            for i in range(n_rows):
-                w = Z[i, col] * u[uoff[f] + codes[i, f] * qf + k] / tk
-                a_sum += w * w
-                b_sum += w * (res[i] + tk * w)
-            a_sum *= inv_s2
-            b_sum *= inv_s2
-            if a_sum <= 0.0:
-                continue
-            new = _positive_normal((b_sum - rates[col]) / a_sum, 1.0 / np.sqrt(a_sum))
-            for i in range(n_rows):
-                w = Z[i, col] * u[uoff[f] + codes[i, f] * qf + k] / tk
-                res[i] -= (new - tk) * w
-            _rescale(u, tau, q, nlev, uoff, f, k, col, new)
-
-
-@_njit
-def _node_state(x, beta, u, anc, j, chain, q, uoff):
-    """``x = (beta, u of each factor of the chain at node j's ancestors)``."""
-    p = beta.shape[0]
-    x[:p] = beta
-    off = p
-    for d in range(chain.shape[0]):
-        f = chain[d]
-        lev = anc[j, d]
-        for k in range(q[f]):
-            x[off + k] = u[uoff[f] + lev * q[f] + k]
-        off += q[f]
-
-
-@_njit
-def _interweave_nodes(M3, Cy, yy, anc, chain, beta, u, tau, q, nlev, zoff, uoff, rates, inv_s2):
-    """The interweaving steps of a one-tree model from the innermost nodes'
-    statistics (``C'C``, ``C'y``, ``y'y``); returns the residual sum of squares."""
-    n_nodes, m = Cy.shape
-    g = np.empty((n_nodes, m))  # C_j'(y - C_j x_j)
-    x = np.empty(m)
-    for j in range(n_nodes):
-        _node_state(x, beta, u, anc, j, chain, q, uoff)
-        for a in range(m):
-            acc = Cy[j, a]
-            for b in range(m):
-                acc -= M3[j, a, b] * x[b]
-            g[j, a] = acc
-    p = beta.shape[0]
-    off = p
-    for d in range(chain.shape[0]):
-        f = chain[d]
-        qf = q[f]
-        for k in range(qf):
-            col, cpos = zoff[f] + k, off + k
-            tk = tau[col]
-            a_sum = 0.0
-            b_sum = 0.0
-            for j in range(n_nodes):
-                v = u[uoff[f] + anc[j, d] * qf + k] / tk
-                mm = M3[j, cpos, cpos]
-                a_sum += v * v * mm
-                b_sum += v * (g[j, cpos] + tk * v * mm)
-            a_sum *= inv_s2
-            b_sum *= inv_s2
-            if a_sum <= 0.0:
-                continue
-            new = _positive_normal((b_sum - rates[col]) / a_sum, 1.0 / np.sqrt(a_sum))
-            for j in range(n_nodes):
-                dv = (new - tk) * u[uoff[f] + anc[j, d] * qf + k] / tk
-                for a in range(m):
-                    g[j, a] -= M3[j, a, cpos] * dv
-            _rescale(u, tau, q, nlev, uoff, f, k, col, new)
-        off += qf
-    rss = 0.0
-    for j in range(n_nodes):
-        _node_state(x, beta, u, anc, j, chain, q, uoff)
-        acc = yy[j]
-        for a in range(m):
-            acc -= x[a] * (Cy[j, a] + g[j, a])
-        rss += acc
-    return max(rss, 0.0)
-
-
-@_njit
 def run_chain(
-    seed,
+    rng,
     n_tune,
     kept_pos,
     y,
@@ -589,7 +352,6 @@ def run_chain(
     its innermost nodes' statistics ``M3`` (C'C), ``Cy`` (C'y) and ``yy`` (y'y),
     with ``anc`` the level of each factor of the chain above each node: a sweep
     then costs nothing per row."""
-    np.random.seed(seed)
     n_rows, p = F.shape
     n_fac = q.shape[0]
     n_draws = out_beta.shape[0]
@@ -617,12 +379,12 @@ def run_chain(
     n_tau = zoff[n_fac]
     tau = np.empty(n_tau)
     for k in range(n_tau):  # over-dispersed starting points (standardized scale)
-        tau[k] = 0.1 + 0.9 * np.random.random()
+        tau[k] = 0.1 + 0.9 * rng.random()
     corr = np.zeros(croff[n_fac])
     for f in range(n_fac):
         for a in range(q[f]):
             corr[croff[f] + a * q[f] + a] = 1.0
-    s = 0.3 + 0.7 * np.random.random()
+    s = 0.3 + 0.7 * rng.random()
     sinv = np.zeros(croff[n_fac])
     sig = np.zeros(croff[n_fac])
     n_trees = toff.shape[0] - 1
@@ -631,6 +393,7 @@ def run_chain(
         inv_s2 = 1.0 / (s * s)
         for t in range(n_trees):
             _tree_block(
+                rng,
                 t,
                 y,
                 Z,
@@ -666,10 +429,10 @@ def run_chain(
                 woff,
                 Cy.ravel(),
             )
-        _centred_steps(u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
+        _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
         if n_trees == 1:
             rss = _interweave_nodes(
-                M3, Cy, yy, anc, tree_f, beta, u, tau, q, nlev, zoff, uoff, rates, inv_s2
+                rng, M3, Cy, yy, anc, tree_f, beta, u, tau, q, nlev, zoff, uoff, rates, inv_s2
             )
         else:
             for i in range(n_rows):
@@ -679,11 +442,11 @@ def run_chain(
                 for f in range(n_fac):
                     acc -= _contribution(Z, codes, u, zoff, uoff, q, i, f)
                 res[i] = acc
-            _interweave_rows(res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv_s2)
+            _interweave_rows(rng, res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv_s2)
             rss = 0.0
             for i in range(n_rows):
                 rss += res[i] * res[i]
-        s = _scale_step(s, n_rows, rss, s_rate)
+        s = _scale_step(rng, s, n_rows, rss, s_rate)
         d = it - n_tune
         if d < 0:
             continue

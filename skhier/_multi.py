@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 
 from . import _checks, _diagnostics
 from ._factors import fit_factors, label_frame
+from ._group_draws import quantiles
 from ._groups import POPULATION
 from ._posterior_factors import FactorsPosterior
 from ._spec import FactorTerm, resolve_random_slopes
@@ -195,7 +196,7 @@ def _effects(fac, levels, n_features, prob) -> FactorEffects:
 
 def _interval(draws, prob):
     tail = (1.0 - prob) / 2.0
-    return np.moveaxis(np.quantile(draws, [tail, 1.0 - tail], axis=0), 0, -1)
+    return quantiles(draws, [tail, 1.0 - tail])
 
 
 def population_arrays(post):

@@ -52,7 +52,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         none (a varying intercept model), or a subset given by feature names or
         column indices.  ``"all"`` leaves out group-level predictors (features
         constant within every group, listed in ``group_level_features_``): their
-        slope cannot vary by group, since it is not identified.
+        slope cannot vary by group, since it is not identified.  With several grouping
+        factors, a dict factor -> one of these (a factor left out: intercept only)
+        or one value for every factor.
     engine : {"auto", "collapsed", "augmented", "explicit"}, default="auto"
         ``"collapsed"`` (Gaussian noise) integrates the group effects and
         population coefficients out analytically and runs NUTS on the standard
@@ -63,7 +65,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         alternates HMC on the collapsed density with exact draws of the effects,
         the weights and ``nu`` (cost per iteration grows with the rows).
         ``"explicit"`` samples the textbook PyMC model with every group effect
-        as a parameter.  ``"auto"`` picks the fast engine of the likelihood.
+        as a parameter.  ``"gibbs"`` (Gaussian noise): a blocked Gibbs sampler that
+        draws ``beta`` with each tree of nested effects jointly and exactly and
+        interweaves the SDs' updates - the engine of several grouping factors.
+        ``"auto"`` picks the fast engine of the likelihood (``"gibbs"`` for several
+        factors).
     inference : {"auto", "nuts", "importance", "laplace"}, default="auto"
         How the sampled parameters (the collapsed engine's variance parameters;
         every parameter of the other engines) are drawn.  ``"nuts"``: MCMC.
@@ -147,7 +153,15 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     group_col : str or None, default=None
         Name of a column of a pandas ``X`` holding the group labels.  The
         column is removed from the features.  This path works everywhere in
-        scikit-learn (any scorer, ``cross_val_predict``, routing on or off).
+        scikit-learn (any scorer, ``cross_val_predict``, routing on or off).  A list of
+        names: several grouping factors.
+    nested : None, bool or list of (str, str), default=None
+        How several grouping factors relate.  ``[("school", "class")]``: class
+        labels are numbered within schools, so class 1 of two schools are different
+        groups (levels are the pairs); ``True``: each column nested in the previous
+        one; ``False``: crossed.  ``None`` (not declared) treats them as crossed and
+        warns (:class:`~skhier.exceptions.NestingWarning`) when a factor's labels
+        repeat across another's levels as nested labels do.
 
     Attributes
     ----------
@@ -203,6 +217,13 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         intervals (from every draw) and their kept draws (``store_draws``).
     idata_ : arviz.InferenceData
         The kept joint draws as ArviZ ``InferenceData`` (built on access).
+    factors_ : tuple of str
+        Several grouping factors only: their names (then ``groups_`` and the
+        ``group_*`` attributes above are absent).
+    group_effects_ : dict of str -> FactorEffects
+        Several grouping factors only: per factor, the levels, the posterior means
+        and intervals of their effects (deviations from the population), the
+        factor's SDs and correlations.
     n_features_in_ : int
         Number of features (the ``group_col`` column excluded).
     feature_names_in_ : ndarray of shape (n_features_in_,)

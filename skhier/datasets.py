@@ -13,6 +13,8 @@ from sklearn.utils import check_random_state
 
 __all__ = [
     "SLEEPSTUDY_LME4",
+    "load_egsingle",
+    "load_insteval",
     "load_radon",
     "load_sleepstudy",
     "make_hierarchical_regression",
@@ -101,6 +103,9 @@ SLEEPSTUDY_LME4 = {
 
 
 def _read(name: str) -> pd.DataFrame:
+    if name.endswith(".gz"):
+        with resources.files("skhier").joinpath("data", name).open("rb") as fh:
+            return pd.read_csv(fh, compression="gzip")
     with resources.files("skhier").joinpath("data", name).open("r") as fh:
         return pd.read_csv(fh)
 
@@ -141,6 +146,51 @@ def load_radon() -> pd.DataFrame:
     85
     """
     return _read("radon.csv")
+
+
+def load_egsingle() -> pd.DataFrame:
+    """Mathematics achievement of pupils followed over school years, in schools
+    (Bryk & Raudenbush; mlmRev's ``egsingle``): a *nested* design.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (7230, 6)
+        ``math`` (IRT-scaled achievement), ``year`` (school year, centred:
+        -2.5 to 2.5), ``childid`` (1,721 children), ``schoolid`` (60 schools; every
+        child attends one), ``female`` ("Female" / "Male") and ``lowinc`` (percent of
+        low-income pupils in the school).  The classic model is
+        ``math ~ year + (year | schoolid/childid)``.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_egsingle
+    >>> load_egsingle()[["schoolid", "childid"]].nunique().tolist()
+    [60, 1721]
+    """
+    return _read("egsingle.csv.gz")
+
+
+def load_insteval() -> pd.DataFrame:
+    """Lecture evaluations at ETH Zurich (lme4's ``InstEval``): a *crossed* design,
+    students rating lecturers.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (73421, 7)
+        ``y`` (rating 1-5), ``s`` (2,972 students), ``d`` (1,128 lecturers; every
+        student rates several, every lecturer is rated by many), ``studage`` and
+        ``lectage`` (coded 1-4 and 1-6: semesters of the student, years of the
+        lecture), ``service`` (1: the lecture is a service course for another
+        department) and ``dept`` (14 departments).  The classic model is
+        ``y ~ service + (1 | s) + (1 | d)``.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_insteval
+    >>> load_insteval()[["s", "d"]].nunique().tolist()
+    [2972, 1128]
+    """
+    return _read("insteval.csv.gz")
 
 
 def make_hierarchical_regression(

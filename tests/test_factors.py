@@ -231,3 +231,44 @@ def test_gibbs_engine_agrees_with_collapsed_on_one_factor():
                       ("noise_sd_", 0.8), ("group_coef_sd_", 0.6)]:  # fmt: skip
         np.testing.assert_allclose(getattr(gibbs, attr), getattr(coll, attr), atol=tol)
     np.testing.assert_allclose(gibbs.group_intercept_, coll.group_intercept_, atol=3.0)
+
+
+def test_saved_model_predicts_in_a_fresh_process_without_numba(nested_fit, tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    import joblib
+    import skops.io as sio
+
+    est, X, y, g = nested_fit
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    skops_path = tmp_path / "model.skops"
+    sio.dump(est, skops_path)
+    loaded = sio.load(skops_path, trusted=sio.get_untrusted_types(file=skops_path))
+    np.testing.assert_array_equal(
+        loaded.predict(X[:20], groups=g[:20]), est.predict(X[:20], groups=g[:20])
+    )
+    g[:10].to_csv(tmp_path / "g.csv", index=False)
+    np.save(tmp_path / "X.npy", X[:10])
+    expected = est.predict(X[:10], groups=g[:10])
+    code = textwrap.dedent(
+        f"""
+        import sys, joblib, numpy as np, pandas as pd
+        est = joblib.load({str(path)!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
+        g = pd.read_csv({str(tmp_path / "g.csv")!r})
+        pred = est.predict(X, groups=g)
+        est.predict_interval(X, groups=g)
+        est.sample_y(X, groups=g, n_samples=2, random_state=0)
+        heavy = [m for m in ("pymc", "pytensor", "numba", "nutpie") if m in sys.modules]
+        print(repr(pred.tolist()), heavy)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    pred_repr, heavy = out.rsplit(" ", 1)
+    np.testing.assert_allclose(eval(pred_repr), expected)
+    assert heavy == "[]"
