@@ -432,8 +432,9 @@ def run_chain(
         _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
         if n_trees == 1:
             rss = _interweave_nodes(
-                rng, M3, Cy, yy, anc, tree_f, beta, u, tau, q, nlev, zoff, uoff, rates, inv_s2
-            )
+                rng, M3, Cy, yy, anc, tree_f, beta, u, tau, corr, q, nlev, zoff, uoff, croff,
+                rates, correlated, eta, inv_s2,
+            )  # fmt: skip
         else:
             for i in range(n_rows):
                 acc = y[i]
@@ -442,7 +443,10 @@ def run_chain(
                 for f in range(n_fac):
                     acc -= _contribution(Z, codes, u, zoff, uoff, q, i, f)
                 res[i] = acc
-            _interweave_rows(rng, res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv_s2)
+            _interweave_rows(
+                rng, res, Z, codes, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
+                correlated, eta, inv_s2,
+            )  # fmt: skip
             rss = 0.0
             for i in range(n_rows):
                 rss += res[i] * res[i]

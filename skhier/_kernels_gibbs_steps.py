@@ -14,6 +14,10 @@ import numpy as np
 
 from ._kernels_linalg import _njit, _njit_inline
 
+#: Metropolis-Hastings tries per sweep for a factor's full covariance (each costs
+#: O(q^3), nothing per level or row)
+_COV_TRIES = 4
+
 
 @_njit
 def _chol(a, n, out):
@@ -89,9 +93,9 @@ def _scale_step(rng, current, n, ss, rate):
 
 
 @_njit
-def _log_prior_over_ref(sig, q, rates, eta, psi, work):
-    """log p(Sigma) - log IW(Sigma; psi I, q + 1) for SDs ~ Exponential(rates) and
-    correlations ~ LKJ(eta) (with the Jacobian of (tau, R) -> Sigma)."""
+def _log_prior_sigma(sig, q, rates, eta, work):
+    """log p(Sigma) for SDs ~ Exponential(rates) and correlations ~ LKJ(eta), with
+    the Jacobian of (tau, R) -> Sigma; also leaves chol(Sigma) in ``work``."""
     _chol(sig, q, work)
     logdet = 0.0
     for k in range(q):
@@ -102,8 +106,17 @@ def _log_prior_over_ref(sig, q, rates, eta, psi, work):
         tau = np.sqrt(sig[k, k])
         out -= rates[k] * tau
         sum_log_tau += np.log(tau)
-    log_det_r = logdet - 2.0 * sum_log_tau
-    out += (eta - 1.0) * log_det_r - q * sum_log_tau
+    return out + (eta - 1.0) * (logdet - 2.0 * sum_log_tau) - q * sum_log_tau
+
+
+@_njit
+def _log_prior_over_ref(sig, q, rates, eta, psi, work):
+    """log p(Sigma) - log IW(Sigma; psi I, q + 1) (the reference prior of the
+    covariance proposal)."""
+    out = _log_prior_sigma(sig, q, rates, eta, work)
+    logdet = 0.0
+    for k in range(q):
+        logdet += 2.0 * np.log(work[k, k])
     # reference IW(psi I, q + 1): -(2q + 2) / 2 log|Sigma| - psi / 2 tr(Sigma^-1)
     trace_inv = 0.0
     for k in range(q):  # tr(Sigma^-1) = ||L^-1||_F^2
@@ -112,8 +125,107 @@ def _log_prior_over_ref(sig, q, rates, eta, psi, work):
         _forward(work, q, e)
         for i in range(q):
             trace_inv += e[i] * e[i]
-    out += (q + 1.0) * logdet + 0.5 * psi * trace_inv
-    return out
+    return out + (q + 1.0) * logdet + 0.5 * psi * trace_inv
+
+
+@_njit
+def _factor_step(rng, a_mat, b_vec, lcur, q, rates, eta):
+    """The interweaving step of a full covariance: the Cholesky factor ``L`` of
+    Sigma given the standardized effects ``v = L^-1 u`` and the data.  ``u = L v`` is
+    linear in L's lower entries, so their likelihood is Gaussian (precision
+    ``a_mat``, ``a_mat^-1 b_vec`` its mean); that is the independence proposal,
+    accepted by the ratio of the prior of L (Sigma's, times the Jacobian
+    ``prod_i L_ii^(q - i)`` of L -> Sigma).  Updates ``lcur``; returns True if moved."""
+    n = q * (q + 1) // 2
+    la = np.zeros((n, n))
+    _chol(a_mat, n, la)
+    theta = b_vec.copy()
+    _forward(la, n, theta)
+    for k in range(n):
+        theta[k] += _normal(rng)
+    _backward(la, n, theta)
+    lnew = np.zeros((q, q))
+    k = 0
+    for i in range(q):
+        for j in range(i + 1):
+            lnew[i, j] = theta[k]
+            k += 1
+        if lnew[i, i] <= 0.0:
+            return False
+    work = np.zeros((q, q))
+    log_ratio = 0.0
+    for sign, lo in ((1.0, lnew), (-1.0, lcur)):
+        sig = lo @ lo.T
+        val = _log_prior_sigma(sig, q, rates, eta, work)
+        for i in range(q):
+            val += (q - i) * np.log(lo[i, i])
+        log_ratio += sign * val
+    if np.log(1.0 - rng.random()) < log_ratio:
+        for i in range(q):
+            for j in range(q):
+                lcur[i, j] = lnew[i, j]
+        return True
+    return False
+
+
+@_njit
+def _set_cov(lo, q, tau, corr, zoff, croff, f):
+    """tau and R of factor f from the Cholesky factor of its covariance."""
+    sig = lo @ lo.T
+    for a in range(q):
+        tau[zoff[f] + a] = np.sqrt(sig[a, a])
+    for a in range(q):
+        for b in range(q):
+            corr[croff[f] + a * q + b] = sig[a, b] / (tau[zoff[f] + a] * tau[zoff[f] + b])
+
+
+@_njit
+def _chol_of(tau, corr, q, zoff, croff, f):
+    sig = np.zeros((q, q))
+    for a in range(q):
+        for b in range(q):
+            sig[a, b] = tau[zoff[f] + a] * corr[croff[f] + a * q + b] * tau[zoff[f] + b]
+    lo = np.zeros((q, q))
+    _chol(sig, q, lo)
+    return lo
+
+
+@_njit_inline
+def _factor_row(w, z, v, q):
+    """Coefficients of L's lower entries in ``z . (L v)``: ``w[(a, b)] = z_a v_b``."""
+    k = 0
+    for a in range(q):
+        for b in range(a + 1):
+            w[k] = z[a] * v[b]
+            k += 1
+
+
+@_njit
+def _moved(u, lo, v, q, n_lev, base):
+    """Set ``u = L v`` for every level; return the change (n_lev, q)."""
+    du = np.empty((n_lev, q))
+    for j in range(n_lev):
+        for a in range(q):
+            acc = 0.0
+            for b in range(a + 1):
+                acc += lo[a, b] * v[j, b]
+            du[j, a] = acc - u[base + j * q + a]
+            u[base + j * q + a] = acc
+    return du
+
+
+@_njit
+def _standardized(u, lo, q, n_lev, base):
+    """``v = L^-1 u`` of every level: (n_lev, q)."""
+    v = np.empty((n_lev, q))
+    vec = np.empty(q)
+    for j in range(n_lev):
+        for a in range(q):
+            vec[a] = u[base + j * q + a]
+        _forward(lo, q, vec)
+        for a in range(q):
+            v[j, a] = vec[a]
+    return v
 
 
 @_njit
@@ -177,7 +289,8 @@ def _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correla
             for a in range(qf):
                 for b in range(qf):
                     sig[a, b] = tau[zoff[f] + a] * corr[croff[f] + a * qf + b] * tau[zoff[f] + b]
-            _cov_step(rng, sig, qf, scatter, n_lev, rates[zoff[f] : zoff[f] + qf], eta, psi)
+            for _ in range(_COV_TRIES):  # independence proposals: cheap, so try several
+                _cov_step(rng, sig, qf, scatter, n_lev, rates[zoff[f] : zoff[f] + qf], eta, psi)
             for a in range(qf):
                 tau[zoff[f] + a] = np.sqrt(sig[a, a])
             for a in range(qf):
@@ -201,11 +314,36 @@ def _rescale(u, tau, q, nlev, uoff, f, k, col, new):
 
 
 @_njit
-def _interweave_rows(rng, res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv_s2):
-    """Each SD given ``v = u / tau`` and the data: a truncated normal (from rows)."""
+def _interweave_rows(
+    rng, res, Z, codes, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, inv_s2
+):
+    """Each SD given ``v = u / tau`` and the data: a truncated normal; a full
+    covariance's Cholesky factor given ``v = L^-1 u`` (:func:`_factor_step`)."""
     n_rows = res.shape[0]
     for f in range(q.shape[0]):
         qf = q[f]
+        if correlated[f] and qf > 1:
+            lo = _chol_of(tau, corr, qf, zoff, croff, f)
+            v = _standardized(u, lo, qf, nlev[f], uoff[f])
+            n = qf * (qf + 1) // 2
+            a_mat, b_vec, w = np.zeros((n, n)), np.zeros(n), np.empty(n)
+            for i in range(n_rows):
+                lev = codes[i, f]
+                part = res[i]
+                for c in range(qf):
+                    part += Z[i, zoff[f] + c] * u[uoff[f] + lev * qf + c]
+                _factor_row(w, Z[i, zoff[f] : zoff[f] + qf], v[lev], qf)
+                for k1 in range(n):
+                    b_vec[k1] += w[k1] * part * inv_s2
+                    for k2 in range(k1 + 1):
+                        a_mat[k1, k2] += w[k1] * w[k2] * inv_s2
+            if _factor_step(rng, a_mat, b_vec, lo, qf, rates[zoff[f] : zoff[f] + qf], eta):
+                du = _moved(u, lo, v, qf, nlev[f], uoff[f])
+                for i in range(n_rows):
+                    for c in range(qf):
+                        res[i] -= Z[i, zoff[f] + c] * du[codes[i, f], c]
+                _set_cov(lo, qf, tau, corr, zoff, croff, f)
+            continue
         for k in range(qf):
             tk = tau[zoff[f] + k]
             col = zoff[f] + k
@@ -226,6 +364,47 @@ def _interweave_rows(rng, res, Z, codes, u, tau, q, nlev, zoff, uoff, rates, inv
             _rescale(u, tau, q, nlev, uoff, f, k, col, new)
 
 
+@_njit
+def _factor_nodes(rng, M3, g, anc, d, off, f, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
+                  eta, inv_s2):  # fmt: skip
+    """:func:`_factor_step` for factor f (depth d, columns ``off:off + q``) from the
+    innermost nodes' statistics; keeps ``g = C'(y - C x)`` current."""
+    qf = q[f]
+    lo = _chol_of(tau, corr, qf, zoff, croff, f)
+    v = _standardized(u, lo, qf, nlev[f], uoff[f])
+    n = qf * (qf + 1) // 2
+    a_mat, b_vec = np.zeros((n, n)), np.zeros(n)
+    m = g.shape[1]
+    for j in range(g.shape[0]):
+        lev = anc[j, d]
+        k1 = 0
+        for a in range(qf):
+            part = g[j, off + a]
+            for c in range(qf):
+                part += M3[j, off + a, off + c] * u[uoff[f] + lev * qf + c]
+            for b in range(a + 1):
+                b_vec[k1] += v[lev, b] * part * inv_s2
+                k2 = 0
+                for c in range(qf):
+                    for e in range(c + 1):
+                        if k2 <= k1:
+                            mac = M3[j, off + a, off + c]
+                            a_mat[k1, k2] += v[lev, b] * v[lev, e] * mac * inv_s2
+                        k2 += 1
+                k1 += 1
+    if not _factor_step(rng, a_mat, b_vec, lo, qf, rates[zoff[f] : zoff[f] + qf], eta):
+        return
+    du = _moved(u, lo, v, qf, nlev[f], uoff[f])
+    for j in range(g.shape[0]):
+        lev = anc[j, d]
+        for a in range(m):
+            acc = 0.0
+            for c in range(qf):
+                acc += M3[j, a, off + c] * du[lev, c]
+            g[j, a] -= acc
+    _set_cov(lo, qf, tau, corr, zoff, croff, f)
+
+
 @_njit_inline
 def _node_state(x, beta, u, anc, j, chain, q, uoff):
     """``x = (beta, u of each factor of the chain at node j's ancestors)`` (inlined:
@@ -244,8 +423,9 @@ def _node_state(x, beta, u, anc, j, chain, q, uoff):
 
 @_njit
 def _interweave_nodes(
-    rng, M3, Cy, yy, anc, chain, beta, u, tau, q, nlev, zoff, uoff, rates, inv_s2
-):
+    rng, M3, Cy, yy, anc, chain, beta, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
+    correlated, eta, inv_s2,
+):  # fmt: skip
     """The interweaving steps of a one-tree model from the innermost nodes'
     statistics (``C'C``, ``C'y``, ``y'y``); returns the residual sum of squares."""
     n_nodes, m = Cy.shape
@@ -263,6 +443,11 @@ def _interweave_nodes(
     for d in range(chain.shape[0]):
         f = chain[d]
         qf = q[f]
+        if correlated[f] and qf > 1:
+            _factor_nodes(rng, M3, g, anc, d, off, f, u, tau, corr, q, nlev, zoff, uoff,
+                          croff, rates, eta, inv_s2)  # fmt: skip
+            off += qf
+            continue
         for k in range(qf):
             col, cpos = zoff[f] + k, off + k
             tk = tau[col]

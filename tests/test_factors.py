@@ -225,6 +225,7 @@ def test_gibbs_engine_agrees_with_collapsed_on_one_factor():
     X, y, g = df[["Days"]], df["Reaction"], df["Subject"]
     kw = {"draws": 1000, "tune": 300, "chains": 4, "random_state": 3}
     gibbs = HierarchicalRegressor(engine="gibbs", **kw).fit(X, y, groups=g)
+    assert gibbs.convergence_["max_r_hat"] < 1.01
     coll = HierarchicalRegressor(**kw).fit(X, y, groups=g)
     assert gibbs.engine_ == "gibbs"
     for attr, tol in [("intercept_", 2.0), ("coef_", 0.5), ("group_intercept_sd_", 3.0),
