@@ -134,6 +134,24 @@ def build_layout(X, y, codes, spec, scaling) -> Layout:
     )
 
 
+def marginal_tries(lay) -> int:
+    """Collapsed Metropolis steps per sweep of a one-tree model.
+
+    Each costs one pass over every level (about what the sweep's block draw costs),
+    so they are spent where they are cheap: up to 4 per sweep, as many as fit in
+    ``_MARGINAL_LEVELS`` levels' worth of work, none beyond that.  Designs with few
+    levels are also where the SDs are weakly identified and the effects follow them
+    slowly; with many levels the interweaving steps suffice (the convergence
+    diagnostics say when they do not)."""
+    if len(lay.toff) != 2:
+        return 0
+    return int(min(4, _MARGINAL_LEVELS // int(lay.nlev.sum())))
+
+
+#: see :func:`marginal_tries`
+_MARGINAL_LEVELS = 5000
+
+
 def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="auto"):
     """Sample the model of ``spec`` (with ``factors``); standardized draws as a dict."""
     from ._kernels_gibbs import run_chain
@@ -161,6 +179,7 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
     rates = np.concatenate([np.full(f.n_random, 1.0 / spec.prior_group_sd) for f in spec.factors])
     correlated = np.array([f.correlated for f in spec.factors], dtype=np.bool_)
     rngs = rng.spawn(n_chains)  # one generator per chain
+    tries = marginal_tries(lay)
 
     def chain(c):
         run_chain(
@@ -169,7 +188,7 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
             lay.tree_f, lay.toff, lay.croff, beta_prec, rates, 1.0 / spec.prior_noise_sd,
             float(spec.prior_corr_eta), correlated, _PSI, lay.M3, lay.Cy, lay.yy, lay.anc,
             out["beta"][c], out["s"][c],
-            out["tau"][c], out["corr"][c], out["u"][c], out["usum"][c], out["ucross"][c],
+            out["tau"][c], out["corr"][c], out["u"][c], out["usum"][c], out["ucross"][c], tries,
         )  # fmt: skip
 
     import os

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels_gibbs_marginal import adapt, apply_theta, propose, theta_of, theta_offsets
 from ._kernels_gibbs_steps import (
     _backward,
     _centred_steps,
@@ -41,6 +42,9 @@ from ._kernels_gibbs_steps import (
     _scale_step,
 )
 from ._kernels_linalg import _njit, _njit_inline
+
+#: one-tree models: interweaving steps too (besides the collapsed Metropolis steps)
+ONE_TREE_NCP = True
 
 
 @_njit
@@ -138,14 +142,65 @@ def _tree_block(
     lboff,
     woff,
     Cy,
+    ptop,
+    htop,
+    mode,
 ):
-    """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects."""
-    n_rows, p = C.shape[0], beta.shape[0]
+    """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects.
+
+    ``mode`` 0: integrate the levels out (upward), then draw; 1: upward only; 2:
+    draw only, from the buffers a mode-1 call filled.  Returns ``-log|Q|/2 +
+    h'Q^-1 h/2`` (modes 0 and 1), the data's part of the log marginal likelihood
+    of a one-tree model (``Q`` the precision of ``(beta, u)`` given the data).
+    """
+    p = beta.shape[0]
+    first, depth = toff[t], toff[t + 1] - toff[t]
+    maxq = 0
+    for f in range(q.shape[0]):
+        maxq = max(maxq, q[f])
+    qq = np.zeros((maxq, maxq))
+    lo = np.zeros((maxq, maxq))
+    vec = np.zeros(maxq)
+    core = 0.0
+    if mode != 2:
+        core = _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev,
+                       loff, tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb,
+                       poff, hoff, lboff, woff, Cy, ptop, htop, qq, lo, vec)  # fmt: skip
+    ltop = np.zeros((p, p))
+    top = np.zeros((p, p))
+    for a in range(p):
+        for b in range(a + 1):
+            top[a, b] = ptop[a * p + b]
+        top[a, a] += beta_prec[a]
+    _chol(top, p, ltop)
+    hv = htop.copy()
+    _forward(ltop, p, hv)
+    for a in range(p):
+        core += 0.5 * hv[a] * hv[a] - np.log(ltop[a, a])
+    if mode == 1:
+        return core
+    for a in range(p):
+        hv[a] += _normal(rng)
+    _backward(ltop, p, hv)
+    beta[:] = hv
+    _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
+              Lb, Wb, hb, h, beta, u, lo, vec)  # fmt: skip
+    return core
+
+
+@_njit
+def _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
+            tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb, poff, hoff, lboff,
+            woff, Cy, ptop, htop, qq, lo, vec):  # fmt: skip
+    """Integrate tree t's levels out, innermost first, into ``ptop``/``htop`` (the
+    precision and shift of ``beta``); returns ``-sum log|L_b| + sum |hb|^2 / 2``."""
+    n_rows = C.shape[0]
     n_trees = toff.shape[0] - 1
     first, depth = toff[t], toff[t + 1] - toff[t]
     f_in = tree_f[first + depth - 1]
     m = mdim[f_in]
     c0 = coff[t]
+    core = 0.0
     target = y
     if n_trees > 1:
         for i in range(n_rows):
@@ -169,15 +224,9 @@ def _tree_block(
             w = target[i] * inv_s2
             for a in range(m):
                 h[base + a] += C[i, c0 + a] * w
-    maxq = 0
-    for f in range(q.shape[0]):
-        maxq = max(maxq, q[f])
-    qq = np.zeros((maxq, maxq))
-    lo = np.zeros((maxq, maxq))
-    vec = np.zeros(maxq)
     # upward: integrate each level out into its parent
-    ptop = np.zeros(p * p)  # (flat, like P's blocks)
-    htop = np.zeros(p)
+    ptop[:] = 0.0
+    htop[:] = 0.0
     for d in range(depth - 1, -1, -1):
         f = tree_f[first + d]
         md, qf = mdim[f], q[f]
@@ -197,6 +246,7 @@ def _tree_block(
                 for c in range(ma):
                     Wb[wbase + c] = src[pb + ma * md + c] * scale * rl
                 hb[ubase] = h[hbase + ma] * rl
+                core += 0.5 * hb[ubase] * hb[ubase] - np.log(piv)
             else:
                 for a in range(qf):
                     for b in range(a + 1):
@@ -218,6 +268,7 @@ def _tree_block(
                 _forward(lo, qf, vec)
                 for a in range(qf):
                     hb[ubase + a] = vec[a]
+                    core += 0.5 * vec[a] * vec[a] - np.log(lo[a, a])
             tpb = thb = 0
             if d > 0:
                 jp = plev[loff[f] + j]
@@ -241,18 +292,13 @@ def _tree_block(
                     for k in range(qf):
                         acc -= Wb[wbase + k * ma + a] * Wb[wbase + k * ma + b]
                     tp[tpb + a * ma + b] += acc
-    ltop = np.zeros((p, p))
-    top = np.zeros((p, p))
-    for a in range(p):
-        for b in range(a + 1):
-            top[a, b] = ptop[a * p + b]
-        top[a, a] += beta_prec[a]
-    _chol(top, p, ltop)
-    _forward(ltop, p, htop)
-    for a in range(p):
-        htop[a] += _normal(rng)
-    _backward(ltop, p, htop)
-    beta[:] = htop
+    return core
+
+
+@_njit
+def _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
+              Lb, Wb, hb, h, beta, u, lo, vec):  # fmt: skip
+    """Draw each level of a tree given beta and its ancestors (after :func:`_upward`)."""
     # downward: each level given beta and its ancestors; a node's (beta, ancestors'
     # effects, own effects) is kept in h (free after the upward pass) for its children
     for d in range(depth):
@@ -342,6 +388,7 @@ def run_chain(
     out_u,
     usum,
     ucross,
+    marginal_tries,
 ):
     """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
     ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
@@ -351,7 +398,8 @@ def run_chain(
     A model whose factors form one tree (one factor, or nested factors) runs from
     its innermost nodes' statistics ``M3`` (C'C), ``Cy`` (C'y) and ``yy`` (y'y),
     with ``anc`` the level of each factor of the chain above each node: a sweep
-    then costs nothing per row."""
+    then costs nothing per row, and its variance parameters also get
+    ``marginal_tries`` collapsed Metropolis steps (:mod:`skhier._kernels_gibbs_marginal`)."""
     n_rows, p = F.shape
     n_fac = q.shape[0]
     n_draws = out_beta.shape[0]
@@ -388,52 +436,58 @@ def run_chain(
     sinv = np.zeros(croff[n_fac])
     sig = np.zeros(croff[n_fac])
     n_trees = toff.shape[0] - 1
+    ptop = np.zeros(p * p)
+    htop = np.zeros(p)
+    data = (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
+            beta_prec)  # fmt: skip
+    bufs = (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
+    # the collapsed step of one-tree models (see _kernels_gibbs_marginal)
+    thoff = theta_offsets(q, correlated)
+    n_theta = thoff[n_fac] + 1
+    tdims = (q, zoff, croff, correlated, thoff, nlev, rates, s_rate, eta)
+    th, th_p = np.zeros(n_theta), np.zeros(n_theta)
+    tau_p, corr_p, sinv_p = tau.copy(), corr.copy(), sinv.copy()
+    th_mean, th_m2 = np.zeros(n_theta), np.zeros((n_theta, n_theta))
+    chol_prop = 0.1 * np.eye(n_theta)
+    n_seen = 0
+    log_scale = 0.0
+    prop_scale = 2.38 / np.sqrt(n_theta)
+    yy_tot = yy.sum()
     for it in range(n_tune + n_draws):
         _precisions(tau, corr, q, zoff, croff, sinv, sig)
         inv_s2 = 1.0 / (s * s)
         for t in range(n_trees):
-            _tree_block(
-                rng,
-                t,
-                y,
-                Z,
-                codes,
-                C,
-                coff,
-                M,
-                moff,
-                q,
-                nlev,
-                zoff,
-                uoff,
-                mdim,
-                plev,
-                loff,
-                tree_f,
-                toff,
-                beta_prec,
-                sinv,
-                croff,
-                inv_s2,
-                u,
-                beta,
-                r,
-                P,
-                h,
-                Lb,
-                Wb,
-                hb,
-                poff,
-                hoff,
-                lboff,
-                woff,
-                Cy.ravel(),
-            )
+            core = _tree_block(rng, t, *data, sinv, croff, inv_s2, u, beta, r, *bufs, 0)
+        if n_trees == 1 and marginal_tries > 0:
+            theta_of(tau, corr, s, q, zoff, croff, correlated, thoff, th)
+            lp, _ = apply_theta(th, *tdims, tau_p, corr_p, sinv_p)
+            cur = lp + core - n_rows * np.log(s) - 0.5 * yy_tot / (s * s)
+            moved = last = False
+            for _ in range(marginal_tries):
+                propose(rng, th, chol_prop, prop_scale, th_p)
+                lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
+                inv_p = 1.0 / (s_p * s_p)
+                core = _tree_block(rng, 0, *data, sinv_p, croff, inv_p, u, beta, r, *bufs, 1)
+                new = lp + core - n_rows * np.log(s_p) - 0.5 * yy_tot * inv_p
+                last = np.log(1.0 - rng.random()) < new - cur
+                if last:
+                    th[:] = th_p
+                    tau[:] = tau_p
+                    corr[:] = corr_p
+                    sinv[:] = sinv_p
+                    s, inv_s2, cur, moved = s_p, inv_p, new, True
+                if it < n_tune:  # learn the proposal during burn-in, then freeze it
+                    n_seen = adapt(th, n_seen, th_mean, th_m2, chol_prop)
+                    log_scale += ((1.0 if last else 0.0) - 0.25) / np.sqrt(it + 1.0)
+                    prop_scale = np.exp(log_scale) * 2.38 / np.sqrt(n_theta)
+            if moved:  # the effects given the new theta (the buffers hold the last try's)
+                mode = 2 if last else 0
+                _tree_block(rng, 0, *data, sinv, croff, inv_s2, u, beta, r, *bufs, mode)
         _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
         if n_trees == 1:
             rss = _interweave_nodes(
                 rng, M3, Cy, yy, anc, tree_f, beta, u, tau, corr, q, nlev, zoff, uoff, croff,
-                rates, correlated, eta, inv_s2,
+                rates, correlated, eta, inv_s2, ONE_TREE_NCP,
             )  # fmt: skip
         else:
             for i in range(n_rows):

@@ -424,7 +424,7 @@ def _node_state(x, beta, u, anc, j, chain, q, uoff):
 @_njit
 def _interweave_nodes(
     rng, M3, Cy, yy, anc, chain, beta, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
-    correlated, eta, inv_s2,
+    correlated, eta, inv_s2, ncp=True,
 ):  # fmt: skip
     """The interweaving steps of a one-tree model from the innermost nodes'
     statistics (``C'C``, ``C'y``, ``y'y``); returns the residual sum of squares."""
@@ -440,7 +440,7 @@ def _interweave_nodes(
             g[j, a] = acc
     p = beta.shape[0]
     off = p
-    for d in range(chain.shape[0]):
+    for d in range(chain.shape[0] if ncp else 0):
         f = chain[d]
         qf = q[f]
         if correlated[f] and qf > 1:
