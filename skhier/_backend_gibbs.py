@@ -212,6 +212,7 @@ def _split_factors(out, lay, spec, n_total, kept):
         corr = out["corr"][:, :, lay.croff[f] : lay.croff[f + 1]].reshape(
             out["corr"].shape[:2] + (q, q)
         )
+        corr[..., np.arange(q), np.arange(q)] = 1.0  # exactly (the kernel's is 1 +- 1e-16)
         factors.append(
             {
                 "tau": out["tau"][:, :, lay.zoff[f] : lay.zoff[f + 1]],

@@ -30,17 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels_gibbs_base import _backward, _chol, _forward, _normal, _scale_step, _spd_inverse
 from ._kernels_gibbs_marginal import adapt, apply_theta, propose, theta_of, theta_offsets
-from ._kernels_gibbs_steps import (
-    _backward,
-    _centred_steps,
-    _chol,
-    _forward,
-    _interweave_nodes,
-    _interweave_rows,
-    _normal,
-    _scale_step,
-)
+from ._kernels_gibbs_steps import _centred_steps, _interweave_nodes, _interweave_rows
 from ._kernels_linalg import _njit, _njit_inline
 
 #: one-tree models: interweaving steps too (besides the collapsed Metropolis steps)
@@ -99,53 +91,16 @@ def _precisions(tau, corr, q, zoff, croff, sinv, sig):
             for j in range(qf):
                 a[i, j] = tau[zoff[f] + i] * corr[croff[f] + i * qf + j] * tau[zoff[f] + j]
                 sig[croff[f] + i * qf + j] = a[i, j]
-        inv = np.linalg.inv(a)
+        inv = _spd_inverse(a, qf)
         for i in range(qf):
             for j in range(qf):
                 sinv[croff[f] + i * qf + j] = 0.5 * (inv[i, j] + inv[j, i])
 
 
 @_njit
-def _tree_block(
-    rng,
-    t,
-    y,
-    Z,
-    codes,
-    C,
-    coff,
-    M,
-    moff,
-    q,
-    nlev,
-    zoff,
-    uoff,
-    mdim,
-    plev,
-    loff,
-    tree_f,
-    toff,
-    beta_prec,
-    sinv,
-    croff,
-    inv_s2,
-    u,
-    beta,
-    r,
-    P,
-    h,
-    Lb,
-    Wb,
-    hb,
-    poff,
-    hoff,
-    lboff,
-    woff,
-    Cy,
-    ptop,
-    htop,
-    mode,
-):
+def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
+    tree_f, toff, beta_prec, sinv, croff, inv_s2, u, beta, r, P, h, Lb, Wb, hb, poff, hoff,
+    lboff, woff, Cy, ptop, htop, mode):  # fmt: skip
     """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects.
 
     ``mode`` 0: integrate the levels out (upward), then draw; 1: upward only; 2:
@@ -349,47 +304,10 @@ def _in_tree(tree_f, first, depth, f):
 
 
 @_njit
-def run_chain(
-    rng,
-    n_tune,
-    kept_pos,
-    y,
-    F,
-    Z,
-    codes,
-    C,
-    coff,
-    M,
-    moff,
-    q,
-    nlev,
-    zoff,
-    uoff,
-    mdim,
-    plev,
-    loff,
-    tree_f,
-    toff,
-    croff,
-    beta_prec,
-    rates,
-    s_rate,
-    eta,
-    correlated,
-    psi,
-    M3,
-    Cy,
-    yy,
-    anc,
-    out_beta,
-    out_s,
-    out_tau,
-    out_corr,
-    out_u,
-    usum,
-    ucross,
-    marginal_tries,
-):
+def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff,
+    mdim, plev, loff, tree_f, toff, croff, beta_prec, rates, s_rate, eta, correlated, psi,
+    M3, Cy, yy, anc, out_beta, out_s, out_tau, out_corr, out_u, usum, ucross,
+    marginal_tries):  # fmt: skip
     """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
     ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
     with every draw's effects summed into ``usum`` and their per-level outer

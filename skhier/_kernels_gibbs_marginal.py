@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_gibbs_steps import _chol, _forward
+from ._kernels_gibbs_base import _chol, _crossprod, _gram, _lower_inverse
 from ._kernels_linalg import _njit, cov_chol
 
 
@@ -76,21 +76,13 @@ def apply_theta(theta, q, zoff, croff, correlated, thoff, nlev, rates, s_rate, e
             lp += theta[thoff[f] + k] - rates[zoff[f] + k] * t
             logdet += 2.0 * np.log(cc[k, k])
         lp -= 0.5 * nlev[f] * logdet
-        sig = cc @ cc.T
-        inv = np.zeros((qf, qf))  # C^-1, then Sigma^-1 = C^-T C^-1
-        for k in range(qf):
-            e = np.zeros(qf)
-            e[k] = 1.0
-            _forward(cc, qf, e)
-            for i in range(qf):
-                inv[i, k] = e[i]
+        sig = _gram(cc, qf)
+        inv = _lower_inverse(cc, qf)
+        prec = _crossprod(inv, inv, qf)  # Sigma^-1 = C^-T C^-1
         for a in range(qf):
             for b in range(qf):
                 corr[croff[f] + a * qf + b] = sig[a, b] / np.sqrt(sig[a, a] * sig[b, b])
-                acc = 0.0
-                for i in range(qf):
-                    acc += inv[i, a] * inv[i, b]
-                sinv[croff[f] + a * qf + b] = acc
+                sinv[croff[f] + a * qf + b] = prec[a, b]
     x = theta[thoff[q.shape[0]]]
     s = np.exp(x)
     return lp + x - s_rate * s, s

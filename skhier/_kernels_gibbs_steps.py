@@ -1,277 +1,32 @@
 """numba kernels of the Gibbs engine's variance steps (see :mod:`skhier._kernels_gibbs`).
 
-Tiny dense linear algebra, random draws from the chain's ``numpy.random.Generator``,
-and the updates of
-the SDs, correlations and noise SD: the centred steps (independence
-Metropolis-Hastings with the conditional's likelihood part as the proposal) and
-the interweaving steps (each SD given the standardized effects and the data: a
-truncated normal), from rows or from the innermost nodes' statistics.
+The updates of the SDs and correlations: the centred steps (given the effects;
+independence Metropolis-Hastings with the conditional's likelihood part as the
+proposal) and the interweaving steps (each SD given the standardized effects and
+the data, a truncated normal; a full covariance's Cholesky factor likewise), from
+rows or from the innermost nodes' statistics.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ._kernels_gibbs_base import _positive_normal, _scale_step
+from ._kernels_gibbs_cov import (
+    _chol_of,
+    _cov_step,
+    _factor_nodes,
+    _factor_row,
+    _factor_step,
+    _moved,
+    _set_cov,
+    _standardized,
+)
 from ._kernels_linalg import _njit, _njit_inline
 
 #: Metropolis-Hastings tries per sweep for a factor's full covariance (each costs
 #: O(q^3), nothing per level or row)
 _COV_TRIES = 4
-
-
-@_njit
-def _chol(a, n, out):
-    """Lower Cholesky factor of the leading n x n block of ``a`` into ``out``."""
-    for j in range(n):
-        acc = a[j, j]
-        for k in range(j):
-            acc -= out[j, k] * out[j, k]
-        d = np.sqrt(max(acc, 1e-300))
-        out[j, j] = d
-        for i in range(j + 1, n):
-            acc = a[i, j]
-            for k in range(j):
-                acc -= out[i, k] * out[j, k]
-            out[i, j] = acc / d
-        for i in range(j):
-            out[i, j] = 0.0
-
-
-@_njit
-def _forward(lo, n, b):
-    """``b <- L^{-1} b`` in place."""
-    for i in range(n):
-        acc = b[i]
-        for k in range(i):
-            acc -= lo[i, k] * b[k]
-        b[i] = acc / lo[i, i]
-
-
-@_njit
-def _backward(lo, n, b):
-    """``b <- L^{-T} b`` in place."""
-    for i in range(n - 1, -1, -1):
-        acc = b[i]
-        for k in range(i + 1, n):
-            acc -= lo[k, i] * b[k]
-        b[i] = acc / lo[i, i]
-
-
-@_njit_inline
-def _normal(rng):
-    return rng.standard_normal()
-
-
-@_njit
-def _positive_normal(rng, mean, sd):
-    """A draw of Normal(mean, sd) truncated to (0, inf), exactly (Robert 1995)."""
-    alpha = -mean / sd
-    if alpha < 0.5:
-        while True:
-            z = _normal(rng)
-            if z > alpha:
-                return mean + sd * z
-    lam = 0.5 * (alpha + np.sqrt(alpha * alpha + 4.0))
-    while True:
-        z = alpha - np.log(1.0 - rng.random()) / lam
-        if rng.random() <= np.exp(-0.5 * (z - lam) ** 2):
-            return mean + sd * z
-
-
-@_njit
-def _scale_step(rng, current, n, ss, rate):
-    """One independence M-H step for an SD with conditional
-    ``sd^-n exp(-ss / (2 sd^2)) exp(-rate sd)``: proposal from the first two factors
-    (precision ~ Gamma((n - 1) / 2, rate ss / 2)), accepted by the prior ratio."""
-    if n < 2 or ss <= 0.0:
-        return current
-    prec = rng.gamma(0.5 * (n - 1), 2.0 / ss)
-    prop = 1.0 / np.sqrt(prec)
-    if np.log(1.0 - rng.random()) < -rate * (prop - current):
-        return prop
-    return current
-
-
-@_njit
-def _log_prior_sigma(sig, q, rates, eta, work):
-    """log p(Sigma) for SDs ~ Exponential(rates) and correlations ~ LKJ(eta), with
-    the Jacobian of (tau, R) -> Sigma; also leaves chol(Sigma) in ``work``."""
-    _chol(sig, q, work)
-    logdet = 0.0
-    for k in range(q):
-        logdet += 2.0 * np.log(work[k, k])
-    out = 0.0
-    sum_log_tau = 0.0
-    for k in range(q):
-        tau = np.sqrt(sig[k, k])
-        out -= rates[k] * tau
-        sum_log_tau += np.log(tau)
-    return out + (eta - 1.0) * (logdet - 2.0 * sum_log_tau) - q * sum_log_tau
-
-
-@_njit
-def _log_prior_over_ref(sig, q, rates, eta, psi, work):
-    """log p(Sigma) - log IW(Sigma; psi I, q + 1) (the reference prior of the
-    covariance proposal)."""
-    out = _log_prior_sigma(sig, q, rates, eta, work)
-    logdet = 0.0
-    for k in range(q):
-        logdet += 2.0 * np.log(work[k, k])
-    # reference IW(psi I, q + 1): -(2q + 2) / 2 log|Sigma| - psi / 2 tr(Sigma^-1)
-    trace_inv = 0.0
-    for k in range(q):  # tr(Sigma^-1) = ||L^-1||_F^2
-        e = np.zeros(q)
-        e[k] = 1.0
-        _forward(work, q, e)
-        for i in range(q):
-            trace_inv += e[i] * e[i]
-    return out + (q + 1.0) * logdet + 0.5 * psi * trace_inv
-
-
-@_njit
-def _factor_step(rng, a_mat, b_vec, lcur, q, rates, eta):
-    """The interweaving step of a full covariance: the Cholesky factor ``L`` of
-    Sigma given the standardized effects ``v = L^-1 u`` and the data.  ``u = L v`` is
-    linear in L's lower entries, so their likelihood is Gaussian (precision
-    ``a_mat``, ``a_mat^-1 b_vec`` its mean); that is the independence proposal,
-    accepted by the ratio of the prior of L (Sigma's, times the Jacobian
-    ``prod_i L_ii^(q - i)`` of L -> Sigma).  Updates ``lcur``; returns True if moved."""
-    n = q * (q + 1) // 2
-    la = np.zeros((n, n))
-    _chol(a_mat, n, la)
-    theta = b_vec.copy()
-    _forward(la, n, theta)
-    for k in range(n):
-        theta[k] += _normal(rng)
-    _backward(la, n, theta)
-    lnew = np.zeros((q, q))
-    k = 0
-    for i in range(q):
-        for j in range(i + 1):
-            lnew[i, j] = theta[k]
-            k += 1
-        if lnew[i, i] <= 0.0:
-            return False
-    work = np.zeros((q, q))
-    log_ratio = 0.0
-    for sign, lo in ((1.0, lnew), (-1.0, lcur)):
-        sig = lo @ lo.T
-        val = _log_prior_sigma(sig, q, rates, eta, work)
-        for i in range(q):
-            val += (q - i) * np.log(lo[i, i])
-        log_ratio += sign * val
-    if np.log(1.0 - rng.random()) < log_ratio:
-        for i in range(q):
-            for j in range(q):
-                lcur[i, j] = lnew[i, j]
-        return True
-    return False
-
-
-@_njit
-def _set_cov(lo, q, tau, corr, zoff, croff, f):
-    """tau and R of factor f from the Cholesky factor of its covariance."""
-    sig = lo @ lo.T
-    for a in range(q):
-        tau[zoff[f] + a] = np.sqrt(sig[a, a])
-    for a in range(q):
-        for b in range(q):
-            corr[croff[f] + a * q + b] = sig[a, b] / (tau[zoff[f] + a] * tau[zoff[f] + b])
-
-
-@_njit
-def _chol_of(tau, corr, q, zoff, croff, f):
-    sig = np.zeros((q, q))
-    for a in range(q):
-        for b in range(q):
-            sig[a, b] = tau[zoff[f] + a] * corr[croff[f] + a * q + b] * tau[zoff[f] + b]
-    lo = np.zeros((q, q))
-    _chol(sig, q, lo)
-    return lo
-
-
-@_njit_inline
-def _factor_row(w, z, v, q):
-    """Coefficients of L's lower entries in ``z . (L v)``: ``w[(a, b)] = z_a v_b``."""
-    k = 0
-    for a in range(q):
-        for b in range(a + 1):
-            w[k] = z[a] * v[b]
-            k += 1
-
-
-@_njit
-def _moved(u, lo, v, q, n_lev, base):
-    """Set ``u = L v`` for every level; return the change (n_lev, q)."""
-    du = np.empty((n_lev, q))
-    for j in range(n_lev):
-        for a in range(q):
-            acc = 0.0
-            for b in range(a + 1):
-                acc += lo[a, b] * v[j, b]
-            du[j, a] = acc - u[base + j * q + a]
-            u[base + j * q + a] = acc
-    return du
-
-
-@_njit
-def _standardized(u, lo, q, n_lev, base):
-    """``v = L^-1 u`` of every level: (n_lev, q)."""
-    v = np.empty((n_lev, q))
-    vec = np.empty(q)
-    for j in range(n_lev):
-        for a in range(q):
-            vec[a] = u[base + j * q + a]
-        _forward(lo, q, vec)
-        for a in range(q):
-            v[j, a] = vec[a]
-    return v
-
-
-@_njit
-def _cov_step(rng, sig, q, scatter, n_levels, rates, eta, psi):
-    """Independence M-H step for a full covariance: proposal IW(scatter + psi I,
-    n_levels + q + 1) (the conditional under a reference prior), accepted by the
-    ratio of the real prior to the reference one.  Updates ``sig`` in place."""
-    work = np.zeros((q, q))
-    s = scatter.copy()
-    for k in range(q):
-        s[k, k] += psi
-    # Sigma' = (T T')^{-1} with T = chol(S^{-1}) A (Bartlett)
-    ls = np.zeros((q, q))
-    _chol(s, q, ls)
-    linv = np.zeros((q, q))  # chol(S^{-1}) = L^{-T} up to orthogonal rotation: use L^{-T}
-    for k in range(q):
-        e = np.zeros(q)
-        e[k] = 1.0
-        _forward(ls, q, e)
-        for i in range(q):
-            linv[i, k] = e[i]  # L^{-1}
-    dof = n_levels + q + 1.0
-    a = np.zeros((q, q))
-    for i in range(q):
-        a[i, i] = np.sqrt(rng.chisquare(dof - i))
-        for j in range(i):
-            a[i, j] = _normal(rng)
-    # W = B A A' B' with B B' = S^{-1}; B = L^{-T} (upper): W^{-1} = L C^{-T} C^{-1} L'
-    # where C = A (lower), B A = L^{-T} A.  Sigma' = W^{-1}.
-    b = np.zeros((q, q))  # T = L^{-T} A
-    for i in range(q):
-        for j in range(q):
-            acc = 0.0
-            for k in range(q):
-                acc += linv[k, i] * a[k, j]
-            b[i, j] = acc
-    w = b @ b.T
-    prop = np.linalg.inv(w)
-    prop = 0.5 * (prop + prop.T)
-    log_ratio = _log_prior_over_ref(prop, q, rates, eta, psi, work) - _log_prior_over_ref(
-        sig, q, rates, eta, psi, work
-    )
-    if np.log(1.0 - rng.random()) < log_ratio:
-        for i in range(q):
-            for j in range(q):
-                sig[i, j] = prop[i, j]
 
 
 @_njit
@@ -362,47 +117,6 @@ def _interweave_rows(
                 w = Z[i, col] * u[uoff[f] + codes[i, f] * qf + k] / tk
                 res[i] -= (new - tk) * w
             _rescale(u, tau, q, nlev, uoff, f, k, col, new)
-
-
-@_njit
-def _factor_nodes(rng, M3, g, anc, d, off, f, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
-                  eta, inv_s2):  # fmt: skip
-    """:func:`_factor_step` for factor f (depth d, columns ``off:off + q``) from the
-    innermost nodes' statistics; keeps ``g = C'(y - C x)`` current."""
-    qf = q[f]
-    lo = _chol_of(tau, corr, qf, zoff, croff, f)
-    v = _standardized(u, lo, qf, nlev[f], uoff[f])
-    n = qf * (qf + 1) // 2
-    a_mat, b_vec = np.zeros((n, n)), np.zeros(n)
-    m = g.shape[1]
-    for j in range(g.shape[0]):
-        lev = anc[j, d]
-        k1 = 0
-        for a in range(qf):
-            part = g[j, off + a]
-            for c in range(qf):
-                part += M3[j, off + a, off + c] * u[uoff[f] + lev * qf + c]
-            for b in range(a + 1):
-                b_vec[k1] += v[lev, b] * part * inv_s2
-                k2 = 0
-                for c in range(qf):
-                    for e in range(c + 1):
-                        if k2 <= k1:
-                            mac = M3[j, off + a, off + c]
-                            a_mat[k1, k2] += v[lev, b] * v[lev, e] * mac * inv_s2
-                        k2 += 1
-                k1 += 1
-    if not _factor_step(rng, a_mat, b_vec, lo, qf, rates[zoff[f] : zoff[f] + qf], eta):
-        return
-    du = _moved(u, lo, v, qf, nlev[f], uoff[f])
-    for j in range(g.shape[0]):
-        lev = anc[j, d]
-        for a in range(m):
-            acc = 0.0
-            for c in range(qf):
-                acc += M3[j, a, off + c] * du[lev, c]
-            g[j, a] -= acc
-    _set_cov(lo, qf, tau, corr, zoff, croff, f)
 
 
 @_njit_inline

@@ -62,3 +62,20 @@ def sleepstudy():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def predict_in_fresh_process(code):
+    """Run ``code`` (which prints ``repr(list)`` of predictions and then the heavy
+    modules it imported) in a new interpreter; return (predictions, heavy modules)."""
+    import subprocess
+    import sys
+
+    code += (
+        '\nheavy = [m for m in ("pymc", "pytensor", "numba", "nutpie") if m in sys.modules]'
+        "\nprint(repr(pred.tolist()), heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    pred_repr, heavy = out.rsplit(" ", 1)
+    return eval(pred_repr), heavy

@@ -15,6 +15,7 @@ from skhier.exceptions import (
     UnseenGroupError,
     UnseenGroupWarning,
 )
+from tests.conftest import predict_in_fresh_process
 
 FAST = {"draws": 300, "tune": 200, "chains": 2, "random_state": 0}
 
@@ -235,8 +236,6 @@ def test_gibbs_engine_agrees_with_collapsed_on_one_factor():
 
 
 def test_saved_model_predicts_in_a_fresh_process_without_numba(nested_fit, tmp_path):
-    import subprocess
-    import sys
     import textwrap
 
     import joblib
@@ -263,13 +262,8 @@ def test_saved_model_predicts_in_a_fresh_process_without_numba(nested_fit, tmp_p
         pred = est.predict(X, groups=g)
         est.predict_interval(X, groups=g)
         est.sample_y(X, groups=g, n_samples=2, random_state=0)
-        heavy = [m for m in ("pymc", "pytensor", "numba", "nutpie") if m in sys.modules]
-        print(repr(pred.tolist()), heavy)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    pred_repr, heavy = out.rsplit(" ", 1)
-    np.testing.assert_allclose(eval(pred_repr), expected)
+    pred, heavy = predict_in_fresh_process(code)
+    np.testing.assert_allclose(pred, expected)
     assert heavy == "[]"

@@ -2,8 +2,6 @@
 
 import json
 import pickle
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import skops.io as sio
 from sklearn.base import clone
 
 from skhier import POPULATION
+from tests.conftest import predict_in_fresh_process
 
 TRUSTED = ["skhier._regressor.HierarchicalRegressor", "skhier._posterior.Posterior"]
 # skhier 0.1.0 saved the class under its old module, which stays importable
@@ -71,15 +70,10 @@ def test_fresh_process_predicts_without_pymc_or_pytensor(fitted, sim_data, tmp_p
         pred = est.predict(X, groups={groups[:10].tolist()!r})
         est.predict_interval(X, groups={groups[:10].tolist()!r})
         est.sample_y(X, groups=POPULATION, n_samples=2, random_state=0)
-        heavy = [m for m in ("pymc", "pytensor", "numba", "nutpie") if m in sys.modules]
-        print(repr(pred.tolist()), heavy)
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    pred_repr, heavy = out.rsplit(" ", 1)
-    np.testing.assert_allclose(eval(pred_repr), expected)
+    pred, heavy = predict_in_fresh_process(code)
+    np.testing.assert_allclose(pred, expected)
     assert heavy == "[]"
 
 
