@@ -267,3 +267,29 @@ def test_saved_model_predicts_in_a_fresh_process_without_numba(nested_fit, tmp_p
     pred, heavy = predict_in_fresh_process(code)
     np.testing.assert_allclose(pred, expected)
     assert heavy == "[]"
+
+
+def test_routing_scorer_and_cross_val_predict_with_several_factors():
+    import sklearn
+    from sklearn.metrics import mean_squared_error
+    from sklearn.model_selection import KFold, cross_val_predict, cross_validate
+
+    from skhier import make_group_scorer
+
+    X, y, g = crossed_data(n_rows=300)
+    kw = {"nested": False, "random_slopes": None, "draws": 30, "tune": 30, "chains": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        with sklearn.config_context(enable_metadata_routing=True):
+            scorer = make_group_scorer(mean_squared_error, greater_is_better=False)
+            res = cross_validate(
+                HierarchicalRegressor(unseen_groups="population", **kw), X, y,
+                params={"groups": g}, cv=KFold(3), scoring={"own": None, "mse": scorer},
+            )  # fmt: skip
+        frame = pd.DataFrame(X, columns=["x1", "x2"]).join(g)
+        est = HierarchicalRegressor(
+            group_col=["student", "lecturer"], unseen_groups="population", **kw
+        )
+        pred = cross_val_predict(est, frame, y, cv=KFold(3))
+    assert np.all(np.isfinite(res["test_own"])) and np.all(res["test_mse"] < 0)
+    assert pred.shape == y.shape and np.corrcoef(pred, y)[0, 1] > 0.5
