@@ -30,7 +30,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels_gibbs_base import _backward, _chol, _forward, _normal, _scale_step, _spd_inverse
+from ._kernels_gibbs_base import (
+    _backward,
+    _chol,
+    _copy,
+    _fill,
+    _forward,
+    _normal,
+    _scale_step,
+    _spd_inverse,
+)
 from ._kernels_gibbs_marginal import adapt, apply_theta, propose, theta_of, theta_offsets
 from ._kernels_gibbs_steps import _centred_steps, _interweave_nodes, _interweave_rows
 from ._kernels_linalg import _njit, _njit_inline
@@ -137,7 +146,7 @@ def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim
     for a in range(p):
         hv[a] += _normal(rng)
     _backward(ltop, p, hv)
-    beta[:] = hv
+    _copy(hv, beta)
     _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
               Lb, Wb, hb, h, beta, u, lo, vec)  # fmt: skip
     return core
@@ -167,21 +176,21 @@ def _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, l
         target = r
     for d in range(depth - 1):  # accumulators of the outer levels
         f = tree_f[first + d]
-        P[poff[f] : poff[f + 1]] = 0.0
-        h[hoff[f] : hoff[f + 1]] = 0.0
+        _fill(P, poff[f], poff[f + 1])
+        _fill(h, hoff[f], hoff[f + 1])
     if n_trees == 1:  # C'y of the innermost nodes, computed once
         for e in range(hoff[f_in + 1] - hoff[f_in]):
             h[hoff[f_in] + e] = Cy[e] * inv_s2
     else:
-        h[hoff[f_in] : hoff[f_in + 1]] = 0.0
+        _fill(h, hoff[f_in], hoff[f_in + 1])
         for i in range(n_rows):
             base = hoff[f_in] + codes[i, f_in] * m
             w = target[i] * inv_s2
             for a in range(m):
                 h[base + a] += C[i, c0 + a] * w
     # upward: integrate each level out into its parent
-    ptop[:] = 0.0
-    htop[:] = 0.0
+    _fill(ptop, 0, ptop.shape[0])
+    _fill(htop, 0, htop.shape[0])
     for d in range(depth - 1, -1, -1):
         f = tree_f[first + d]
         md, qf = mdim[f], q[f]
@@ -389,10 +398,10 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
                 new = lp + core - n_rows * np.log(s_p) - 0.5 * yy_tot * inv_p
                 last = np.log(1.0 - rng.random()) < new - cur
                 if last:
-                    th[:] = th_p
-                    tau[:] = tau_p
-                    corr[:] = corr_p
-                    sinv[:] = sinv_p
+                    _copy(th_p, th)
+                    _copy(tau_p, tau)
+                    _copy(corr_p, corr)
+                    _copy(sinv_p, sinv)
                     s, inv_s2, cur, moved = s_p, inv_p, new, True
                 if it < n_tune:  # learn the proposal during burn-in, then freeze it
                     n_seen = adapt(th, n_seen, th_mean, th_m2, chol_prop)
@@ -426,12 +435,12 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
         d = it - n_tune
         if d < 0:
             continue
-        out_beta[d] = beta
+        _copy(beta, out_beta[d])
         out_s[d] = s
-        out_tau[d] = tau
-        out_corr[d] = corr
+        _copy(tau, out_tau[d])
+        _copy(corr, out_corr[d])
         if kept_pos[d] >= 0:
-            out_u[kept_pos[d]] = u
+            _copy(u, out_u[kept_pos[d]])
         for f in range(n_fac):
             qf = q[f]
             for j in range(nlev[f]):

@@ -11,6 +11,21 @@ from ._kernels_linalg import _njit
 
 
 @_njit
+def _copy(src, dst):
+    """``dst[:] = src`` for 1-D arrays (a loop: slice assignment compiles numba's
+    shape-checking error paths, seconds of compile time)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@_njit
+def _fill(a, start, stop):
+    """``a[start:stop] = 0``."""
+    for i in range(start, stop):
+        a[i] = 0.0
+
+
+@_njit
 def _chol(a, n, out):
     """Lower Cholesky factor of the leading n x n block of ``a`` into ``out``."""
     for j in range(n):
@@ -54,6 +69,27 @@ def _normal(rng):
 
 
 @_njit
+def _gamma(rng, shape):
+    """A Gamma(shape, 1) draw (Marsaglia & Tsang 2000), from the generator's normal
+    and uniform draws only (numba's own gamma costs seconds to compile)."""
+    boost = 1.0
+    if shape < 1.0:  # Gamma(a) = Gamma(a + 1) U^(1/a)
+        boost = (1.0 - rng.random()) ** (1.0 / shape)
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    while True:
+        x = _normal(rng)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = 1.0 - rng.random()
+        if u < 1.0 - 0.0331 * x**4 or np.log(u) < 0.5 * x * x + d * (1.0 - v + np.log(v)):
+            return d * v * boost
+
+
+@_njit
 def _positive_normal(rng, mean, sd):
     """A draw of Normal(mean, sd) truncated to (0, inf), exactly (Robert 1995)."""
     alpha = -mean / sd
@@ -76,7 +112,7 @@ def _scale_step(rng, current, n, ss, rate):
     (precision ~ Gamma((n - 1) / 2, rate ss / 2)), accepted by the prior ratio."""
     if n < 2 or ss <= 0.0:
         return current
-    prec = rng.gamma(0.5 * (n - 1), 2.0 / ss)
+    prec = _gamma(rng, 0.5 * (n - 1)) * 2.0 / ss
     prop = 1.0 / np.sqrt(prec)
     if np.log(1.0 - rng.random()) < -rate * (prop - current):
         return prop

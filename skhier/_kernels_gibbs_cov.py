@@ -16,6 +16,7 @@ from ._kernels_gibbs_base import (
     _chol,
     _crossprod,
     _forward,
+    _gamma,
     _gram,
     _log_prior_sigma,
     _lower_inverse,
@@ -160,7 +161,7 @@ def _cov_step(rng, sig, q, scatter, n_levels, rates, eta, psi):
     dof = n_levels + q + 1.0
     a = np.zeros((q, q))
     for i in range(q):
-        a[i, i] = np.sqrt(rng.chisquare(dof - i))
+        a[i, i] = np.sqrt(2.0 * _gamma(rng, 0.5 * (dof - i)))  # chi-square(dof - i)
         for j in range(i):
             a[i, j] = _normal(rng)
     # W = B A A' B' with B B' = S^{-1}; B = L^{-T} (upper): W^{-1} = L C^{-T} C^{-1} L'
