@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._groups import POPULATION, check_group_labels, check_unseen, encode, unique_labels
 from ._warn import warn
-from .exceptions import MissingGroupsError, NestingWarning
+from .exceptions import FewGroupsWarning, MissingGroupsError, NestingWarning
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,13 @@ def _check_factors(names, parents, raw, codes, levels, nested) -> None:
             raise ValueError(
                 f"Factor {names[f]!r} has a single level: it cannot vary, so it cannot "
                 "have group effects. Drop that column from `groups`."
+            )
+        if len(levels[f]) < 3:
+            warn(
+                f"Factor {names[f]!r} has only {len(levels[f])} levels: its SDs cannot be "
+                "learned from fewer than 3 and follow their prior. Consider a tighter "
+                f"`prior_group_sd`, or {names[f]!r} as a feature (a fixed effect) instead.",
+                FewGroupsWarning,
             )
     for inner, outer in enumerate(parents):
         if outer < 0:

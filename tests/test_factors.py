@@ -293,3 +293,14 @@ def test_routing_scorer_and_cross_val_predict_with_several_factors():
         pred = cross_val_predict(est, frame, y, cv=KFold(3))
     assert np.all(np.isfinite(res["test_own"])) and np.all(res["test_mse"] < 0)
     assert pred.shape == y.shape and np.corrcoef(pred, y)[0, 1] > 0.5
+
+
+def test_a_factor_with_two_levels_warns():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 1)), rng.normal(size=80)
+    groups = pd.DataFrame({"sex": np.arange(80) % 2, "site": np.arange(80) % 8})
+    est = HierarchicalRegressor(nested=False, draws=20, tune=20, chains=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        with pytest.warns(skhier.exceptions.FewGroupsWarning, match="Factor 'sex'"):
+            est.fit(X, y, groups=groups)
