@@ -71,7 +71,7 @@ def _offsets(sizes):
 
 def build_layout(X, y, codes, spec, scaling) -> Layout:
     """The standardized design and the tree layout of the factors of ``spec``."""
-    from ._kernels_gibbs import node_cy, node_stats
+    from ._kernels_gibbs_base import node_cy, node_stats
 
     F, _, ys = design(X, y, spec, scaling)
     factors = spec.factors

@@ -48,38 +48,6 @@ from ._kernels_linalg import _njit, _njit_inline
 ONE_TREE_NCP = True
 
 
-@_njit
-def node_cy(C, y, node, n_nodes):
-    """``C_j'y`` and ``y_j'y_j`` of the rows of each innermost node."""
-    n_rows, m = C.shape
-    cy = np.zeros((n_nodes, m))
-    yy = np.zeros(n_nodes)
-    for i in range(n_rows):
-        j = node[i]
-        yy[j] += y[i] * y[i]
-        for a in range(m):
-            cy[j, a] += C[i, a] * y[i]
-    return cy, yy
-
-
-@_njit
-def node_stats(C, node, n_nodes):
-    """``C_j'C_j`` of the rows of each innermost node: (n_nodes, m, m)."""
-    n_rows, m = C.shape
-    out = np.zeros((n_nodes, m, m))
-    for i in range(n_rows):
-        j = node[i]
-        for a in range(m):
-            ca = C[i, a]
-            for b in range(a + 1):
-                out[j, a, b] += ca * C[i, b]
-    for j in range(n_nodes):
-        for a in range(m):
-            for b in range(a):
-                out[j, b, a] = out[j, a, b]
-    return out
-
-
 @_njit_inline
 def _contribution(Z, codes, u, zoff, uoff, q, i, f):
     """``Z_f(i) . u_f[level of row i]``."""

@@ -175,3 +175,36 @@ def _spd_inverse(a, q):
     _chol(a, q, lo)
     linv = _lower_inverse(lo, q)
     return _crossprod(linv, linv, q)
+
+
+# ---- the innermost nodes' sufficient statistics (computed once per fit)
+@_njit
+def node_cy(C, y, node, n_nodes):
+    """``C_j'y`` and ``y_j'y_j`` of the rows of each innermost node."""
+    n_rows, m = C.shape
+    cy = np.zeros((n_nodes, m))
+    yy = np.zeros(n_nodes)
+    for i in range(n_rows):
+        j = node[i]
+        yy[j] += y[i] * y[i]
+        for a in range(m):
+            cy[j, a] += C[i, a] * y[i]
+    return cy, yy
+
+
+@_njit
+def node_stats(C, node, n_nodes):
+    """``C_j'C_j`` of the rows of each innermost node: (n_nodes, m, m)."""
+    n_rows, m = C.shape
+    out = np.zeros((n_nodes, m, m))
+    for i in range(n_rows):
+        j = node[i]
+        for a in range(m):
+            ca = C[i, a]
+            for b in range(a + 1):
+                out[j, a, b] += ca * C[i, b]
+    for j in range(n_nodes):
+        for a in range(m):
+            for b in range(a):
+                out[j, b, a] = out[j, a, b]
+    return out

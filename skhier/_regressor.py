@@ -55,37 +55,22 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         slope cannot vary by group, since it is not identified.  With several grouping
         factors, a dict factor -> one of these (a factor left out: intercept only)
         or one value for every factor.
-    engine : {"auto", "collapsed", "augmented", "explicit"}, default="auto"
-        ``"collapsed"`` (Gaussian noise) integrates the group effects and
-        population coefficients out analytically and runs NUTS on the standard
-        deviations only (fast, cost independent of the number of rows, free of
-        funnels), then draws the integrated-out parameters exactly.
-        ``"augmented"`` (Student-t noise) writes the t as a scale mixture of
-        normals: given per-row weights the model is Gaussian, so a Gibbs sampler
-        alternates HMC on the collapsed density with exact draws of the effects,
-        the weights and ``nu`` (cost per iteration grows with the rows).
-        ``"explicit"`` samples the textbook PyMC model with every group effect
-        as a parameter.  ``"gibbs"`` (Gaussian noise): a blocked Gibbs sampler that
-        draws ``beta`` with each tree of nested effects jointly and exactly and
-        interweaves the SDs' updates - the engine of several grouping factors.
-        ``"auto"`` picks the fast engine of the likelihood (``"gibbs"`` for several
-        factors).
+    engine : {"auto", "collapsed", "augmented", "explicit", "gibbs"}, default="auto"
+        ``"collapsed"`` (Gaussian noise): the group effects and coefficients are
+        integrated out, NUTS samples the SDs only, the rest is drawn exactly.
+        ``"augmented"`` (Student-t noise): the t as a scale mixture of normals, a
+        Gibbs sampler around the collapsed density.  ``"explicit"``: the textbook
+        PyMC model.  ``"gibbs"`` (Gaussian noise): a blocked Gibbs sampler, the
+        engine of several grouping factors.  ``"auto"``: the fast engine of the
+        likelihood (``"gibbs"`` for several factors).  See the user guide.
     inference : {"auto", "nuts", "importance", "laplace"}, default="auto"
-        How the sampled parameters (the collapsed engine's variance parameters;
-        every parameter of the other engines) are drawn.  ``"nuts"``: MCMC.
-        ``"importance"`` (collapsed engine only): Pareto-smoothed importance
-        sampling from a multivariate t around the posterior mode, resampled to
-        ``chains * draws`` equally weighted draws; exact as the draws grow, with
-        its reliability checked by the Pareto shape ``k_hat`` (reported in
-        ``convergence_``): when ``k_hat > 0.7`` the fit falls back to NUTS and says
-        so.  One density evaluation per draw, all in parallel, where NUTS needs
-        several in sequence: much faster with many groups.  ``"auto"``:
-        ``"importance"`` for the collapsed engine with at least 1,000 groups,
-        ``"nuts"`` otherwise.  ``"laplace"`` (collapsed engine only): the
-        Gaussian approximation at the mode itself, uncorrected, followed by the
-        same exact draws of everything else - for model-selection loops; it
-        understates uncertainty about ``sigma_a`` / ``sigma_b`` when there are
-        few groups.
+        How the sampled parameters are drawn (user guide, section 5).  ``"nuts"``:
+        MCMC.  ``"importance"`` (collapsed engine): Pareto-smoothed importance
+        sampling around the posterior mode, checked by ``k_hat`` in
+        ``convergence_`` (NUTS when ``k_hat > 0.7``).  ``"laplace"`` (collapsed
+        engine): the uncorrected Gaussian approximation, for model-selection loops;
+        it understates uncertainty about the SDs with few groups.  ``"auto"``:
+        importance sampling for the collapsed engine from 1,000 groups, else NUTS.
     parametrization : {"auto", "centered", "non-centered"}, default="auto"
         Form of the explicit model (ignored by the collapsed engine).
         ``"auto"``: centered when the median group is informative about its own
@@ -95,44 +80,35 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         SD of the Normal(0, .) prior on the intercept (standardized scale, at
         the feature means).
     prior_coef_sd : float, default=1.5
-        SD of the Normal(0, .) prior on each population slope ``mu_b``
-        (standardized scale).
+        SD of the Normal(0, .) prior on each slope ``mu_b`` (standardized scale).
     prior_group_sd : float, default=1.0
-        Mean of the Exponential prior on each group-level SD ``sigma_a``,
-        ``sigma_b`` (standardized scale).
+        Mean of the Exponential prior on each group SD (standardized scale).
     prior_noise_sd : float, default=1.0
         Mean of the Exponential prior on the noise SD ``eps`` (standardized scale).
     prior_corr_eta : float, default=2.0
-        Shape of the LKJ prior on the correlation matrix of the group effects
-        (``correlated_effects=True``): 1 is uniform over correlation matrices,
-        2 (default) mildly favours small correlations, larger values favour them more.
+        Shape of the LKJ prior on the group effects' correlations: 1 is uniform,
+        larger values favour small correlations.
     standardize : bool, default=True
         Standardize ``X`` and ``y`` internally so the priors above are
         meaningful whatever the units.  With False the priors apply to the raw data.
     draws : int, default=1000
         Posterior draws per chain.
     tune : int, default=1000
-        Warm-up (adaptation) iterations per chain.
+        Warm-up (adaptation) iterations per chain; burn-in sweeps for the Gibbs
+        engine.
     chains : int, default=4
         Number of independent chains.
     store_draws : "auto", "all" or int, default="auto"
-        How many joint posterior draws of the group effects the fitted model
-        keeps (spread evenly over the chains; every draw of the population-level
-        parameters is always kept).  Group means, covariances (``predict``,
-        ``return_std``) and the stored group intervals use every draw whatever
-        this is; the kept draws serve :meth:`sample_y`, :meth:`predict_interval`,
-        ``idata_`` and group-level diagnostics.  ``"auto"``: all draws while they
-        take at most 128 MB (chains x draws x groups x effects <= 2**24), else as
-        many as fit in that (at least 64).  An int bounds the model's size for
-        deployment: its group draws take ``store_draws x groups x (features + 1)
-        x 8`` bytes (``store_draws`` rounded up to a multiple of ``chains``).
+        How many joint draws of the group effects the fitted model keeps, spread
+        evenly over the chains (for :meth:`sample_y`, :meth:`predict_interval`,
+        ``idata_``); ``predict``, ``return_std`` and the group intervals use every
+        draw regardless.  ``"auto"``: all while they take at most 128 MB, else as
+        many as fit (at least 64).  An int bounds the model's size: ``store_draws
+        x groups x (features + 1) x 8`` bytes.
     target_accept : float or None, default=None
         Target acceptance rate of NUTS (of HMC in the augmented engine); raise it
-        when divergences are reported.  None: 0.8 for the collapsed engine (its
-        low-dimensional, funnel-free posterior needs no smaller steps; measured
-        40% fewer gradient evaluations and higher ESS than 0.9) and 0.9 for the
-        augmented engine (plain HMC, whose last step alone decides acceptance)
-        and the explicit engine.
+        when divergences are reported.  None: 0.8 for the collapsed engine, 0.9
+        for the augmented and explicit engines.
     random_state : int, RandomState instance or None, default=None
         Seeds the sampler, the exact conditional draws and predictive draws.
         The same integer gives the same posterior.
