@@ -1,8 +1,16 @@
-"""skhier: Bayesian hierarchical (multilevel) regression as a scikit-learn estimator."""
+"""skhier: Bayesian hierarchical (multilevel) models as scikit-learn estimators."""
 
+from ._classifier import HierarchicalClassifier
 from ._groups import POPULATION
+from ._poisson import HierarchicalPoissonRegressor
 from ._regressor import HierarchicalRegressor
 from ._scoring import make_group_scorer
 
-__all__ = ["POPULATION", "HierarchicalRegressor", "make_group_scorer"]
+__all__ = [
+    "POPULATION",
+    "HierarchicalClassifier",
+    "HierarchicalPoissonRegressor",
+    "HierarchicalRegressor",
+    "make_group_scorer",
+]
 __version__ = "0.1.0"

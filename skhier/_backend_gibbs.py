@@ -152,10 +152,14 @@ def marginal_tries(lay) -> int:
 _MARGINAL_LEVELS = 5000
 
 
-def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="auto"):
-    """Sample the model of ``spec`` (with ``factors``); standardized draws as a dict."""
+def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="auto", offset=None):
+    """Sample the model of ``spec`` (with ``factors``); standardized draws as a dict.
+
+    A binary ``spec.likelihood`` runs the Pólya-Gamma augmented chain with the
+    log-odds ``offset + F beta + Z u`` (``offset``: one value per row)."""
     from ._kernels_gibbs import run_chain
 
+    augment = spec.likelihood == "bernoulli"
     lay = build_layout(X, y, codes, spec, scaling)
     n_chains, n_draws = int(sampler_kwargs["chains"]), int(sampler_kwargs["draws"])
     n_tune = int(sampler_kwargs["tune"])
@@ -181,14 +185,23 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
     rngs = rng.spawn(n_chains)  # one generator per chain
     tries = marginal_tries(lay)
 
+    if augment:  # the unscaled design; each chain rewrites its own working copies
+        yobs, off = np.asarray(y, dtype=np.float64), np.asarray(offset, dtype=np.float64)
+        base = (lay.F, lay.Z, lay.C)
+    else:
+        yobs = off = np.zeros(0)
+        base = (np.zeros((0, 0)),) * 3
+
     def chain(c):
+        w = _working_copies(lay) if augment else lay
         run_chain(
-            rngs[c], n_tune, kept_pos, lay.y, lay.F, lay.Z, lay.codes, lay.C, lay.coff,
-            lay.M, lay.moff, lay.q, lay.nlev, lay.zoff, lay.uoff, lay.mdim, lay.plev, lay.loff,
+            rngs[c], n_tune, kept_pos, w.y, w.F, w.Z, lay.codes, w.C, lay.coff,
+            w.M, lay.moff, lay.q, lay.nlev, lay.zoff, lay.uoff, lay.mdim, lay.plev, lay.loff,
             lay.tree_f, lay.toff, lay.croff, beta_prec, rates, 1.0 / spec.prior_noise_sd,
-            float(spec.prior_corr_eta), correlated, _PSI, lay.M3, lay.Cy, lay.yy, lay.anc,
+            float(spec.prior_corr_eta), correlated, _PSI, w.M3, w.Cy, w.yy, lay.anc,
             out["beta"][c], out["s"][c],
             out["tau"][c], out["corr"][c], out["u"][c], out["usum"][c], out["ucross"][c], tries,
+            augment, yobs, off, *base,
         )  # fmt: skip
 
     import os
@@ -196,6 +209,14 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
     with ThreadPoolExecutor(max_workers=max(1, min(n_chains, os.cpu_count() or 1))) as pool:
         list(pool.map(chain, range(n_chains)))
     return _split_factors(out, lay, spec, n_chains * n_draws, kept)
+
+
+def _working_copies(lay):
+    """The arrays a Pólya-Gamma chain rewrites each sweep (its own copies)."""
+    from dataclasses import replace
+
+    names = ("y", "F", "Z", "C", "M", "M3", "Cy", "yy")
+    return replace(lay, **{k: getattr(lay, k).copy() for k in names})
 
 
 def _split_factors(out, lay, spec, n_total, kept):
@@ -236,15 +257,16 @@ def _split_factors(out, lay, spec, n_total, kept):
     }
 
 
-def fit_gibbs_one(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
+def fit_gibbs_one(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset=None):
     """One grouping factor through the Gibbs engine, as the collapsed engine's draws
-    (for cross-checking the two): every draw of the group effects."""
+    (for cross-checking the two, and the binary models' engine): every draw of the
+    group effects."""
     from dataclasses import replace
 
     term = FactorTerm("group", spec.slope_idx, n_groups, -1, spec.correlated)
     out = fit_gibbs(
         X, y, codes[:, None], replace(spec, factors=(term,)), scaling,
-        sampler_kwargs=sampler_kwargs, rng=rng, store_draws="all",
+        sampler_kwargs=sampler_kwargs, rng=rng, store_draws="all", offset=offset,
     )  # fmt: skip
     fac = out["factors"][0]
     return {

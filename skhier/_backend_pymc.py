@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._likelihoods import GLM_FAMILIES
 from ._spec import design
 
 
-def build_model(X, y, codes, n_groups, spec, scaling):
-    """The explicit PyMC model on the standardized scale."""
+def build_model(X, y, codes, n_groups, spec, scaling, offset=None):
+    """The explicit PyMC model on the standardized scale (a GLM: the linear
+    predictor ``offset + F beta + Z u`` on the link scale, ``y`` as observed)."""
     import pymc as pm
 
     F, Z, ys = design(X, y, spec, scaling)
+    glm = spec.likelihood in GLM_FAMILIES
     q = spec.n_random
     with pm.Model() as model:
         beta = pm.Normal("beta", 0.0, spec.beta_prior_sd, shape=spec.n_fixed)
@@ -38,7 +41,6 @@ def build_model(X, y, codes, n_groups, spec, scaling):
             )
             pm.Deterministic("tau", tau)
             pm.Deterministic("corr", corr)
-            s = pm.Exponential("s", rates[q])
             if spec.parametrization == "centered":
                 coef = pm.MvNormal("coef", mu=mu, chol=chol, shape=(n_groups, q))
                 pm.Deterministic("u", coef - mu)
@@ -47,7 +49,6 @@ def build_model(X, y, codes, n_groups, spec, scaling):
                 pm.Deterministic("u", z @ chol.T)
         else:
             tau = pm.Exponential("tau", rates[:q], shape=q)
-            s = pm.Exponential("s", rates[q])
             if spec.parametrization == "centered":
                 coef = pm.Normal("coef", mu=mu, sigma=tau, shape=(n_groups, q))
                 pm.Deterministic("u", coef - mu)
@@ -56,6 +57,10 @@ def build_model(X, y, codes, n_groups, spec, scaling):
                 pm.Deterministic("u", z * tau)
         u = model["u"]
         mean = pm.math.dot(F, beta) + (Z * u[codes]).sum(axis=1)
+        if glm:
+            _glm_likelihood(pm, spec.likelihood, mean + offset, y)
+            return model
+        s = pm.Exponential("s", rates[q])
         if spec.likelihood == "student_t":
             nu = pm.Truncated("nu", pm.Gamma.dist(alpha=2.0, beta=0.1), lower=1.0)
             pm.StudentT("y", nu=nu, mu=mean, sigma=s, observed=ys)
@@ -64,12 +69,28 @@ def build_model(X, y, codes, n_groups, spec, scaling):
     return model
 
 
-def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
+def _glm_likelihood(pm, family, eta, y):
+    """Observed ``y`` given the linear predictor ``eta`` (logit or log link).  Negative
+    binomial: ``alpha = 1 / phi^2`` with ``phi ~ HalfNormal(1)``, so ``phi = 0`` is
+    Poisson and the prior shrinks toward it (Stan's prior-choice recommendation)."""
+    if family == "bernoulli":
+        pm.Bernoulli("y", logit_p=eta, observed=y)
+    elif family == "poisson":
+        pm.Poisson("y", mu=pm.math.exp(eta), observed=y)
+    else:
+        phi = pm.HalfNormal("phi", 1.0)
+        alpha = pm.Deterministic("alpha", 1.0 / phi**2)
+        pm.NegativeBinomial("y", mu=pm.math.exp(eta), alpha=alpha, observed=y)
+
+
+def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset=None):
     """Sample the explicit model with PyMC's NUTS; same return value as
     :func:`skhier._backend_collapsed.fit_collapsed`."""
     import pymc as pm
 
-    model = build_model(X, y, codes, n_groups, spec, scaling)
+    model = build_model(X, y, codes, n_groups, spec, scaling, offset)
+    # GLMs: nutpie, PyMC's fast NUTS (compiled once per model structure by numba)
+    fast = {"nuts_sampler": "nutpie"} if spec.likelihood in GLM_FAMILIES else {}
     with model:
         idata = pm.sample(
             draws=sampler_kwargs["draws"],
@@ -80,8 +101,9 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
             target_accept=sampler_kwargs["target_accept"],
             progressbar=sampler_kwargs["progressbar"],
             compute_convergence_checks=False,
-            var_names=["beta", "tau", "s", "u"]
-            + [name for name in ("corr", "nu") if name in model.named_vars],
+            **fast,
+            var_names=["beta", "tau", "u"]
+            + [name for name in ("s", "corr", "nu", "alpha") if name in model.named_vars],
         )
     post = idata.posterior
     return {
@@ -90,7 +112,17 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
         "beta": np.asarray(post["beta"].values),
         "u": np.asarray(post["u"].values),
         "tau": np.asarray(post["tau"].values),
-        "s": np.asarray(post["s"].values),
+        "s": np.asarray(post["s"].values) if "s" in post else np.ones(post["beta"].shape[:2]),
+        # negative binomial: 1 / alpha (variance mu + dispersion * mu^2; 0 is Poisson)
+        "dispersion": 1.0 / np.asarray(post["alpha"].values) if "alpha" in post else None,
         "diverging": np.asarray(idata.sample_stats["diverging"].values, dtype=bool),
-        "max_treedepth": np.asarray(idata.sample_stats["reached_max_treedepth"].values, dtype=bool),
+        "max_treedepth": _treedepth(idata.sample_stats),
     }
+
+
+def _treedepth(stats):
+    """Transitions that hit the maximum tree depth (nutpie names the flag differently)."""
+    for name in ("reached_max_treedepth", "maxdepth_reached"):
+        if name in stats:
+            return np.asarray(stats[name].values, dtype=bool)
+    return np.zeros(stats["diverging"].shape, dtype=bool)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _checks, _diagnostics
@@ -25,7 +27,7 @@ from ._groups import (
     unique_labels,
 )
 from ._posterior import Posterior
-from ._spec import ModelSpec, resolve_random_slopes
+from ._spec import ModelSpec, Scaling, resolve_random_slopes
 from ._warn import warn
 from .exceptions import FewGroupsWarning, NoGroupsWarning
 
@@ -43,6 +45,29 @@ _NO_GROUPS_MESSAGE = (
 
 
 _SEED_MAX = 2**31 - 1
+
+#: parameter constraints every estimator shares (scikit-learn's validation)
+SHARED_CONSTRAINTS: dict = {
+    "correlated_effects": ["boolean"],
+    "random_slopes": [StrOptions({"all"}), None, "array-like", dict],
+    "parametrization": [StrOptions({"auto", "centered", "non-centered"})],
+    "prior_intercept_sd": [Interval(Real, 0, None, closed="neither")],
+    "prior_coef_sd": [Interval(Real, 0, None, closed="neither")],
+    "prior_group_sd": [Interval(Real, 0, None, closed="neither")],
+    "prior_corr_eta": [Interval(Real, 0, None, closed="neither")],
+    "standardize": ["boolean"],
+    "draws": [Interval(Integral, 1, None, closed="left")],
+    "tune": [Interval(Integral, 0, None, closed="left")],
+    "store_draws": [StrOptions({"auto", "all"}), Interval(Integral, 1, None, closed="left")],
+    "chains": [Interval(Integral, 1, None, closed="left")],
+    "target_accept": [Interval(Real, 0, 1, closed="neither"), None],
+    "random_state": ["random_state"],
+    "progressbar": ["boolean"],
+    "interval_prob": [Interval(Real, 0, 1, closed="neither")],
+    "unseen_groups": [StrOptions({"warn", "population", "raise"})],
+    "group_col": [str, list, None],
+    "nested": ["boolean", list, None],
+}
 
 
 class HierarchicalBase(BaseEstimator):
@@ -108,7 +133,7 @@ class HierarchicalBase(BaseEstimator):
             prior_intercept_sd=float(self.prior_intercept_sd),
             prior_coef_sd=float(self.prior_coef_sd),
             prior_group_sd=float(self.prior_group_sd),
-            prior_noise_sd=float(self.prior_noise_sd),
+            prior_noise_sd=float(getattr(self, "prior_noise_sd", 1.0)),
             engine=engine,
             parametrization=parametrization,
             correlated=bool(self.correlated_effects) and len(slope_idx) > 0,
@@ -116,7 +141,11 @@ class HierarchicalBase(BaseEstimator):
             likelihood=self.likelihood,
         )
 
-    def _sample_posterior(self, X, y, codes, spec, scaling):
+    def _scaling(self, X, y, exposure=None):
+        """The affine maps to the standardized scale (:class:`~skhier._spec.Scaling`)."""
+        return Scaling.fit(X, y, self.standardize)
+
+    def _sample_posterior(self, X, y, codes, spec, scaling, offset=None):
         """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
         summaries and diagnostics, and warn when the sampler may not have converged."""
         n_groups = len(self.groups_)
@@ -134,7 +163,7 @@ class HierarchicalBase(BaseEstimator):
             sampler_kwargs["inference"] = inference
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
-        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng)
+        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset)
         self._inference = draws.get("inference", {"method": inference})
         self.posterior_ = Posterior.from_standardized(
             draws, spec, scaling, self.interval_prob, self.store_draws
@@ -147,12 +176,12 @@ class HierarchicalBase(BaseEstimator):
         """Fit with several grouping factors."""
         return getattr(self, "_factors", None) is not None
 
-    def _fit_several(self, X, y, groups):
+    def _fit_several(self, X, y, groups, exposure=None):
         """Fit a model with several grouping factors (the Gibbs engine)."""
         from . import _multi
 
         _forget(self, _SINGLE_ATTRS)
-        return _multi.fit_several(self, X, y, groups)
+        return _multi.fit_several(self, X, y, groups, exposure)
 
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
@@ -191,12 +220,13 @@ class HierarchicalBase(BaseEstimator):
         self.group_coef_interval_ = post.interval("group_coef", prob)
         self.group_intercept_sd_ = float(post.mean("group_intercept_sd"))
         self.group_coef_sd_ = post.mean("group_coef_sd")
-        self.noise_sd_ = float(post.mean("noise_sd"))
-        if post.noise_df is None:  # Gaussian noise: the t's limit nu = inf
-            self.noise_df_, self.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
-        else:
-            self.noise_df_ = float(post.mean("noise_df"))
-            self.noise_df_interval_ = post.interval("noise_df", prob)
+        if post.noise_sd is not None:  # (a GLM has none)
+            self.noise_sd_ = float(post.mean("noise_sd"))
+            if post.noise_df is None:  # Gaussian noise: the t's limit nu = inf
+                self.noise_df_, self.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+            else:
+                self.noise_df_ = float(post.mean("noise_df"))
+                self.noise_df_interval_ = post.interval("noise_df", prob)
         self.random_slope_mask_ = np.isin(np.arange(spec.n_features), spec.slope_idx)
         both = self._corr_mask()
         self.group_corr_ = np.where(both, post.mean("group_corr"), np.nan)
@@ -374,8 +404,9 @@ def resolve_inference(inference, engine, n_groups):
     return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
 
 
-def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
-    """Fit ``spec`` with its engine; the standardized draws as a dict."""
+def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset=None):
+    """Fit ``spec`` with its engine; the standardized draws as a dict (``offset``: the
+    fixed part of a GLM's linear predictor, one value per row)."""
     if spec.engine == "collapsed":
         from ._backend_collapsed import fit_collapsed as backend
     elif spec.engine == "gibbs":
@@ -390,7 +421,10 @@ def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng):
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        return backend(X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng)
+        extra = {} if offset is None else {"offset": offset}
+        return backend(
+            X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng, **extra
+        )
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

@@ -22,6 +22,7 @@ POPULATION_PARAMS = (
     "noise_sd",
     "group_corr",
     "noise_df",
+    "dispersion",
 )
 GROUP_PARAMS = ("group_intercept", "group_coef")
 

@@ -43,6 +43,7 @@ from ._kernels_gibbs_base import (
 from ._kernels_gibbs_marginal import adapt, apply_theta, propose, theta_of, theta_offsets
 from ._kernels_gibbs_steps import _centred_steps, _interweave_nodes, _interweave_rows
 from ._kernels_linalg import _njit, _njit_inline
+from ._kernels_pg import pg_refresh
 
 #: one-tree models: interweaving steps too (besides the collapsed Metropolis steps)
 ONE_TREE_NCP = True
@@ -284,7 +285,7 @@ def _in_tree(tree_f, first, depth, f):
 def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff,
     mdim, plev, loff, tree_f, toff, croff, beta_prec, rates, s_rate, eta, correlated, psi,
     M3, Cy, yy, anc, out_beta, out_s, out_tau, out_corr, out_u, usum, ucross,
-    marginal_tries):  # fmt: skip
+    marginal_tries, augment, yobs, offset, F0, Z0, C0):  # fmt: skip
     """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
     ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
     with every draw's effects summed into ``usum`` and their per-level outer
@@ -294,7 +295,13 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     its innermost nodes' statistics ``M3`` (C'C), ``Cy`` (C'y) and ``yy`` (y'y),
     with ``anc`` the level of each factor of the chain above each node: a sweep
     then costs nothing per row, and its variance parameters also get
-    ``marginal_tries`` collapsed Metropolis steps (:mod:`skhier._kernels_gibbs_marginal`)."""
+    ``marginal_tries`` collapsed Metropolis steps (:mod:`skhier._kernels_gibbs_marginal`).
+
+    ``augment``: a binary outcome ``yobs`` with log-odds ``offset + F beta + Z u``;
+    each sweep starts with a Pólya-Gamma step (:func:`skhier._kernels_pg.pg_refresh`)
+    that rewrites ``y``, ``F``, ``Z``, ``C`` and the node statistics from the
+    unscaled ``F0``, ``Z0``, ``C0`` for the Gaussian model given omega, whose noise
+    SD is then fixed at 1."""
     n_rows, p = F.shape
     n_fac = q.shape[0]
     n_draws = out_beta.shape[0]
@@ -327,7 +334,7 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     for f in range(n_fac):
         for a in range(q[f]):
             corr[croff[f] + a * q[f] + a] = 1.0
-    s = 0.3 + 0.7 * rng.random()
+    s = 1.0 if augment else 0.3 + 0.7 * rng.random()
     sinv = np.zeros(croff[n_fac])
     sig = np.zeros(croff[n_fac])
     n_trees = toff.shape[0] - 1
@@ -349,6 +356,12 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     prop_scale = 2.38 / np.sqrt(n_theta)
     yy_tot = yy.sum()
     for it in range(n_tune + n_draws):
+        if augment:
+            pg_refresh(
+                rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,
+                coff, moff, mdim, nlev, y, F, Z, C, M, M3, Cy, yy,
+            )  # fmt: skip
+            yy_tot = yy.sum()
         _precisions(tau, corr, q, zoff, croff, sinv, sig)
         inv_s2 = 1.0 / (s * s)
         for t in range(n_trees):
@@ -360,6 +373,8 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
             moved = last = False
             for _ in range(marginal_tries):
                 propose(rng, th, chol_prop, prop_scale, th_p)
+                if augment:  # the noise SD stays 1
+                    th_p[n_theta - 1] = 0.0
                 lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
                 inv_p = 1.0 / (s_p * s_p)
                 core = _tree_block(rng, 0, *data, sinv_p, croff, inv_p, u, beta, r, *bufs, 1)
@@ -399,7 +414,8 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
             rss = 0.0
             for i in range(n_rows):
                 rss += res[i] * res[i]
-        s = _scale_step(rng, s, n_rows, rss, s_rate)
+        if not augment:
+            s = _scale_step(rng, s, n_rows, rss, s_rate)
         d = it - n_tune
         if d < 0:
             continue

@@ -131,7 +131,7 @@ def factor_terms(est, X, layout, codes):
     return tuple(terms)
 
 
-def sample(est, X, y, codes, spec, scaling):
+def sample(est, X, y, codes, spec, scaling, offset=None):
     """Run the Gibbs engine; set ``posterior_``, the per-factor attributes and the
     diagnostics; warn when the chains may not have converged."""
     from ._backend_gibbs import fit_gibbs
@@ -142,8 +142,9 @@ def sample(est, X, y, codes, spec, scaling):
     rng = np.random.default_rng(rs.randint(_SEED_MAX))
     est._predict_seed = int(rs.randint(_SEED_MAX))
     draws = fit_gibbs(
-        X, y, codes, spec, scaling, sampler_kwargs=kwargs, rng=rng, store_draws=est.store_draws
-    )
+        X, y, codes, spec, scaling, sampler_kwargs=kwargs, rng=rng, store_draws=est.store_draws,
+        offset=offset,
+    )  # fmt: skip
     est._inference = draws["inference"]
     est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, scaling)
     prob = est.interval_prob
@@ -151,8 +152,9 @@ def sample(est, X, y, codes, spec, scaling):
     est.coef_ = post.coef.mean(axis=(0, 1))
     est.intercept_interval_ = post.interval(post.intercept.ravel(), prob)
     est.coef_interval_ = post.interval(post.coef.reshape(-1, post.coef.shape[-1]), prob)
-    est.noise_sd_ = float(post.noise_sd.mean())
-    est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+    if post.noise_sd is not None:
+        est.noise_sd_ = float(post.noise_sd.mean())
+        est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
     est.group_effects_ = {
         fac.name: _effects(fac, est._factors.levels[f], X.shape[1], prob)
         for f, fac in enumerate(post.factors)
@@ -201,7 +203,9 @@ def _interval(draws, prob):
 
 def population_arrays(post):
     """Name -> (C, D, ...) draws of the population-level parameters."""
-    out = {"mu_a": post.intercept, "mu_b": post.coef, "eps": post.noise_sd}
+    out = {"mu_a": post.intercept, "mu_b": post.coef}
+    if post.noise_sd is not None:
+        out["eps"] = post.noise_sd
     for fac in post.factors:
         out[f"sigma[{fac.name}]"] = fac.sd
         if fac.corr is not None:
@@ -295,7 +299,8 @@ def summary_table(est, group_level, diag) -> pd.DataFrame:
             names = [f"corr[{fac.name}: {effects[j]}, {effects[i]}]" for i, j in lower]
             corr = fac.corr.reshape(fac.corr.shape[:2] + (-1,))
             add(names, corr, f"corr[{fac.name}]", pick=[i * q + j for i, j in lower])
-    add(["eps"], post.noise_sd[..., None], "eps")
+    if post.noise_sd is not None:
+        add(["eps"], post.noise_sd[..., None], "eps")
     if group_level:
         for f, fac in enumerate(post.factors):
             slopes = [features[j] for j in fac.slope_idx]
@@ -316,7 +321,8 @@ def to_inference_data(est):
     features = est._feature_names()
     kept = post.kept
     posterior = {"mu_a": post.intercept[:, kept], "mu_b": post.coef[:, kept]}
-    posterior["eps"] = post.noise_sd[:, kept]
+    if post.noise_sd is not None:
+        posterior["eps"] = post.noise_sd[:, kept]
     coords = {"feature": features}
     dims = {"mu_b": ["feature"]}
     for f, fac in enumerate(post.factors):
@@ -335,16 +341,15 @@ def to_inference_data(est):
     return az.from_dict(posterior=posterior, coords=coords, dims=dims)
 
 
-def fit_several(est, X, y, groups):
-    """``fit`` of a model with several grouping factors (Gaussian noise, Gibbs engine)."""
+def fit_several(est, X, y, groups, exposure=None):
+    """``fit`` of a model with several grouping factors (Gibbs engine): Gaussian
+    noise, or binary outcomes (``y`` already 0/1)."""
     from dataclasses import replace
 
-    from ._spec import Scaling
-
-    if est.likelihood != "normal":
+    if est.likelihood not in ("normal", "bernoulli"):
         raise ValueError(
             f"likelihood={est.likelihood!r} is not available with several grouping factors "
-            "yet; use likelihood='normal', or one factor."
+            "yet; use one grouping factor."
         )
     if est.engine not in ("auto", "gibbs"):
         raise ValueError(
@@ -356,12 +361,16 @@ def fit_several(est, X, y, groups):
             f"inference={est.inference!r} does not apply to several grouping factors (the "
             "Gibbs engine draws every parameter); use inference='auto'."
         )
-    y_is_bool = _checks.check_numeric_target(y)
+    gaussian = est.likelihood == "normal"
+    y_is_bool = _checks.check_numeric_target(y) if gaussian else False
     X, y, layout, codes = validate(est, X, y, groups)
-    _checks.warn_if_binary_target(y, y_is_bool)
+    if gaussian:
+        _checks.warn_if_binary_target(y, y_is_bool)
     terms = factor_terms(est, X, layout, codes)
-    scaling = Scaling.fit(X, y, est.standardize)
+    exposure = None if gaussian else est._check_exposure(exposure, X.shape[0])
+    scaling = est._scaling(X, y, exposure)
     est.engine_ = "gibbs"
     spec = replace(est._spec(X.shape[1], (), "gibbs", "centered"), factors=terms)
-    sample(est, X, y, codes, spec, scaling)
+    offset = None if gaussian else est._offset(scaling, X.shape[0], exposure)
+    sample(est, X, y, codes, spec, scaling, offset)
     return est

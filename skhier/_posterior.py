@@ -25,6 +25,7 @@ from ._group_draws import (
     quantiles,
     reduce_group_draws,
 )
+from ._likelihoods import GLM_FAMILIES
 
 #: parameters with one value per group (their draws are the kept ones only)
 GROUP_NAMES = ("group_intercept", "group_coef")
@@ -40,7 +41,7 @@ class Posterior:
     coef : (C, D, K)              population slopes ``mu_b``
     group_intercept_sd : (C, D)   ``sigma_a``
     group_coef_sd : (C, D, K)     ``sigma_b`` (0 for features without random slopes)
-    noise_sd : (C, D)             ``eps``
+    noise_sd : (C, D) or None     ``eps`` (None: a likelihood without one)
     group_intercept : (C, D', G)  ``a[g]``: the kept draws (positions ``kept``)
     group_coef : (C, D', G, K)    ``b[g, k]``: the kept draws
     diverging : (C, D)            divergent transitions
@@ -77,6 +78,10 @@ class Posterior:
     group_cov: np.ndarray | None = None
     group_bounds: np.ndarray | None = None
     bounds_prob: float | None = None
+    #: the likelihood's name (None in models saved before there were several)
+    family: str | None = None
+    #: negative binomial counts' dispersion (variance ``mu + dispersion * mu^2``), (C, D)
+    dispersion: np.ndarray | None = None
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling, prob=0.95, store_draws="all") -> Posterior:
@@ -106,7 +111,7 @@ class Posterior:
             coef=coef,
             group_intercept_sd=ys * tau[..., 0],
             group_coef_sd=group_coef_sd,
-            noise_sd=ys * s,
+            noise_sd=None if spec.likelihood in GLM_FAMILIES else ys * s,
             group_intercept=group["group_intercept"],
             group_coef=group["group_coef"],
             diverging=np.asarray(draws["diverging"], dtype=bool),
@@ -118,6 +123,8 @@ class Posterior:
             group_cov=group["cov"],
             group_bounds=group["bounds"],
             bounds_prob=float(prob),
+            family=spec.likelihood,
+            dispersion=draws.get("dispersion"),
         )
 
     # ------------------------------------------------------------------ shapes
@@ -241,11 +248,10 @@ class Posterior:
             "mu_b": self.coef,
             "sigma_a": self.group_intercept_sd,
             "sigma_b": self.group_coef_sd,
-            "eps": self.noise_sd,
             "corr": corr,
         }
-        if self.noise_df is not None:
-            posterior["nu"] = self.noise_df
+        extra = {"eps": self.noise_sd, "nu": self.noise_df, "dispersion": self.dispersion}
+        posterior.update({k: v for k, v in extra.items() if v is not None})
         posterior = {k: v if self.kept is None else v[:, self.kept] for k, v in posterior.items()}
         posterior["a"], posterior["b"] = self.group_intercept, self.group_coef
         diverging = self.diverging if self.kept is None else self.diverging[:, self.kept]

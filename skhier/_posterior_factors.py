@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._group_draws import quantiles
+from ._likelihoods import GLM_FAMILIES
 
 
 @dataclass
@@ -63,11 +64,12 @@ class FactorsPosterior:
 
     intercept: np.ndarray
     coef: np.ndarray
-    noise_sd: np.ndarray
+    noise_sd: np.ndarray | None  # None: a likelihood without one
     factors: list
     kept: np.ndarray
     diverging: np.ndarray
     max_treedepth: np.ndarray
+    family: str | None = None  # the likelihood's name (None: Gaussian, saved earlier)
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling) -> FactorsPosterior:
@@ -93,11 +95,12 @@ class FactorsPosterior:
         return cls(
             intercept=intercept,
             coef=coef,
-            noise_sd=ys * s,
+            noise_sd=None if spec.likelihood in GLM_FAMILIES else ys * s,
             factors=factors,
             kept=draws["kept"],
             diverging=draws["diverging"],
             max_treedepth=draws["max_treedepth"],
+            family=spec.likelihood,
         )
 
     # ------------------------------------------------------------------ shapes

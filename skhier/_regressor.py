@@ -11,7 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _checks, _multi, _predict
-from ._base import _SEED_MAX, HierarchicalBase, resolve_engine
+from ._base import _SEED_MAX, SHARED_CONSTRAINTS, HierarchicalBase, resolve_engine
 from ._factors import n_factors
 from ._spec import Scaling, choose_parametrization
 
@@ -226,29 +226,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     """
 
     _parameter_constraints: dict = {
+        **SHARED_CONSTRAINTS,
         "likelihood": [StrOptions({"normal", "student_t"})],
-        "correlated_effects": ["boolean"],
-        "random_slopes": [StrOptions({"all"}), None, "array-like", dict],
         "engine": [StrOptions({"auto", "collapsed", "augmented", "explicit", "gibbs"})],
         "inference": [StrOptions({"auto", "nuts", "importance", "laplace"})],
-        "parametrization": [StrOptions({"auto", "centered", "non-centered"})],
-        "prior_intercept_sd": [Interval(Real, 0, None, closed="neither")],
-        "prior_coef_sd": [Interval(Real, 0, None, closed="neither")],
-        "prior_group_sd": [Interval(Real, 0, None, closed="neither")],
         "prior_noise_sd": [Interval(Real, 0, None, closed="neither")],
-        "prior_corr_eta": [Interval(Real, 0, None, closed="neither")],
-        "standardize": ["boolean"],
-        "draws": [Interval(Integral, 1, None, closed="left")],
-        "tune": [Interval(Integral, 0, None, closed="left")],
-        "store_draws": [StrOptions({"auto", "all"}), Interval(Integral, 1, None, closed="left")],
-        "chains": [Interval(Integral, 1, None, closed="left")],
-        "target_accept": [Interval(Real, 0, 1, closed="neither"), None],
-        "random_state": ["random_state"],
-        "progressbar": ["boolean"],
-        "interval_prob": [Interval(Real, 0, 1, closed="neither")],
-        "unseen_groups": [StrOptions({"warn", "population", "raise"})],
-        "group_col": [str, list, None],
-        "nested": ["boolean", list, None],
     }
 
     def __init__(

@@ -13,6 +13,7 @@ _ROWS = (
     ("group_coef_sd", "sigma_b", False, True),
     ("noise_sd", "eps", False, False),
     ("noise_df", "nu", False, False),
+    ("dispersion", "dispersion", False, False),
     ("group_intercept", "a", True, False),
     ("group_coef", "b", True, True),
 )

@@ -1,0 +1,173 @@
+"""What skhier's generalized linear estimators share (binary outcomes, counts).
+
+The linear predictor ``eta = a[g] + X @ b[g]`` (summed over factors when there are
+several) lives on the link scale; the likelihood (:mod:`skhier._likelihoods`)
+maps it to the mean.  Everything about groups, priors on the standardized scale,
+posterior summaries and persistence comes from
+:class:`~skhier._base.HierarchicalBase`; this module adds the fit skeleton
+without a noise SD, the link-scale centring of the intercept, offsets
+(``exposure``) and the prediction primitives that average over the posterior
+draws on the response scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from . import _predict
+from ._base import _SEED_MAX, HierarchicalBase
+from ._factors import n_factors
+from ._likelihoods import FAMILIES
+
+#: bound on the (rows x draws) block of predictions held at once
+_CHUNK = 2**22
+
+
+class HierarchicalGLMBase(HierarchicalBase):
+    """Shared machinery of the binary and count estimators (not public)."""
+
+    #: engines that can fit the family, the first is ``engine="auto"``'s choice
+    _ENGINES: tuple = ("explicit",)
+
+    # ------------------------------------------------------------------ fit
+    def _fit_glm(self, X, y, groups, exposure=None):
+        """Fit with ``y`` already numeric (0/1 or counts); ``exposure`` per row or None."""
+        self._check_engine()
+        if n_factors(groups, self.group_col) > 1:
+            if self.engine not in ("auto", "gibbs") or "gibbs" not in self._ENGINES:
+                raise ValueError(
+                    f"{type(self).__name__} with several grouping factors needs the Gibbs "
+                    f"engine, which fits {', '.join(self._gibbs_families())} outcomes; got "
+                    f"likelihood {self.likelihood!r} with engine={self.engine!r}. Use one "
+                    "grouping factor, or engine='auto'."
+                )
+            return self._fit_several(X, y, groups, exposure)
+        X, y, codes = self._validate_training_data(X, y, groups)
+        exposure = self._check_exposure(exposure, X.shape[0])
+        slope_idx = self._resolve_design(X, codes)
+        scaling = self._scaling(X, y, exposure)
+        self.engine_ = self._ENGINES[0] if self.engine == "auto" else self.engine
+        self.parametrization_ = (
+            "non-centered" if self.parametrization == "auto" else self.parametrization
+        )
+        spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
+        offset = self._offset(scaling, X.shape[0], exposure)
+        self._sample_posterior(X, y, codes, spec, scaling, offset=offset)
+        if self.posterior_.dispersion is not None:
+            self.dispersion_ = float(self.posterior_.mean("dispersion"))
+            self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
+        return self
+
+    @staticmethod
+    def _gibbs_families():
+        return ("binary",)
+
+    def _check_engine(self):
+        if self.engine != "auto" and self.engine not in self._ENGINES:
+            raise ValueError(
+                f"engine={self.engine!r} cannot fit {type(self).__name__}'s likelihood "
+                f"{self.likelihood!r}; use engine='auto' or one of {list(self._ENGINES)}."
+            )
+        if self.inference != "auto" and self.inference != "nuts":
+            raise ValueError(
+                f"inference={self.inference!r} is for Gaussian models; "
+                f"{type(self).__name__} takes inference='auto'."
+            )
+
+    def _check_exposure(self, exposure, n_rows):
+        if exposure is None:
+            return None
+        exposure = np.asarray(exposure, dtype=np.float64).ravel()
+        if exposure.shape[0] != n_rows:
+            raise ValueError(f"`exposure` has {exposure.shape[0]} values for {n_rows} rows of X.")
+        if not (np.isfinite(exposure).all() and (exposure > 0).all()):
+            raise ValueError(
+                "`exposure` must be positive and finite (the time, area or population "
+                "each count was observed over)."
+            )
+        return exposure
+
+    def _scaling(self, X, y, exposure=None):
+        """Features standardized; the intercept centred at the link of the mean
+        response (per unit of exposure), so its prior concerns departures from it."""
+        base = super()._scaling(X, y)
+        total = y.sum() / (exposure.sum() if exposure is not None else len(y))
+        return replace(base, y_mean=FAMILIES[self.likelihood].link(total), y_scale=1.0)
+
+    @staticmethod
+    def _offset(scaling, n_rows, exposure=None):
+        offset = np.full(n_rows, scaling.y_mean)
+        return offset if exposure is None else offset + np.log(exposure)
+
+    # ------------------------------------------------------------- predict
+    def _linear_mean(self, X, codes, new_codes):
+        """Posterior mean of the linear predictor (exact, from the group moments)."""
+        if self._is_multi():
+            return self.posterior_.predict_moments(X, codes, new_codes, with_var=False)[0]
+        return _predict.linear_moments(self.posterior_, X, codes, new_codes >= 0, False)[0]
+
+    def _eta_draws(self, X, codes, new_codes, idx, rng):
+        """Draws of the linear predictor (n, len(idx)) at joint draws ``idx``; rows of
+        one new group share its drawn effect."""
+        post = self.posterior_
+        if self._is_multi():
+            return post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
+        return _predict.predictive_draws(post, X, codes, new_codes, idx, rng, noise=False)
+
+    def _mean_draws(self, X, codes, new_codes, idx, rng, log_exposure=None):
+        """Draws of the mean response (n, len(idx)): the inverse link of ``eta``."""
+        eta = self._eta_draws(X, codes, new_codes, idx, rng)
+        if log_exposure is not None:
+            eta += log_exposure[:, None]
+        return FAMILIES[self.posterior_.family].inverse_link(eta)
+
+    def _chunks(self, n_rows, n_draws):
+        step = max(1, _CHUNK // max(n_draws, 1))
+        for start in range(0, n_rows, step):
+            yield slice(start, start + step)
+
+    def _response_summary(self, X, groups, prob=None, exposure=None):
+        """Posterior mean of the mean response per row and, with ``prob``, its
+        equal-tailed credible interval (over every joint draw)."""
+        X, codes, new_codes = self._prepare(X, groups)
+        log_exposure = self._log_exposure(exposure, X.shape[0])
+        idx = np.arange(self.posterior_.n_joint)
+        rng = np.random.default_rng(self._predict_seed)
+        mean = np.empty(X.shape[0])
+        bounds = None if prob is None else np.empty((X.shape[0], 2))
+        for sl in self._chunks(X.shape[0], len(idx)):
+            le = None if log_exposure is None else log_exposure[sl]
+            draws = self._mean_draws(X[sl], codes[sl], new_codes[sl], idx, rng, le)
+            mean[sl] = draws.mean(axis=1)
+            if prob is not None:
+                tail = (1.0 - prob) / 2.0
+                bounds[sl] = np.quantile(draws, [tail, 1.0 - tail], axis=1).T
+        return mean, bounds
+
+    def _log_exposure(self, exposure, n_rows):
+        exposure = self._check_exposure(exposure, n_rows)
+        return None if exposure is None else np.log(exposure)
+
+    def _outcome_draws(self, X, groups, n_samples, random_state, exposure=None):
+        """Posterior predictive draws of the outcome, (n_rows, n_samples)."""
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        X, codes, new_codes = self._prepare(X, groups)
+        log_exposure = self._log_exposure(exposure, X.shape[0])
+        rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
+        total = self.posterior_.n_joint
+        idx = rng.choice(total, size=n_samples, replace=n_samples > total)
+        mean = self._mean_draws(X, codes, new_codes, idx, rng, log_exposure)
+        post = self.posterior_
+        disp = None if post.dispersion is None else post.joint("dispersion")[idx]
+        return FAMILIES[post.family].sample(mean, disp, rng)
+
+    @staticmethod
+    def _check_prob(prob):
+        if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
+            raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
+        return prob

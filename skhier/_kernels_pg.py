@@ -1,0 +1,173 @@
+"""numba kernels of Pólya-Gamma data augmentation (Polson, Scott & Windle 2013).
+
+For a binary outcome with log-odds ``eta``, ``omega ~ PG(1, eta)`` makes the
+likelihood conditionally Gaussian::
+
+    p(y | eta) = exp(kappa eta) / (1 + exp(eta)),  kappa = y - 1/2
+               = E_omega[ exp(kappa eta - omega eta^2 / 2) ] / 2
+
+so that given ``omega`` the pseudo-response ``kappa / omega`` is ``Normal(eta,
+1 / omega)``: the Gibbs engine's exact Gaussian blocks apply unchanged to rows
+scaled by ``sqrt(omega)`` (weighted least squares is least squares on scaled
+rows).  :func:`pg_refresh` redraws every ``omega`` and rewrites the engine's
+design, response and innermost-node statistics in place, once per sweep.
+
+``PG(1, z)`` is drawn exactly by Devroye's alternating-series method for the
+Jacobi distribution (Devroye 2009; the sampler of Polson, Scott & Windle's
+appendix, also in their ``BayesLogit``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._kernels_gibbs_base import _normal
+from ._kernels_linalg import _njit
+
+#: the point where the two envelopes of the Jacobi density meet
+_TRUNC = 0.64
+_LOG_HALF_PI = np.log(0.5 * np.pi)
+
+
+@_njit
+def _std_normal_cdf(x):
+    return 0.5 * math.erfc(-x / np.sqrt(2.0))
+
+
+@_njit
+def _series_term(n, x):
+    """The n-th term of the alternating series of the Jacobi J*(1) density."""
+    k = (n + 0.5) * np.pi
+    if x > _TRUNC:
+        return k * np.exp(-0.5 * k * k * x)
+    if x <= 0.0:
+        return 0.0
+    return np.exp(-1.5 * (_LOG_HALF_PI + np.log(x)) + np.log(k) - 2.0 * (n + 0.5) ** 2 / x)
+
+
+@_njit
+def _truncated_inverse_gaussian(rng, z):
+    """A draw of InverseGaussian(mean 1/z, shape 1) truncated to (0, _TRUNC)."""
+    mu = 1.0 / z if z > 0.0 else np.inf
+    if mu > _TRUNC:
+        while True:  # 1 / chi^2_1 truncated, accepted by the exponential tilt
+            while True:
+                e1 = -np.log(1.0 - rng.random())
+                e2 = -np.log(1.0 - rng.random())
+                if e1 * e1 <= 2.0 * e2 / _TRUNC:
+                    break
+            x = _TRUNC / ((1.0 + _TRUNC * e1) ** 2)
+            if rng.random() <= np.exp(-0.5 * z * z * x):
+                return x
+    while True:  # the inverse-Gaussian draw of Michael, Schucany & Haas, until below
+        y = _normal(rng)
+        y = y * y
+        x = mu + 0.5 * mu * mu * y - 0.5 * mu * np.sqrt(4.0 * mu * y + (mu * y) ** 2)
+        if rng.random() > mu / (mu + x):
+            x = mu * mu / x
+        if x < _TRUNC:
+            return x
+
+
+@_njit
+def pg1(rng, c):
+    """One exact draw of PG(1, c)."""
+    z = 0.5 * abs(c)
+    k = 0.125 * np.pi * np.pi + 0.5 * z * z
+    # relative mass of the two proposals: exponential right of _TRUNC, truncated IG left
+    root = np.sqrt(1.0 / _TRUNC)
+    b = root * (_TRUNC * z - 1.0)
+    a = -root * (_TRUNC * z + 1.0)
+    x0 = np.log(k) + k * _TRUNC
+    log_b = x0 - z + np.log(max(_std_normal_cdf(b), 1e-300))
+    log_a = x0 + z + np.log(max(_std_normal_cdf(a), 1e-300))
+    q_over_p = 4.0 / np.pi * (np.exp(log_b) + np.exp(log_a))
+    while True:
+        if rng.random() < 1.0 / (1.0 + q_over_p):
+            x = _TRUNC - np.log(1.0 - rng.random()) / k
+        else:
+            x = _truncated_inverse_gaussian(rng, z)
+        s = _series_term(0, x)
+        y = rng.random() * s
+        n = 0
+        while True:
+            n += 1
+            if n % 2 == 1:
+                s -= _series_term(n, x)
+                if y <= s:
+                    return 0.25 * x
+            else:
+                s += _series_term(n, x)
+                if y > s:
+                    break
+
+
+@_njit
+def pg_fill(rng, c, out):
+    """``out[i] ~ PG(1, c[i])`` (for tests and the reference)."""
+    for i in range(c.shape[0]):
+        out[i] = pg1(rng, c[i])
+
+
+@_njit
+def pg_refresh(rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,
+               coff, moff, mdim, nlev, y, F, Z, C, M, M3, Cy, yy):  # fmt: skip
+    """One Pólya-Gamma step: ``omega_i ~ PG(1, eta_i)`` at the current ``(beta, u)``,
+    then the engine's working arrays rewritten for the Gaussian model given omega:
+    rows scaled by ``sqrt(omega_i)``, response ``(kappa_i / omega_i - offset_i)``
+    scaled the same way, and the innermost nodes' ``C'C`` (``M``; ``M3``, ``Cy``,
+    ``yy`` for one-tree models) recomputed.  ``F0``, ``Z0``, ``C0`` are the
+    unscaled arrays; ``offset`` is the fixed part of the log-odds."""
+    n_rows, p = F0.shape
+    n_fac = q.shape[0]
+    n_trees = toff.shape[0] - 1
+    for i in range(n_rows):
+        lin = 0.0
+        for a in range(p):
+            lin += F0[i, a] * beta[a]
+        for f in range(n_fac):
+            base = uoff[f] + codes[i, f] * q[f]
+            for k in range(q[f]):
+                lin += Z0[i, zoff[f] + k] * u[base + k]
+        w = pg1(rng, offset[i] + lin)
+        sw = np.sqrt(w)
+        y[i] = sw * ((yobs[i] - 0.5) / w - offset[i])
+        for a in range(F0.shape[1]):
+            F[i, a] = sw * F0[i, a]
+        for a in range(Z0.shape[1]):
+            Z[i, a] = sw * Z0[i, a]
+        for a in range(C0.shape[1]):
+            C[i, a] = sw * C0[i, a]
+    one_tree = n_trees == 1
+    for t in range(n_trees):
+        f_in = tree_f[toff[t + 1] - 1]
+        m = mdim[f_in]
+        for k in range(moff[f_in], moff[f_in + 1]):
+            M[k] = 0.0
+        if one_tree:
+            for j in range(nlev[f_in]):
+                yy[j] = 0.0
+                for a in range(m):
+                    Cy[j, a] = 0.0
+        for i in range(n_rows):
+            j = codes[i, f_in]
+            base = moff[f_in] + j * m * m
+            for a in range(m):
+                ca = C[i, coff[t] + a]
+                for b in range(a + 1):
+                    M[base + a * m + b] += ca * C[i, coff[t] + b]
+            if one_tree:
+                yy[j] += y[i] * y[i]
+                for a in range(m):
+                    Cy[j, a] += C[i, coff[t] + a] * y[i]
+        for j in range(nlev[f_in]):
+            base = moff[f_in] + j * m * m
+            for a in range(m):
+                for b in range(a):
+                    M[base + b * m + a] = M[base + a * m + b]
+            if one_tree:
+                for a in range(m):
+                    for b in range(m):
+                        M3[j, a, b] = M[base + a * m + b]
