@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
@@ -150,18 +151,20 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     def _encode_target(self, y):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None.")
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        kind = type_of_target(y, input_name="y")
+        y = column_or_1d(y.to_numpy() if hasattr(y, "to_numpy") else y, warn=True)
+        if y.shape[0] == 0:
+            raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
+        if y.dtype.kind in "fc":
+            assert_all_finite(y, input_name="y")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind not in ("binary", "unary"):
             raise ValueError(
-                f"HierarchicalClassifier is for binary outcomes; y is {kind!r}"
+                f"Only binary classification is supported. The type of the target is {kind}"
                 + (
-                    f" with {len(np.unique(y))} classes. Fit one model per class (one-vs-rest), "
+                    f" ({len(np.unique(y))} classes): fit one model per class (one-vs-rest), "
                     "or use HierarchicalPoissonRegressor for counts."
                     if kind == "multiclass"
-                    else ". Pass one label per row, with two distinct values."
+                    else "."
                 )
             )
         classes = np.unique(y)
@@ -174,7 +177,11 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         return (y == classes[1]).astype(np.float64)
 
     def decision_function(self, X, *, groups=None):
-        """Posterior mean of the log-odds of ``classes_[1]`` (exact).
+        """Log-odds of :meth:`predict_proba`'s probability of ``classes_[1]``.
+
+        This ranks rows as ``predict_proba`` does (ROC curves agree).  The posterior
+        mean of the linear predictor itself, which differs from it by Jensen's gap,
+        is :meth:`predict_linear`.
 
         Parameters
         ----------
@@ -186,8 +193,10 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         -------
         log_odds : ndarray of shape (n_samples,)
         """
-        X, codes, new_codes = self._prepare(X, groups)
-        return self._linear_mean(X, codes, new_codes)
+        from scipy.special import logit
+
+        p1 = self.predict_proba(X, groups=groups)[:, 1]
+        return logit(np.clip(p1, 1e-300, 1.0 - 1e-16))
 
     def predict_proba(self, X, *, groups=None):
         """Posterior mean probability of each class (averaged over the posterior draws,
@@ -218,12 +227,12 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
 
     def predict(self, X, *, groups=None):
         """The more probable label (``predict_proba[:, 1] > 0.5``)."""
-        return self.classes_[(self.predict_proba(X, groups=groups)[:, 1] > 0.5).astype(int)]
+        p1 = self.predict_proba(X, groups=groups)[:, 1]
+        return self.classes_[(p1 > 0.5).astype(int)]
 
     def sample_y(self, X, *, groups=None, n_samples=1, random_state=None):
         """Labels drawn from the posterior predictive distribution, (n_samples_X, n_samples)."""
-        draws = self._outcome_draws(X, groups, n_samples, random_state)
-        return self.classes_[draws]
+        return self.classes_[self._outcome_draws(X, groups, n_samples, random_state)]
 
     def score(self, X, y, *, groups=None, sample_weight=None):
         """Accuracy of :meth:`predict`."""

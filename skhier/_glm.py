@@ -104,6 +104,23 @@ class HierarchicalGLMBase(HierarchicalBase):
         return offset if exposure is None else offset + np.log(exposure)
 
     # ------------------------------------------------------------- predict
+    def predict_linear(self, X, *, groups=None):
+        """Posterior mean of the linear predictor ``a[g] + X @ b[g]`` (log-odds or log
+        rate, without ``exposure``), exactly, from the group effects' moments.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        groups : array-like, POPULATION or None
+            As in :meth:`HierarchicalRegressor.predict`.
+
+        Returns
+        -------
+        eta : ndarray of shape (n_samples,)
+        """
+        X, codes, new_codes = self._prepare(X, groups)
+        return self._linear_mean(X, codes, new_codes)
+
     def _linear_mean(self, X, codes, new_codes):
         """Posterior mean of the linear predictor (exact, from the group moments)."""
         if self._is_multi():

@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 
 __all__ = [
     "SLEEPSTUDY_LME4",
+    "load_contraception",
     "load_egsingle",
     "load_insteval",
     "load_radon",
@@ -191,6 +192,31 @@ def load_insteval() -> pd.DataFrame:
     [2972, 1128]
     """
     return _read("insteval.csv.gz")
+
+
+def load_contraception() -> pd.DataFrame:
+    """Contraceptive use of women in districts of Bangladesh (1988 Bangladesh
+    Fertility Survey; Huq & Cleland 1990; mlmRev's ``Contraception``): a binary
+    outcome.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (1934, 6)
+        ``use`` (1: the woman used contraception at the time of the survey),
+        ``district`` (60 districts, 2 to 118 women each; one has 2), ``urban``
+        (1: urban area), ``age`` (years, centred at the mean), ``livch`` (number
+        of living children: "0", "1", "2", "3+") and ``woman`` (id).  The classic
+        model is ``use ~ age + I(age^2) + urban + livch + (1 | district)``, or with
+        ``(urban | district)``.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_contraception
+    >>> data = load_contraception()
+    >>> data.shape, data["district"].nunique()
+    ((1934, 6), 60)
+    """
+    return _read("contraception.csv.gz")
 
 
 def make_hierarchical_regression(

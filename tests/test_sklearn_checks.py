@@ -3,8 +3,10 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skhier import HierarchicalRegressor
+from skhier import HierarchicalClassifier, HierarchicalPoissonRegressor, HierarchicalRegressor
 from skhier.exceptions import ConvergenceWarning
+
+_TINY = {"draws": 100, "tune": 100, "chains": 2, "random_state": 0}
 
 
 # scikit-learn's checks fit without `groups` and on arbitrary targets, by design: the
@@ -12,8 +14,19 @@ from skhier.exceptions import ConvergenceWarning
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.NoGroupsWarning")
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.BinaryTargetWarning")
-@parametrize_with_checks([HierarchicalRegressor(draws=100, tune=100, chains=2, random_state=0)])
+@parametrize_with_checks([HierarchicalRegressor(**_TINY), HierarchicalClassifier(**_TINY)])
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# The count model's engine compiles a NUTS model per data shape (nutpie): its checks
+# take minutes, so they run with the slow tests.
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.NoGroupsWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@parametrize_with_checks([HierarchicalPoissonRegressor(draws=30, tune=30, chains=1, random_state=0)])
+def test_sklearn_compatible_counts(estimator, check):
     check(estimator)
 
 
