@@ -45,7 +45,7 @@ def warn_if_binary_target(y: np.ndarray, was_bool: bool) -> None:
         f"y has only two distinct values ({values[0]:g} and {values[1]:g}): "
         "HierarchicalRegressor fits a Gaussian linear model, whose predictions and "
         "intervals are not probabilities and can fall outside that range. For a binary "
-        "outcome use a hierarchical logistic model (skhier's regressor is not one).",
+        "outcome use skhier.HierarchicalClassifier (hierarchical logistic regression).",
         BinaryTargetWarning,
     )
 

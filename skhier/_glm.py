@@ -93,8 +93,12 @@ class HierarchicalGLMBase(HierarchicalBase):
 
     def _scaling(self, X, y, exposure=None):
         """Features standardized; the intercept centred at the link of the mean
-        response (per unit of exposure), so its prior concerns departures from it."""
+        response (per unit of exposure), so its prior concerns departures from it.
+        ``standardize=False``: neither (the priors then apply as written, on the
+        user's scale, centred at 0)."""
         base = super()._scaling(X, y)
+        if not self.standardize:
+            return replace(base, y_mean=0.0, y_scale=1.0)
         total = y.sum() / (exposure.sum() if exposure is not None else len(y))
         return replace(base, y_mean=FAMILIES[self.likelihood].link(total), y_scale=1.0)
 

@@ -92,7 +92,9 @@ def test_unseen_and_missing_groups(fitted):
         new = est.predict_proba(X[:5], groups=np.full(5, 999))[:, 1]
     assert np.allclose(pop, new)
     # a new group's probability is averaged over its unknown effect: pulled toward 1/2
-    assert np.all(np.abs(pop - 0.5) < np.abs(expit(est.predict_linear(X[:5], groups=POPULATION)) - 0.5) + 1e-9)
+    assert np.all(
+        np.abs(pop - 0.5) < np.abs(expit(est.predict_linear(X[:5], groups=POPULATION)) - 0.5) + 1e-9
+    )
 
 
 def test_labels_of_any_type_and_binary_only():
@@ -181,9 +183,7 @@ def test_group_aware_scorers_in_cross_validation():
     est = HierarchicalClassifier(draws=100, tune=100, chains=2, random_state=0)
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = cross_validate(
-            est, X, y, cv=GroupKFold(3), scoring=scorers, params={"groups": g}
-        )
+        res = cross_validate(est, X, y, cv=GroupKFold(3), scoring=scorers, params={"groups": g})
     assert np.all(res["test_neg_log_loss"] < 0) and np.all(res["test_roc_auc"] > 0.6)
 
 
@@ -192,7 +192,9 @@ def test_pickle_and_a_fresh_process_predict_without_the_sampler(fitted, tmp_path
     path = tmp_path / "clf.pkl"
     path.write_bytes(pickle.dumps(est))
     loaded = pickle.loads(path.read_bytes())
-    assert np.allclose(loaded.predict_proba(X[:5], groups=g[:5]), est.predict_proba(X[:5], groups=g[:5]))
+    assert np.allclose(
+        loaded.predict_proba(X[:5], groups=g[:5]), est.predict_proba(X[:5], groups=g[:5])
+    )
     code = (
         "import pickle, sys, numpy as np\n"
         f"est = pickle.load(open({str(path)!r}, 'rb'))\n"

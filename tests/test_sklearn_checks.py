@@ -25,7 +25,9 @@ def test_sklearn_compatible(estimator, check):
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.NoGroupsWarning")
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@parametrize_with_checks([HierarchicalPoissonRegressor(draws=30, tune=30, chains=1, random_state=0)])
+@parametrize_with_checks(
+    [HierarchicalPoissonRegressor(draws=30, tune=30, chains=1, random_state=0)]
+)
 def test_sklearn_compatible_counts(estimator, check):
     check(estimator)
 
