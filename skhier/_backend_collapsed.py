@@ -27,6 +27,8 @@ from ._collapsed import sufficient_stats
 from ._kernels import density_of, numba
 from ._kernels_draw import draw_population, group_draws_in_chunks
 from ._kernels_grad import shape_class
+from ._nutpie import C_LOGP_SIG, NativeModel, python_model
+from ._nutpie import sample as sample_nuts
 from ._spec import design
 
 
@@ -103,7 +105,7 @@ def _make_c_logp(Q, PP1):
             finite = finite and np.isfinite(g[i])
         return 0 if finite else 4
 
-    return numba.cfunc(_C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
+    return numba.cfunc(C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
 
 
 @cache
@@ -117,26 +119,12 @@ def _c_logp_for(q, pp1):
     return _c_logp_of_class(*shape_class(q, pp1))
 
 
-def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
-    x = numba.carray(x_ptr, (dim,))
-    out = numba.carray(out_ptr, (n_expanded,))
-    for i in range(n_expanded):  # (a loop: a slice assignment compiles for seconds)
-        out[i] = x[i]
-    return 0
-
-
 # numba's on-disk cache of these C callbacks is keyed on this module's source only:
 # after editing a kernel in _kernels.py, delete __pycache__/*.nbi and *.nbc (a fresh
 # install always starts clean). tests/test_collapsed.py compares the callback with
 # the Python-callback path, which catches a stale cache.
 if numba is not None:
     _unpack = _kernels._njit(_unpack)
-    _dbl = numba.types.CPointer(numba.types.double)
-    _C_LOGP_SIG = numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl)
-    _c_expand = numba.cfunc(
-        numba.types.int64(numba.types.uint64, numba.types.uint64, _dbl, _dbl, _dbl),
-        cache=True,
-    )(_c_expand)
 
 
 def _start(spec):
@@ -154,122 +142,24 @@ def _initial_point_fn(spec):
     return initial_point
 
 
-class _NativeModel:
-    """A nutpie model whose density is a numba C callback: chains run in Rust
-    threads without the GIL.  Uses nutpie's low-level model interface (the one
-    behind ``nutpie.compile_pymc_model``); :func:`_python_model` is the
-    public-API fallback."""
-
-    dims: dict = {}
-
-    def __init__(self, stats, spec):
-        self._buf = _pack(stats, spec)
-        self._buf_shape = stats.zw.shape[1:]
-        self._spec = spec
-        self._n_dim = n_params(spec)
-
-    @property
-    def n_dim(self):
-        return self._n_dim
-
-    @property
-    def shapes(self):
-        return {"theta": (self._n_dim,)}
-
-    @property
-    def coords(self):
-        return {}
-
-    def _make_model(self, init_mean):
-        from nutpie import _lib
-
-        addr = self._buf.ctypes.data
-        c_logp = _c_logp_for(*self._buf_shape)
-        logp_fn = _lib.LogpFunc(c_logp.address, addr, self)
-        expand_fn = _lib.ExpandFunc(self._n_dim, self._n_dim, _c_expand.address, addr, self)
-        sizes = {"param": self._n_dim}
-        variables = _lib.PyVariable.new_variables(
-            ["theta"], ["float64"], [(self._n_dim,)], sizes, {"theta": ("param",)}
-        )
-        return _lib.PyMcModel(
-            logp_fn,
-            expand_fn,
-            variables,
-            self._n_dim,
-            sizes,
-            {},
-            _initial_point_fn(self._spec),
-            None,
-        )
-
-    def _make_sampler(self, settings, init_mean, cores, progress_type, store):
-        from nutpie import _lib
-
-        model = self._make_model(init_mean)
-        return _lib.PySampler.from_pymc(settings, cores, model, progress_type, store)
-
-
-def _python_model(stats, spec):
-    """The same density through nutpie's public Python-callback interface."""
-    from nutpie.compiled_pyfunc import from_pyfunc
-
-    n_dim = n_params(spec)
-
-    def make_logp_fn():
-        def logp(x):
-            value, grad = log_density(x, stats, spec)
-            if not (np.isfinite(value) and np.all(np.isfinite(grad))):
-                return -np.inf, np.zeros_like(x)
-            return value, grad
-
-        return logp
-
-    def make_expand_fn(seed1, seed2, chain):
-        return lambda x: {"theta": x.copy()}
-
-    return from_pyfunc(
-        n_dim,
-        make_logp_fn,
-        make_expand_fn,
-        [np.dtype("float64")],
-        [(n_dim,)],
-        ["theta"],
-        make_initial_point_fn=_initial_point_fn(spec),
-    )
-
-
 def _sample_nutpie(
     stats, spec, *, draws, tune, chains, seed, target_accept, progressbar, native=True
 ):
-    import nutpie
+    n_dim = n_params(spec)
 
-    model = _NativeModel(stats, spec) if native else _python_model(stats, spec)
-    try:
-        trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
-    except (AttributeError, TypeError):
-        if not native:
-            raise
-        # nutpie's low-level interface changed: use its public callback interface
-        model = _python_model(stats, spec)
-        trace = _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar)
-    theta = np.asarray(trace.posterior["theta"].values)  # (chains, draws, n_params)
-    stats_ = trace.sample_stats
-    diverging = np.asarray(stats_["diverging"].values, dtype=bool)
-    saturated = np.asarray(stats_["maxdepth_reached"].values, dtype=bool)
-    return theta, diverging, saturated
+    def native_model():
+        c_logp = _c_logp_for(*stats.zw.shape[1:])
+        return NativeModel(_pack(stats, spec), c_logp, n_dim, _initial_point_fn(spec))
 
+    def python():
+        return python_model(n_dim, lambda x: log_density(x, stats, spec), _initial_point_fn(spec))
 
-def _run_nutpie(nutpie, model, draws, tune, chains, seed, target_accept, progressbar):
-    return nutpie.sample(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        progress_bar=progressbar,
-        target_accept=target_accept,
-        save_warmup=False,
-    )
+    return sample_nuts(
+        native_model if native else python,
+        python if native else None,
+        draws=draws, tune=tune, chains=chains, seed=seed, target_accept=target_accept,
+        progressbar=progressbar,
+    )  # fmt: skip
 
 
 def laplace_fit(stats, spec):

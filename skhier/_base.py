@@ -411,6 +411,8 @@ def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset
         from ._backend_collapsed import fit_collapsed as backend
     elif spec.engine == "gibbs":
         from ._backend_gibbs import fit_gibbs_one as backend
+    elif spec.engine == "nuts":
+        from ._backend_glmm import fit_glmm as backend
     elif spec.engine == "augmented":
         from ._backend_augmented import fit_augmented as backend
     else:

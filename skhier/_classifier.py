@@ -72,13 +72,13 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     """
 
     likelihood = "bernoulli"
-    _ENGINES = ("gibbs", "explicit")
+    _ENGINES = ("gibbs", "nuts", "explicit")
     __metadata_request__predict_proba = {"groups": True}
     __metadata_request__decision_function = {"groups": True}
 
     _parameter_constraints: dict = {
         **SHARED_CONSTRAINTS,
-        "engine": [StrOptions({"auto", "gibbs", "explicit"})],
+        "engine": [StrOptions({"auto", "gibbs", "nuts", "explicit"})],
         "inference": [StrOptions({"auto"})],
     }
 

@@ -37,6 +37,8 @@ class HierarchicalGLMBase(HierarchicalBase):
     def _fit_glm(self, X, y, groups, exposure=None):
         """Fit with ``y`` already numeric (0/1 or counts); ``exposure`` per row or None."""
         self._check_engine()
+        for name in ("dispersion_", "dispersion_interval_"):  # a previous fit's
+            self.__dict__.pop(name, None)
         if n_factors(groups, self.group_col) > 1:
             if self.engine not in ("auto", "gibbs") or "gibbs" not in self._ENGINES:
                 raise ValueError(

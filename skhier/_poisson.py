@@ -57,7 +57,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         As in :class:`HierarchicalRegressor`, on the log scale.
     """
 
-    _ENGINES = ("explicit",)
+    _ENGINES = ("nuts", "explicit")
     __metadata_request__fit = {"groups": True, "exposure": True}
     __metadata_request__predict = {"groups": True, "exposure": True}
     __metadata_request__score = {"groups": True, "exposure": True}
@@ -65,7 +65,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     _parameter_constraints: dict = {
         **SHARED_CONSTRAINTS,
         "family": [StrOptions({"poisson", "negative_binomial"})],
-        "engine": [StrOptions({"auto", "explicit"})],
+        "engine": [StrOptions({"auto", "nuts", "explicit"})],
         "inference": [StrOptions({"auto"})],
     }
 

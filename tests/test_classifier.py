@@ -203,3 +203,25 @@ def test_pickle_and_a_fresh_process_predict_without_the_sampler(fitted, tmp_path
     pred, heavy = predict_in_fresh_process(code)
     assert np.allclose(pred, est.predict_proba(X[:3], groups=g[:3])[:, 1])
     assert heavy == "[]"
+
+
+def test_skops_round_trip_trusts_only_skhier_types(fitted, tmp_path):
+    import skops.io as sio
+
+    est, X, y, g, _ = fitted
+    path = tmp_path / "clf.skops"
+    sio.dump(est, path)
+    trusted = ["skhier._classifier.HierarchicalClassifier", "skhier._posterior.Posterior"]
+    assert sorted(sio.get_untrusted_types(file=path)) == trusted
+    loaded = sio.load(path, trusted=trusted)
+    np.testing.assert_array_equal(
+        loaded.predict_proba(X[:20], groups=g[:20]), est.predict_proba(X[:20], groups=g[:20])
+    )
+    np.testing.assert_array_equal(loaded.classes_, est.classes_)
+
+
+def test_scorer_rejects_an_unknown_response_method():
+    from sklearn.metrics import log_loss
+
+    with pytest.raises(ValueError, match="response_method"):
+        make_group_scorer(log_loss, response_method="predict_log_proba")

@@ -32,3 +32,15 @@ def test_readme_quickstart_runs_without_warnings():
     est = namespace["est"]
     assert est.convergence_["max_r_hat"] < 1.01
     assert est.intercept_ == pytest.approx(251.4, abs=5)
+
+
+def test_readme_binary_block_runs():
+    """The README's binary-outcome block, as pasted."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Binary outcomes and counts", 1)[1]
+    code = block.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    clf = namespace["clf"]
+    assert clf.convergence_["max_r_hat"] < 1.01
+    assert clf.coef_[1] > 0  # urban women use contraception more

@@ -1,0 +1,169 @@
+"""The "nuts" engine of generalized linear models: nutpie's NUTS on the explicit
+non-centered model, whose log density and gradient are skhier's own numba code
+(:mod:`skhier._kernels_glmm`).
+
+It is the model of :func:`skhier._backend_pymc.build_model` (the same priors and
+parametrization) without PyMC: nothing is compiled per data set (numba compiles
+the density once per machine and caches it), and chains run in nutpie's Rust
+threads without the GIL.  One gradient costs one pass over the rows.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from ._kernels_glmm import FAMILY_CODES, glmm_density
+from ._kernels_linalg import _njit, cov_chol
+from ._nutpie import C_LOGP_SIG, NativeModel, python_model
+from ._nutpie import sample as sample_nuts
+from ._spec import design
+
+_HEAD = 8  # total, family, n_rows, p, q, n_groups, correlated, eta
+
+
+def _layout(spec, n_groups):
+    """(p, q, number of theta entries, offset of z, dimension of x)."""
+    p, q = spec.n_fixed, spec.n_random
+    n_theta = q + spec.n_corr
+    z_off = p + n_theta
+    n_dim = z_off + n_groups * q + (1 if spec.likelihood == "negative_binomial" else 0)
+    return p, q, n_theta, z_off, n_dim
+
+
+def _pack(F, Z, y, codes, offset, n_groups, spec):
+    n_rows, p = F.shape
+    q = Z.shape[1]
+    head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
+    head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
+    parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], y, offset, codes]
+    buf = np.concatenate([np.ravel(a).astype(np.float64) for a in (*parts, F, Z)])
+    buf[0] = buf.size
+    return buf
+
+
+def _unpack(buf):
+    family, n_rows, p, q, n_groups = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
+    correlated, eta = buf[6] != 0.0, buf[7]
+    off = _HEAD
+    prior_sd = buf[off : off + p]
+    rates = buf[off + p : off + p + q]
+    off += p + q
+    y = buf[off : off + n_rows]
+    offset = buf[off + n_rows : off + 2 * n_rows]
+    codes = buf[off + 2 * n_rows : off + 3 * n_rows].astype(np.int64)
+    off += 3 * n_rows
+    F = buf[off : off + n_rows * p].reshape((n_rows, p))
+    Z = buf[off + n_rows * p : off + n_rows * (p + q)].reshape((n_rows, q))
+    return family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates
+
+
+def _make_c_logp():
+    import numba
+
+    unpack = _njit(_unpack)
+
+    def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
+        total = int(numba.carray(buf_ptr, (1,))[0])
+        family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates = unpack(
+            numba.carray(buf_ptr, (total,))
+        )
+        x = numba.carray(x_ptr, (dim,))
+        grad = numba.carray(grad_ptr, (dim,))
+        logp = numba.carray(logp_ptr, (1,))
+        try:
+            value = glmm_density(
+                x, family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd,
+                rates, grad,
+            )  # fmt: skip
+        except Exception:  # noqa: BLE001 - never let an error cross into Rust
+            return 4
+        logp[0] = value
+        finite = np.isfinite(value)
+        for i in range(dim):
+            finite = finite and np.isfinite(grad[i])
+        return 0 if finite else 4
+
+    return numba.cfunc(C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
+
+
+@cache
+def _c_logp():
+    return _make_c_logp()
+
+
+def _initial_point_fn(spec, n_dim):
+    p, q = spec.n_fixed, spec.n_random
+
+    def initial_point(seed):
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(-0.5, 0.5, size=n_dim)
+        x[p : p + q] += np.log(0.5)  # group SDs about 0.5 on the link scale
+        if spec.likelihood == "negative_binomial":
+            x[-1] = np.log(0.5) + 0.2 * x[-1]
+        return x
+
+    return initial_point
+
+
+@_njit
+def _chols(theta, q, correlated, eta):
+    out = np.zeros((theta.shape[0], q, q))
+    for s in range(theta.shape[0]):
+        cov_chol(theta[s], q, correlated, eta, out[s])
+    return out
+
+
+def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset):
+    """Sample the GLM of ``spec``; the standardized draws as a dict (as
+    :func:`skhier._backend_pymc.fit_explicit` returns them)."""
+    F, Z, _ = design(X, None, spec, scaling)
+    y = np.asarray(y, dtype=np.float64)
+    p, q, n_theta, z_off, n_dim = _layout(spec, n_groups)
+    buf = _pack(F, Z, y, codes, offset, n_groups, spec)
+    init = _initial_point_fn(spec, n_dim)
+    args = _unpack(buf)
+
+    def log_density(x):
+        grad = np.zeros(n_dim)
+        return glmm_density(np.asarray(x, dtype=np.float64), *args, grad), grad
+
+    x, diverging, saturated = sample_nuts(
+        lambda: NativeModel(buf, _c_logp(), n_dim, init),
+        lambda: python_model(n_dim, log_density, init),
+        draws=int(sampler_kwargs["draws"]),
+        tune=int(sampler_kwargs["tune"]),
+        chains=int(sampler_kwargs["chains"]),
+        seed=int(sampler_kwargs["seed"]),
+        target_accept=float(sampler_kwargs["target_accept"]),
+        progressbar=bool(sampler_kwargs["progressbar"]),
+    )
+    n_chains, n_draws = x.shape[:2]
+    flat = x.reshape(n_chains * n_draws, n_dim)
+    correlated = bool(spec.correlated and q > 1)
+    chol = _chols(
+        np.ascontiguousarray(flat[:, p : p + n_theta]), q, correlated, spec.prior_corr_eta
+    )
+    z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
+    u = np.einsum("sab,sgb->sga", chol, z)
+    sigma = chol @ np.swapaxes(chol, 1, 2)
+    tau = np.sqrt(np.diagonal(sigma, axis1=1, axis2=2))
+    shape = (n_chains, n_draws)
+    out = {
+        "beta": flat[:, :p].reshape(shape + (p,)),
+        "u": u.reshape(shape + (n_groups, q)),
+        "tau": tau.reshape(shape + (q,)),
+        "s": np.ones(shape),
+        "corr": None,
+        "diverging": diverging,
+        "max_treedepth": saturated,
+        "dispersion": None,
+        "inference": {"method": "nuts"},
+    }
+    if correlated:
+        corr = sigma / (tau[:, :, None] * tau[:, None, :])
+        out["corr"] = corr.reshape(shape + (q, q))
+    if spec.likelihood == "negative_binomial":
+        out["dispersion"] = np.exp(2.0 * flat[:, -1]).reshape(shape)
+    return out

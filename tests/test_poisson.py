@@ -1,0 +1,102 @@
+"""HierarchicalPoissonRegressor: counts, exposure, negative binomial, checks."""
+
+import numpy as np
+import pytest
+
+from skhier import POPULATION, HierarchicalPoissonRegressor, make_group_scorer
+
+pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+
+
+def count_data(seed=0, n_groups=12, n_rows=400, dispersion=0.3):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, n_rows)
+    X = rng.normal(size=(n_rows, 1))
+    exposure = rng.uniform(0.5, 3.0, n_rows)
+    a = 0.5 + 0.6 * rng.normal(size=n_groups)
+    mu = exposure * np.exp(a[g] + 0.4 * X[:, 0])
+    y = rng.poisson(rng.gamma(1 / dispersion, mu * dispersion))
+    return X, y, g, exposure, mu
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, g, exposure, mu = count_data()
+    est = HierarchicalPoissonRegressor(
+        family="negative_binomial", random_slopes=None, draws=300, tune=300, chains=2,
+        random_state=0,
+    )  # fmt: skip
+    est.fit(X, y, groups=g, exposure=exposure)
+    return est, X, y, g, exposure, mu
+
+
+def test_fit_recovers_rates_and_dispersion(fitted):
+    est, X, y, g, exposure, mu = fitted
+    assert est.engine_ == "explicit"
+    lo, hi = est.coef_interval_[0]
+    assert lo < 0.4 < hi
+    assert 0.05 < est.dispersion_ < 1.0
+    lo, hi = est.dispersion_interval_
+    assert lo < 0.3 < hi
+    rows = est.summary(group_level=False).index
+    assert "dispersion" in rows and "eps" not in rows
+
+
+def test_predictions_scale_with_exposure(fitted):
+    est, X, y, g, exposure, mu = fitted
+    pred = est.predict(X, groups=g, exposure=exposure)
+    assert np.corrcoef(np.log(pred), np.log(mu))[0, 1] > 0.9
+    one = est.predict(X[:5], groups=g[:5])
+    double = est.predict(X[:5], groups=g[:5], exposure=np.full(5, 2.0))
+    np.testing.assert_allclose(double, 2 * one, rtol=1e-10)
+    lo, hi = est.predict_rate_interval(X[:20], groups=g[:20], exposure=exposure[:20]).T
+    assert np.all((lo <= pred[:20]) & (pred[:20] <= hi))
+    lo, hi = est.predict_interval(X, groups=g, exposure=exposure, prob=0.9).T
+    assert 0.85 < np.mean((y >= lo) & (y <= hi)) <= 1.0
+    draws = est.sample_y(X[:10], groups=g[:10], exposure=exposure[:10], n_samples=50)
+    assert draws.shape == (10, 50) and draws.min() >= 0
+    assert np.issubdtype(draws.dtype, np.integer)
+    assert 0 < est.score(X, y, groups=g, exposure=exposure) <= 1
+    pop = est.predict(X[:3], groups=POPULATION)
+    assert np.all(np.isfinite(pop)) and np.all(pop > 0)
+    eta = est.predict_linear(X[:3], groups=g[:3])
+    assert np.all(np.isfinite(eta))
+
+
+def test_scorer_passes_groups_and_exposure(fitted):
+    from sklearn.metrics import mean_poisson_deviance
+
+    est, X, y, g, exposure, _ = fitted
+    scorer = make_group_scorer(mean_poisson_deviance, greater_is_better=False)
+    with_exposure = scorer(est, X, y, groups=g, exposure=exposure)
+    assert with_exposure == pytest.approx(
+        -mean_poisson_deviance(y, est.predict(X, groups=g, exposure=exposure))
+    )
+
+
+def test_bad_counts_and_exposure_are_clear_errors():
+    X, y, g, exposure, _ = count_data(n_rows=50)
+    est = HierarchicalPoissonRegressor()
+    with pytest.raises(ValueError, match="non-negative integers"):
+        est.fit(X, y + 0.5, groups=g)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        est.fit(X, -y - 1, groups=g)
+    with pytest.raises(TypeError, match="counts"):
+        est.fit(X, np.array(["a"] * len(y)), groups=g)
+    with pytest.raises(ValueError, match="exposure"):
+        est.fit(X, y, groups=g, exposure=-exposure)
+    with pytest.raises(ValueError, match="exposure"):
+        est.fit(X, y, groups=g, exposure=exposure[:10])
+    with pytest.raises(ValueError, match="several grouping factors"):
+        import pandas as pd
+
+        est.fit(X, y, groups=pd.DataFrame({"a": g, "b": g % 3}))
+    with pytest.raises(ValueError, match="family"):
+        HierarchicalPoissonRegressor(family="gamma").fit(X, y, groups=g)
+
+
+def test_exposure_is_routed_like_groups():
+    routing = HierarchicalPoissonRegressor().get_metadata_routing()
+    for method in ("fit", "predict", "score"):
+        requests = getattr(routing, method).requests
+        assert requests["groups"] is True and requests["exposure"] is True, method
