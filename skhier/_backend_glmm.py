@@ -20,7 +20,7 @@ from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
 from ._spec import design
 
-_HEAD = 8  # total, family, n_rows, p, q, n_groups, correlated, eta
+_HEAD = 10  # total, family, n_rows, p, q, n_groups, correlated, eta, centered, n_values
 
 
 def _layout(spec, n_groups):
@@ -32,12 +32,17 @@ def _layout(spec, n_groups):
     return p, q, n_theta, z_off, n_dim
 
 
-def _pack(F, Z, y, codes, offset, n_groups, spec):
+def _pack(F, Z, y, codes, offset, n_groups, spec, shift):
     n_rows, p = F.shape
     q = Z.shape[1]
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
-    parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], y, offset, codes]
+    head += [float(spec.parametrization == "centered")]
+    parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], shift]
+    y_values, y_index = np.unique(y, return_inverse=True)
+    head += [len(y_values)]
+    parts[0] = np.array(head)
+    parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, codes, y_index, y_values]
     buf = np.concatenate([np.ravel(a).astype(np.float64) for a in (*parts, F, Z)])
     buf[0] = buf.size
     return buf
@@ -45,18 +50,25 @@ def _pack(F, Z, y, codes, offset, n_groups, spec):
 
 def _unpack(buf):
     family, n_rows, p, q, n_groups = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
-    correlated, eta = buf[6] != 0.0, buf[7]
+    correlated, eta, centered = buf[6] != 0.0, buf[7], buf[8] != 0.0
     off = _HEAD
     prior_sd = buf[off : off + p]
     rates = buf[off + p : off + p + q]
     off += p + q
+    shift = buf[off : off + p - 1]
+    slope_idx = buf[off + p - 1 : off + p + q - 2].astype(np.int64)
+    off += p + q - 2
     y = buf[off : off + n_rows]
     offset = buf[off + n_rows : off + 2 * n_rows]
     codes = buf[off + 2 * n_rows : off + 3 * n_rows].astype(np.int64)
-    off += 3 * n_rows
+    y_index = buf[off + 3 * n_rows : off + 4 * n_rows].astype(np.int64)
+    n_values = int(buf[9])
+    y_values = buf[off + 4 * n_rows : off + 4 * n_rows + n_values]
+    off += 4 * n_rows + n_values
     F = buf[off : off + n_rows * p].reshape((n_rows, p))
     Z = buf[off + n_rows * p : off + n_rows * (p + q)].reshape((n_rows, q))
-    return family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates
+    return (family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates,
+            centered, shift, slope_idx, y_index, y_values)  # fmt: skip
 
 
 def _make_c_logp():
@@ -66,16 +78,16 @@ def _make_c_logp():
 
     def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
         total = int(numba.carray(buf_ptr, (1,))[0])
-        family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates = unpack(
-            numba.carray(buf_ptr, (total,))
-        )
+        data = unpack(numba.carray(buf_ptr, (total,)))
+        family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates = data[:12]
+        centered, shift, slope_idx, y_index, y_values = data[12:17]
         x = numba.carray(x_ptr, (dim,))
         grad = numba.carray(grad_ptr, (dim,))
         logp = numba.carray(logp_ptr, (1,))
         try:
             value = glmm_density(
                 x, family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd,
-                rates, grad,
+                rates, centered, shift, slope_idx, y_index, y_values, grad,
             )  # fmt: skip
         except Exception:  # noqa: BLE001 - never let an error cross into Rust
             return 4
@@ -96,10 +108,14 @@ def _c_logp():
 def _initial_point_fn(spec, n_dim):
     p, q = spec.n_fixed, spec.n_random
 
+    nb = 1 if spec.likelihood == "negative_binomial" else 0
+
     def initial_point(seed):
         rng = np.random.default_rng(seed)
         x = rng.uniform(-0.5, 0.5, size=n_dim)
         x[p : p + q] += np.log(0.5)  # group SDs about 0.5 on the link scale
+        if spec.parametrization == "centered":  # effects of about that size
+            x[p + spec.n_random + spec.n_corr : n_dim - nb] *= 0.5
         if spec.likelihood == "negative_binomial":
             x[-1] = np.log(0.5) + 0.2 * x[-1]
         return x
@@ -121,7 +137,8 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offse
     F, Z, _ = design(X, None, spec, scaling)
     y = np.asarray(y, dtype=np.float64)
     p, q, n_theta, z_off, n_dim = _layout(spec, n_groups)
-    buf = _pack(F, Z, y, codes, offset, n_groups, spec)
+    shift = scaling.x_mean / scaling.x_scale
+    buf = _pack(F, Z, y, codes, offset, n_groups, spec, shift)
     init = _initial_point_fn(spec, n_dim)
     args = _unpack(buf)
 
@@ -146,7 +163,14 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offse
         np.ascontiguousarray(flat[:, p : p + n_theta]), q, correlated, spec.prior_corr_eta
     )
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
-    u = np.einsum("sab,sgb->sga", chol, z)
+    if spec.parametrization == "centered":  # u = c - mu(beta)
+        beta = flat[:, :p]
+        mu = np.column_stack(
+            [beta[:, 0] - beta[:, 1:] @ shift, beta[:, 1:][:, list(spec.slope_idx)]]
+        )
+        u = z - mu[:, None, :]
+    else:
+        u = np.einsum("sab,sgb->sga", chol, z)
     sigma = chol @ np.swapaxes(chol, 1, 2)
     tau = np.sqrt(np.diagonal(sigma, axis1=1, axis2=2))
     shape = (n_chains, n_draws)

@@ -30,8 +30,9 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     (Polson, Scott & Windle 2013): given one latent ``omega ~ PG(1, eta)`` per row
     the model is conditionally Gaussian, so the group effects and population
     coefficients are drawn jointly and exactly, and the SDs by the same collapsed and
-    interweaved steps as the Gaussian Gibbs engine.  ``engine="explicit"`` samples
-    the textbook PyMC model with NUTS instead (the reference; much slower).
+    interweaved steps as the Gaussian Gibbs engine.  ``engine="nuts"`` runs NUTS on
+    the explicit non-centered model (skhier's numba density), ``engine="explicit"``
+    the textbook PyMC model (the reference; much slower).
 
     Priors (features standardized internally; log-odds scale)::
 
@@ -45,7 +46,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     correlated_effects, random_slopes, prior_corr_eta, standardize, store_draws,
     interval_prob, unseen_groups, group_col, nested, random_state, progressbar :
         As in :class:`HierarchicalRegressor`.
-    engine : {"auto", "gibbs", "explicit"}, default="auto"
+    engine : {"auto", "gibbs", "nuts", "explicit"}, default="auto"
         "auto" is "gibbs" (Pólya-Gamma augmentation).
     inference : {"auto"}, default="auto"
         Every engine here samples the full posterior.

@@ -27,6 +27,33 @@ from ._likelihoods import FAMILIES
 _CHUNK = 2**22
 
 
+#: a typical group SD on the link scale, for :func:`glm_parametrization`
+_TYPICAL_GROUP_SD = 0.5
+
+
+def glm_parametrization(y, codes, n_groups, family, exposure=None):
+    """The automatic rule for the NUTS engines: centered when the median group's
+    own rows carry more information about its intercept than a typical spread of
+    the groups (``info_g * 0.5^2 >= 1``), non-centered (no funnel) otherwise.
+
+    ``info_g`` is the Fisher information of the group's intercept at its raw mean:
+    ``n_g p (1 - p)`` for binary outcomes (``p`` the overall share of 1s);
+    ``sum(mu) / (1 + m phi)`` for counts (``m`` the group's mean count, ``phi`` a
+    moment estimate of the over-dispersion, 0 for Poisson)."""
+    n = np.bincount(codes, minlength=n_groups).astype(float)
+    if family == "bernoulli":
+        p = float(np.mean(y))
+        info = n * p * (1.0 - p)
+    else:
+        total = np.bincount(codes, weights=y, minlength=n_groups)
+        mean = total / np.maximum(n, 1.0)
+        m, v = float(np.mean(y)), float(np.var(y))
+        phi = max(0.0, (v - m) / max(m * m, 1e-12)) if family == "negative_binomial" else 0.0
+        info = (total + 0.5) / (1.0 + mean * phi)
+    med = float(np.median(info[n > 0])) if (n > 0).any() else 0.0
+    return "centered" if med * _TYPICAL_GROUP_SD**2 >= 1.0 else "non-centered"
+
+
 class HierarchicalGLMBase(HierarchicalBase):
     """Shared machinery of the binary and count estimators (not public)."""
 
@@ -54,7 +81,9 @@ class HierarchicalGLMBase(HierarchicalBase):
         scaling = self._scaling(X, y, exposure)
         self.engine_ = self._ENGINES[0] if self.engine == "auto" else self.engine
         self.parametrization_ = (
-            "non-centered" if self.parametrization == "auto" else self.parametrization
+            glm_parametrization(y, codes, len(self.groups_), self.likelihood, exposure)
+            if self.parametrization == "auto"
+            else self.parametrization
         )
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         offset = self._offset(scaling, X.shape[0], exposure)

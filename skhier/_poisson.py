@@ -8,6 +8,8 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import SHARED_CONSTRAINTS
 from ._glm import HierarchicalGLMBase
+from ._warn import warn
+from .exceptions import CountTargetWarning
 
 
 class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
@@ -27,9 +29,9 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     statsmodels' ``alpha``, ``1 / alpha`` in PyMC's parametrization), with
     ``sqrt(dispersion) ~ HalfNormal(1)`` shrinking toward Poisson (``dispersion = 0``).
 
-    The engine is the explicit PyMC model sampled by NUTS (nutpie; non-centered by
-    default): exact, but slower than the classifier's Gibbs engine, and its first fit
-    of a model structure compiles it (tens of seconds).
+    The engine is NUTS (nutpie) on the explicit non-centered model, whose log density
+    and gradient are skhier's numba code (compiled once per machine);
+    ``engine="explicit"`` runs the same model in PyMC (the reference).
 
     Priors (features standardized internally; log scale)::
 
@@ -41,7 +43,8 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     ----------
     family : {"poisson", "negative_binomial"}, default="poisson"
         Distribution of the counts.
-    engine : {"auto", "explicit"}, default="auto"
+    engine : {"auto", "nuts", "explicit"}, default="auto"
+        "auto" is "nuts".
     inference : {"auto"}, default="auto"
     prior_intercept_sd, prior_coef_sd : float, default=2.5
     prior_group_sd : float, default=1.0
@@ -130,7 +133,8 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
-            Non-negative integer counts.
+            Non-negative integer counts (non-integer values warn:
+            :class:`~skhier.exceptions.CountTargetWarning`).
         groups : array-like, POPULATION or None, default=None
             Group label of each row, as in :meth:`HierarchicalRegressor.fit`.
         exposure : array-like of shape (n_samples,), default=None
@@ -145,18 +149,33 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
 
     @staticmethod
     def _check_counts(y):
+        """Counts: non-negative; non-integer values warn (the likelihood is then a
+        quasi-likelihood, as scikit-learn's ``PoissonRegressor`` allows)."""
         if y is None:
             return
         arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if arr.dtype.kind in "OUSV":
-            raise TypeError(f"`y` must be counts (non-negative integers); got dtype {arr.dtype}.")
-        arr = arr.astype(np.float64)
-        finite = arr[np.isfinite(arr)]
-        if (finite < 0).any() or (finite != np.round(finite)).any():
+        if arr.dtype.kind == "c":
+            raise ValueError("Complex data not supported: `y` must be counts.")
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
             raise ValueError(
-                "`y` must be counts (non-negative integers). For rates, pass the counts as y "
-                "and the time or size they were observed over as `exposure`; for a "
+                f"Unknown label type: `y` must be counts (non-negative integers); got values "
+                f"of dtype {arr.dtype} that are not numbers."
+            ) from None
+        finite = arr[np.isfinite(arr)]
+        if (finite < 0).any():
+            raise ValueError(
+                "`y` must be counts (non-negative integers); it has negative values. For a "
                 "continuous target use HierarchicalRegressor."
+            )
+        if (finite != np.round(finite)).any():
+            warn(
+                "`y` has non-integer values: HierarchicalPoissonRegressor models counts, and "
+                "fits these by the Poisson (or negative binomial) quasi-likelihood. For rates, "
+                "pass the counts as y and the time or size they were observed over as "
+                "`exposure`; for a continuous target use HierarchicalRegressor.",
+                CountTargetWarning,
             )
 
     def predict(self, X, *, groups=None, exposure=None):

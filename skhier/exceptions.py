@@ -63,6 +63,10 @@ class BinaryTargetWarning(UserWarning):
     """A regressor was fit to a target with two distinct values (a binary outcome)."""
 
 
+class CountTargetWarning(UserWarning):
+    """A count model was fit to a target with non-integer values."""
+
+
 class UnseenGroupError(ValueError):
     """A group label at prediction time was not seen in training and
     ``unseen_groups="raise"``."""

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import skhier
 from skhier import POPULATION, HierarchicalPoissonRegressor, make_group_scorer
 
 pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
@@ -32,7 +33,7 @@ def fitted():
 
 def test_fit_recovers_rates_and_dispersion(fitted):
     est, X, y, g, exposure, mu = fitted
-    assert est.engine_ == "explicit"
+    assert est.engine_ == "nuts"
     lo, hi = est.coef_interval_[0]
     assert lo < 0.4 < hi
     assert 0.05 < est.dispersion_ < 1.0
@@ -77,11 +78,12 @@ def test_scorer_passes_groups_and_exposure(fitted):
 def test_bad_counts_and_exposure_are_clear_errors():
     X, y, g, exposure, _ = count_data(n_rows=50)
     est = HierarchicalPoissonRegressor()
-    with pytest.raises(ValueError, match="non-negative integers"):
-        est.fit(X, y + 0.5, groups=g)
-    with pytest.raises(ValueError, match="non-negative integers"):
+    with pytest.warns(skhier.exceptions.CountTargetWarning, match="non-integer"):
+        with pytest.raises(ValueError, match="exposure"):  # (warns before failing)
+            est.fit(X, y + 0.5, groups=g, exposure=-exposure)
+    with pytest.raises(ValueError, match="negative values"):
         est.fit(X, -y - 1, groups=g)
-    with pytest.raises(TypeError, match="counts"):
+    with pytest.raises(ValueError, match="counts"):
         est.fit(X, np.array(["a"] * len(y)), groups=g)
     with pytest.raises(ValueError, match="exposure"):
         est.fit(X, y, groups=g, exposure=-exposure)
@@ -100,3 +102,36 @@ def test_exposure_is_routed_like_groups():
     for method in ("fit", "predict", "score"):
         requests = getattr(routing, method).requests
         assert requests["groups"] is True and requests["exposure"] is True, method
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
+@pytest.mark.parametrize("correlated", [True, False])
+@pytest.mark.parametrize("centered", [True, False])
+def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered):
+    from skhier._kernels_glmm import FAMILY_CODES, glmm_density
+
+    rng = np.random.default_rng(1)
+    n, p, q, n_groups = 150, 3, 2, 6
+    F = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    Z = np.column_stack([np.ones(n), F[:, 1]])
+    codes = rng.integers(0, n_groups, n)
+    y = rng.poisson(2.0, n).astype(float)
+    if family == "bernoulli":
+        y = (y > 1).astype(float)
+    m = q * (q - 1) // 2 if correlated else 0
+    dim = p + q + m + n_groups * q + (family == "negative_binomial")
+    args = (FAMILY_CODES[family], y, 0.1 * rng.normal(size=n), F, Z, codes, n_groups, q)
+    args += (correlated, 2.0, np.full(p, 2.5), np.ones(q), centered)
+    args += (np.array([0.3, -0.2]), np.array([0]))  # shift, slope_idx
+    values, index = np.unique(y, return_inverse=True)
+    args += (index, values)
+    x = 0.3 * rng.normal(size=dim)
+    grad, scratch = np.zeros(dim), np.zeros(dim)
+    glmm_density(x, *args, grad)
+    h = 1e-6
+    numeric = [
+        (glmm_density(x + h * e, *args, scratch) - glmm_density(x - h * e, *args, scratch))
+        / (2 * h)
+        for e in np.eye(dim)
+    ]
+    np.testing.assert_allclose(grad, numeric, atol=1e-5 * (1 + np.abs(grad).max()))

@@ -10,25 +10,20 @@ _TINY = {"draws": 100, "tune": 100, "chains": 2, "random_state": 0}
 
 
 # scikit-learn's checks fit without `groups` and on arbitrary targets, by design: the
-# warnings about lost groups and 0/1 targets are correct there and not under test.
+# warnings about lost groups, 0/1 targets and non-integer counts are correct there and
+# not under test.
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.NoGroupsWarning")
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.BinaryTargetWarning")
-@parametrize_with_checks([HierarchicalRegressor(**_TINY), HierarchicalClassifier(**_TINY)])
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
-
-
-# The count model's engine compiles a NUTS model per data shape (nutpie): its checks
-# take minutes, so they run with the slow tests.
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
-@pytest.mark.filterwarnings("ignore::skhier.exceptions.NoGroupsWarning")
-@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.CountTargetWarning")
 @parametrize_with_checks(
-    [HierarchicalPoissonRegressor(draws=30, tune=30, chains=1, random_state=0)]
+    [
+        HierarchicalRegressor(**_TINY),
+        HierarchicalClassifier(**_TINY),
+        HierarchicalPoissonRegressor(**_TINY),
+    ]
 )
-def test_sklearn_compatible_counts(estimator, check):
+def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
