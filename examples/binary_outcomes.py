@@ -91,7 +91,8 @@ def compare(settings, n_splits=5):
                       ("GroupKFold (new groups)", GroupKFold(n_splits))):  # fmt: skip
         for name, model in models.items():
             losses = []
-            for train, test in cv.split(X, y, groups=g):
+            splits = cv.split(X, y, groups=g) if isinstance(cv, GroupKFold) else cv.split(X)
+            for train, test in splits:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     model.fit(X.iloc[train], y[train])

@@ -92,6 +92,7 @@ class Posterior:
         reduced to moments, ``prob`` intervals and ``store_draws`` kept draws.
         """
         beta, u, tau, s = draws["beta"], draws["u"], draws["tau"], draws["s"]
+        family = getattr(spec, "likelihood", "normal")
         ys, xm, xsc = scaling.y_scale, scaling.x_mean, scaling.x_scale
         slopes = list(spec.slope_idx)
         coef = ys * beta[..., 1:] / xsc
@@ -111,7 +112,7 @@ class Posterior:
             coef=coef,
             group_intercept_sd=ys * tau[..., 0],
             group_coef_sd=group_coef_sd,
-            noise_sd=None if spec.likelihood in GLM_FAMILIES else ys * s,
+            noise_sd=None if family in GLM_FAMILIES else ys * s,
             group_intercept=group["group_intercept"],
             group_coef=group["group_coef"],
             diverging=np.asarray(draws["diverging"], dtype=bool),
@@ -123,7 +124,7 @@ class Posterior:
             group_cov=group["cov"],
             group_bounds=group["bounds"],
             bounds_prob=float(prob),
-            family=spec.likelihood,
+            family=family,
             dispersion=draws.get("dispersion"),
         )
 

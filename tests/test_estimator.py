@@ -300,7 +300,13 @@ def test_explicit_feature_mismatch_at_predict(fitted):
 
 
 def test_public_api():
-    assert set(skhier.__all__) == {"HierarchicalRegressor", "POPULATION", "make_group_scorer"}
+    assert set(skhier.__all__) == {
+        "HierarchicalRegressor",
+        "HierarchicalClassifier",
+        "HierarchicalPoissonRegressor",
+        "POPULATION",
+        "make_group_scorer",
+    }
     assert repr(POPULATION) == "skhier.POPULATION"
 
 
