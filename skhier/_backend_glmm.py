@@ -14,8 +14,9 @@ from functools import cache
 
 import numpy as np
 
+from ._kernels import cov_chols
 from ._kernels_glmm import FAMILY_CODES, glmm_density
-from ._kernels_linalg import _njit, cov_chol
+from ._kernels_linalg import _njit
 from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
 from ._spec import design
@@ -123,14 +124,6 @@ def _initial_point_fn(spec, n_dim):
     return initial_point
 
 
-@_njit
-def _chols(theta, q, correlated, eta):
-    out = np.zeros((theta.shape[0], q, q))
-    for s in range(theta.shape[0]):
-        cov_chol(theta[s], q, correlated, eta, out[s])
-    return out
-
-
 def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset):
     """Sample the GLM of ``spec``; the standardized draws as a dict (as
     :func:`skhier._backend_pymc.fit_explicit` returns them)."""
@@ -159,7 +152,7 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offse
     n_chains, n_draws = x.shape[:2]
     flat = x.reshape(n_chains * n_draws, n_dim)
     correlated = bool(spec.correlated and q > 1)
-    chol = _chols(
+    chol = cov_chols(
         np.ascontiguousarray(flat[:, p : p + n_theta]), q, correlated, spec.prior_corr_eta
     )
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
