@@ -16,57 +16,120 @@ from ._likelihoods import GLM_FAMILIES
 from ._spec import design
 
 
-def build_model(X, y, codes, n_groups, spec, scaling, offset=None):
+def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=False):
     """The explicit PyMC model on the standardized scale (a GLM: the linear
-    predictor ``offset + F beta + Z u`` on the link scale, ``y`` as observed)."""
+    predictor ``offset + F beta + Z u`` on the link scale, ``y`` as observed).
+
+    ``user_units``: also record the reported parameters in the user's units as
+    deterministics (``mu_a``, ``mu_b``, ``sigma_a``, ``sigma_b``, ``a``, ``eps``).
+    """
     import pymc as pm
 
     F, Z, ys = design(X, y, spec, scaling)
-    glm = spec.likelihood in GLM_FAMILIES
     q = spec.n_random
     with pm.Model() as model:
         beta = pm.Normal("beta", 0.0, spec.beta_prior_sd, shape=spec.n_fixed)
-        rates = spec.sd_prior_rates
         # population means of the group coefficients at X = 0 (scaled units)
         shift = scaling.x_mean / scaling.x_scale
         mu_a = beta[0] - (beta[1:] * shift).sum()
         mu = pm.math.concatenate([mu_a[None], beta[1:][list(spec.slope_idx)]])
-        if spec.correlated and q > 1:
-            chol, corr, tau = pm.LKJCholeskyCov(
-                "chol_cov",
-                n=q,
-                eta=spec.prior_corr_eta,
-                sd_dist=pm.Exponential.dist(rates[:q], shape=q),
-                compute_corr=True,
-            )
-            pm.Deterministic("tau", tau)
-            pm.Deterministic("corr", corr)
-            if spec.parametrization == "centered":
-                coef = pm.MvNormal("coef", mu=mu, chol=chol, shape=(n_groups, q))
-                pm.Deterministic("u", coef - mu)
-            else:
-                z = pm.Normal("z", 0.0, 1.0, shape=(n_groups, q))
-                pm.Deterministic("u", z @ chol.T)
-        else:
-            tau = pm.Exponential("tau", rates[:q], shape=q)
-            if spec.parametrization == "centered":
-                coef = pm.Normal("coef", mu=mu, sigma=tau, shape=(n_groups, q))
-                pm.Deterministic("u", coef - mu)
-            else:
-                z = pm.Normal("z", 0.0, 1.0, shape=(n_groups, q))
-                pm.Deterministic("u", z * tau)
-        u = model["u"]
+        u = _group_effects(pm, "", n_groups, q, spec, spec.correlated, spec.parametrization, mu)
         mean = pm.math.dot(F, beta) + (Z * u[codes]).sum(axis=1)
-        if glm:
-            _glm_likelihood(pm, spec.likelihood, mean + offset, y)
-            return model
-        s = pm.Exponential("s", rates[q])
-        if spec.likelihood == "student_t":
-            nu = pm.Truncated("nu", pm.Gamma.dist(alpha=2.0, beta=0.1), lower=1.0)
-            pm.StudentT("y", nu=nu, mu=mean, sigma=s, observed=ys)
-        else:
-            pm.Normal("y", mu=mean, sigma=s, observed=ys)
+        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset)
+        if user_units:
+            _user_units(pm, beta, {"": u}, spec, scaling)
     return model
+
+
+def build_factors_model(X, y, codes, spec, scaling, offset=None, user_units=False):
+    """The explicit PyMC model of several grouping factors (non-centered): one
+    block of effects ``u[factor]`` per factor, deviations from the population, with
+    their own SDs ``tau[factor]`` (and ``corr[factor]``)."""
+    import pymc as pm
+
+    F, _, ys = design(X, y, spec, scaling)
+    with pm.Model() as model:
+        beta = pm.Normal("beta", 0.0, spec.beta_prior_sd, shape=spec.n_fixed)
+        mean = pm.math.dot(F, beta)
+        effects = {}
+        for f, term in enumerate(spec.factors):
+            idx = list(term.slope_idx)
+            Z = np.hstack([np.ones((X.shape[0], 1)), X[:, idx] / scaling.x_scale[idx]])
+            name = f"[{term.name}]"
+            u = _group_effects(
+                pm, name, term.n_levels, term.n_random, spec, term.correlated, "non-centered"
+            )
+            effects[name] = (u, idx)
+            mean = mean + (Z * u[codes[:, f]]).sum(axis=1)
+        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset)
+        if user_units:
+            _user_units(pm, beta, effects, spec, scaling)
+    return model
+
+
+def _group_effects(pm, suffix, n_levels, q, spec, correlated, parametrization, mu=None):
+    """Effects ``u`` (n_levels, q), deviations from ``mu``: SDs ``tau`` ~
+    Exponential(mean prior_group_sd), LKJ correlations when ``correlated``."""
+    rate = 1.0 / spec.prior_group_sd
+    centered = parametrization == "centered" and mu is not None
+    if correlated and q > 1:
+        chol, corr, tau = pm.LKJCholeskyCov(
+            f"chol_cov{suffix}",
+            n=q,
+            eta=spec.prior_corr_eta,
+            sd_dist=pm.Exponential.dist(rate, shape=q),
+            compute_corr=True,
+        )
+        pm.Deterministic(f"tau{suffix}", tau)
+        pm.Deterministic(f"corr{suffix}", corr)
+        if centered:
+            coef = pm.MvNormal(f"coef{suffix}", mu=mu, chol=chol, shape=(n_levels, q))
+            return pm.Deterministic(f"u{suffix}", coef - mu)
+        z = pm.Normal(f"z{suffix}", 0.0, 1.0, shape=(n_levels, q))
+        return pm.Deterministic(f"u{suffix}", z @ chol.T)
+    tau = pm.Exponential(f"tau{suffix}", rate, shape=q)
+    if centered:
+        coef = pm.Normal(f"coef{suffix}", mu=mu, sigma=tau, shape=(n_levels, q))
+        return pm.Deterministic(f"u{suffix}", coef - mu)
+    z = pm.Normal(f"z{suffix}", 0.0, 1.0, shape=(n_levels, q))
+    return pm.Deterministic(f"u{suffix}", z * tau)
+
+
+def _likelihood(pm, spec, mean, y, offset):
+    if spec.likelihood in GLM_FAMILIES:
+        _glm_likelihood(pm, spec.likelihood, mean + offset, y)
+        return
+    s = pm.Exponential("s", 1.0 / spec.prior_noise_sd)
+    if spec.likelihood == "student_t":
+        nu = pm.Truncated("nu", pm.Gamma.dist(alpha=2.0, beta=0.1), lower=1.0)
+        pm.StudentT("y", nu=nu, mu=mean, sigma=s, observed=y)
+    else:
+        pm.Normal("y", mu=mean, sigma=s, observed=y)
+
+
+def _user_units(pm, beta, effects, spec, scaling):
+    """Deterministics in the user's units, as skhier reports them: ``mu_a`` (at
+    X = 0), ``mu_b``, and per factor ``sigma_a``, ``sigma_b`` (random slopes only)
+    and the group intercepts ``a`` (one factor: ``mu_a`` plus the effect; several:
+    the deviation, as ``group_effects_``)."""
+    ys, xm, xsc = scaling.y_scale, scaling.x_mean, scaling.x_scale
+    mu_a = pm.Deterministic("mu_a", scaling.y_mean + ys * (beta[0] - (beta[1:] * xm / xsc).sum()))
+    pm.Deterministic("mu_b", ys * beta[1:] / xsc)
+    model = pm.modelcontext(None)
+    for suffix, (u, idx) in _effect_slopes(effects, spec).items():
+        tau = model[f"tau{suffix}"]
+        pm.Deterministic(f"sigma_a{suffix}", ys * tau[0])
+        if idx:
+            pm.Deterministic(f"sigma_b{suffix}", ys * tau[1:] / xsc[idx])
+        pm.Deterministic(f"a{suffix}", (mu_a if suffix == "" else 0.0) + ys * u[:, 0])
+    if "s" in model.named_vars:
+        pm.Deterministic("eps", ys * model["s"])
+
+
+def _effect_slopes(effects, spec):
+    if "" in effects:  # one factor
+        return {"": (effects[""], list(spec.slope_idx))}
+    return effects
 
 
 def _glm_likelihood(pm, family, eta, y):

@@ -8,8 +8,8 @@ checks, the model specification, the engine call and the prediction methods.
 from __future__ import annotations
 
 import inspect
-import logging
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _checks, _diagnostics
+from ._engines import IMPORTANCE_MIN_GROUPS, resolve_engine, resolve_inference, run_engine  # noqa: F401
 from ._groups import (
     POPULATION,
     check_group_labels,
@@ -29,6 +30,7 @@ from ._groups import (
 from ._posterior import Posterior
 from ._spec import ModelSpec, Scaling, resolve_random_slopes
 from ._warn import warn
+from ._workflow import WorkflowMixin
 from .exceptions import FewGroupsWarning, NoGroupsWarning
 
 _NO_GROUPS_MESSAGE = (
@@ -70,7 +72,18 @@ SHARED_CONSTRAINTS: dict = {
 }
 
 
-class HierarchicalBase(BaseEstimator):
+class FitInputs(NamedTuple):
+    """What ``fit`` hands an engine: validated arrays, the model and its scaling."""
+
+    X: np.ndarray
+    y: np.ndarray  # numeric (0/1 for binary outcomes)
+    codes: np.ndarray  # (n,) group codes, or (n, n_factors) with several factors
+    spec: ModelSpec
+    scaling: Scaling
+    offset: np.ndarray | None = None  # GLMs: fixed part of the linear predictor
+
+
+class HierarchicalBase(WorkflowMixin, BaseEstimator):
     """Shared machinery of skhier's estimators (not public)."""
 
     __metadata_request__fit = {"groups": True}
@@ -145,6 +158,20 @@ class HierarchicalBase(BaseEstimator):
         """The affine maps to the standardized scale (:class:`~skhier._spec.Scaling`)."""
         return Scaling.fit(X, y, self.standardize)
 
+    def _fit_inputs(self, inputs: FitInputs):
+        """Sample the posterior of the model in ``inputs`` (from ``_model_inputs``)."""
+        _forget(self, ("dispersion_", "dispersion_interval_", *_WORKFLOW_ATTRS))
+        if inputs.spec.factors:
+            from . import _multi
+
+            _multi.sample(self, *inputs)
+        else:
+            self._sample_posterior(*inputs)
+        if getattr(self.posterior_, "dispersion", None) is not None:
+            self.dispersion_ = float(self.posterior_.mean("dispersion"))
+            self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
+        return self
+
     def _sample_posterior(self, X, y, codes, spec, scaling, offset=None):
         """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
         summaries and diagnostics, and warn when the sampler may not have converged."""
@@ -176,12 +203,12 @@ class HierarchicalBase(BaseEstimator):
         """Fit with several grouping factors."""
         return getattr(self, "_factors", None) is not None
 
-    def _fit_several(self, X, y, groups, exposure=None):
-        """Fit a model with several grouping factors (the Gibbs engine)."""
+    def _several_inputs(self, X, y, groups, exposure=None) -> FitInputs:
+        """Validate a model with several grouping factors (the Gibbs engine)."""
         from . import _multi
 
         _forget(self, _SINGLE_ATTRS)
-        return _multi.fit_several(self, X, y, groups, exposure)
+        return FitInputs(*_multi.prepare_several(self, X, y, groups, exposure))
 
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
@@ -308,13 +335,16 @@ class HierarchicalBase(BaseEstimator):
 
     @property
     def idata_(self):
-        """The posterior as ArviZ ``InferenceData`` (dims ``feature`` and ``group``)."""
+        """The posterior as ArviZ ``InferenceData`` (dims ``feature`` and ``group``),
+        with the groups that :meth:`sample_prior_predictive` and
+        :meth:`compute_log_likelihood` add once they have been called."""
         check_is_fitted(self)
         if self._is_multi():
             from ._multi import to_inference_data
 
-            return to_inference_data(self)
-        return self.posterior_.to_inference_data(self._feature_names(), self.groups_)
+            return self._workflow_idata(to_inference_data(self))
+        idata = self.posterior_.to_inference_data(self._feature_names(), self.groups_)
+        return self._workflow_idata(idata)
 
     def _feature_names(self):
         names = getattr(self, "feature_names_in_", None)
@@ -347,6 +377,8 @@ _SINGLE_ATTRS = (
     "group_corr_interval_", "random_slope_mask_", "parametrization_",
 )  # fmt: skip
 _MULTI_ATTRS = ("factors_", "group_effects_")
+#: what the Bayesian-workflow methods add to a fitted model (forgotten by a new fit)
+_WORKFLOW_ATTRS = ("_prior_idata", "_data_idata")
 
 
 def _forget(est, names):
@@ -363,70 +395,3 @@ def _validated(est, X, y="no_validation", **kwargs):
         if "could not convert" in str(exc) and "to float" in str(exc):
             raise _checks.non_numeric_columns_error(X, exc) from None
         raise
-
-
-def resolve_engine(engine, inference, likelihood):
-    """The engine that fits this model: ``engine="auto"`` picks the fastest exact one
-    (collapsed for Gaussian noise, augmented for Student-t); a choice that cannot
-    fit the model raises."""
-    fast = "augmented" if likelihood == "student_t" else "collapsed"
-    chosen = fast if engine == "auto" else engine
-    allowed = (fast, "explicit") if likelihood == "student_t" else (fast, "explicit", "gibbs")
-    if chosen not in allowed:
-        raise ValueError(
-            f"engine={engine!r} cannot fit likelihood={likelihood!r}; use engine='auto' "
-            f"(which picks {fast!r}) or engine='explicit'."
-        )
-    if chosen == "gibbs" and inference not in ("auto",):
-        raise ValueError(
-            f"engine='gibbs' draws every parameter by Gibbs sampling; inference={inference!r} "
-            "does not apply. Use inference='auto', or another engine."
-        )
-    if inference in ("laplace", "importance") and chosen != "collapsed":
-        raise ValueError(
-            f"inference={inference!r} needs the collapsed engine (Gaussian noise); got "
-            f"engine={engine!r}, likelihood={likelihood!r}. Use engine='auto' with "
-            "likelihood='normal', or inference='nuts'."
-        )
-    return chosen
-
-
-#: ``inference="auto"`` uses importance sampling from this many groups on
-IMPORTANCE_MIN_GROUPS = 1000
-
-
-def resolve_inference(inference, engine, n_groups):
-    """``inference="auto"``: importance sampling (checked by Pareto k_hat, NUTS
-    when it fails) for the collapsed engine with many groups, where the posterior
-    of the variance parameters is close to Gaussian; NUTS otherwise."""
-    if inference != "auto":
-        return inference
-    return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
-
-
-def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset=None):
-    """Fit ``spec`` with its engine; the standardized draws as a dict (``offset``: the
-    fixed part of a GLM's linear predictor, one value per row)."""
-    if spec.engine == "collapsed":
-        from ._backend_collapsed import fit_collapsed as backend
-    elif spec.engine == "gibbs":
-        from ._backend_gibbs import fit_gibbs_one as backend
-    elif spec.engine == "nuts":
-        from ._backend_glmm import fit_glmm as backend
-    elif spec.engine == "augmented":
-        from ._backend_augmented import fit_augmented as backend
-    else:
-        from ._backend_pymc import fit_explicit as backend
-    # Silence the samplers' informational logging; warnings still reach the user.
-    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        extra = {} if offset is None else {"offset": offset}
-        return backend(
-            X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng, **extra
-        )
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)

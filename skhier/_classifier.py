@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._base import SHARED_CONSTRAINTS
 from ._glm import HierarchicalGLMBase
+from ._workflow import no_exposure as _no_exposure
 
 
 class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
@@ -43,8 +44,9 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
 
     Parameters
     ----------
-    correlated_effects, random_slopes, prior_corr_eta, standardize, store_draws,
-    interval_prob, unseen_groups, group_col, nested, random_state, progressbar :
+    correlated_effects, random_slopes, prior_corr_eta, standardize, store_draws
+        As in :class:`HierarchicalRegressor`.
+    interval_prob, unseen_groups, group_col, nested, random_state, progressbar
         As in :class:`HierarchicalRegressor`.
     engine : {"auto", "gibbs", "nuts", "explicit"}, default="auto"
         "auto" is "gibbs" (Pólya-Gamma augmentation).
@@ -66,10 +68,10 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     ----------
     classes_ : ndarray of shape (2,)
         The two labels; ``predict_proba[:, 1]`` is the probability of ``classes_[1]``.
-    intercept_, coef_, group_intercept_, group_coef_, group_intercept_sd_,
-    group_coef_sd_, group_corr_ and their ``*_interval_``, ``groups_``,
-    ``factors_``, ``group_effects_``, ``convergence_``, ``diagnostics_``,
-    ``posterior_`` : as in :class:`HierarchicalRegressor`, on the log-odds scale.
+    intercept_, coef_, group_intercept_, group_coef_, group_intercept_sd_, group_coef_sd_
+        As in :class:`HierarchicalRegressor`, on the log-odds scale; so are
+        ``group_corr_`` and their ``*_interval_``, ``groups_``, ``factors_``,
+        ``group_effects_``, ``convergence_``, ``diagnostics_`` and ``posterior_``.
     """
 
     likelihood = "bernoulli"
@@ -146,8 +148,22 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         -------
         self : HierarchicalClassifier
         """
-        y01 = self._encode_target(y)
-        return self._fit_glm(X, y01, groups)
+        return self._fit_inputs(self._model_inputs(X, y, groups))
+
+    def _model_inputs(self, X, y, groups, exposure=None):
+        _no_exposure(exposure)
+        return self._glm_inputs(X, self._encode_target(y), groups)
+
+    def _numeric_target(self, y):
+        """0/1 (1: ``classes_[1]``) for the labels ``y`` of a fitted classifier."""
+        y = column_or_1d(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(
+                f"y has labels {np.unique(y[unknown])[:5].tolist()} that are not among "
+                f"the classes seen in fit {self.classes_.tolist()}."
+            )
+        return (y == self.classes_[1]).astype(np.float64)
 
     def _encode_target(self, y):
         if y is None:

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import _predict
-from ._base import _SEED_MAX, HierarchicalBase
+from ._base import _SEED_MAX, FitInputs, HierarchicalBase
 from ._factors import n_factors
 from ._likelihoods import FAMILIES
 
@@ -61,11 +61,10 @@ class HierarchicalGLMBase(HierarchicalBase):
     _ENGINES: tuple = ("explicit",)
 
     # ------------------------------------------------------------------ fit
-    def _fit_glm(self, X, y, groups, exposure=None):
-        """Fit with ``y`` already numeric (0/1 or counts); ``exposure`` per row or None."""
+    def _glm_inputs(self, X, y, groups, exposure=None):
+        """The engine's inputs, with ``y`` already numeric (0/1 or counts) and
+        ``exposure`` per row or None."""
         self._check_engine()
-        for name in ("dispersion_", "dispersion_interval_"):  # a previous fit's
-            self.__dict__.pop(name, None)
         if n_factors(groups, self.group_col) > 1:
             if self.engine not in ("auto", "gibbs") or "gibbs" not in self._ENGINES:
                 raise ValueError(
@@ -74,7 +73,7 @@ class HierarchicalGLMBase(HierarchicalBase):
                     f"likelihood {self.likelihood!r} with engine={self.engine!r}. Use one "
                     "grouping factor, or engine='auto'."
                 )
-            return self._fit_several(X, y, groups, exposure)
+            return self._several_inputs(X, y, groups, exposure)
         X, y, codes = self._validate_training_data(X, y, groups)
         exposure = self._check_exposure(exposure, X.shape[0])
         slope_idx = self._resolve_design(X, codes)
@@ -87,11 +86,7 @@ class HierarchicalGLMBase(HierarchicalBase):
         )
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         offset = self._offset(scaling, X.shape[0], exposure)
-        self._sample_posterior(X, y, codes, spec, scaling, offset=offset)
-        if self.posterior_.dispersion is not None:
-            self.dispersion_ = float(self.posterior_.mean("dispersion"))
-            self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
-        return self
+        return FitInputs(X, y, codes, spec, scaling, offset)
 
     @staticmethod
     def _gibbs_families():
@@ -161,14 +156,6 @@ class HierarchicalGLMBase(HierarchicalBase):
         if self._is_multi():
             return self.posterior_.predict_moments(X, codes, new_codes, with_var=False)[0]
         return _predict.linear_moments(self.posterior_, X, codes, new_codes >= 0, False)[0]
-
-    def _eta_draws(self, X, codes, new_codes, idx, rng):
-        """Draws of the linear predictor (n, len(idx)) at joint draws ``idx``; rows of
-        one new group share its drawn effect."""
-        post = self.posterior_
-        if self._is_multi():
-            return post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
-        return _predict.predictive_draws(post, X, codes, new_codes, idx, rng, noise=False)
 
     def _mean_draws(self, X, codes, new_codes, idx, rng, log_exposure=None):
         """Draws of the mean response (n, len(idx)): the inverse link of ``eta``."""

@@ -11,8 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 
+def _noise_sd(post, idx):
+    """``eps`` at joint draws ``idx`` (one factor's Posterior or several factors')."""
+    if hasattr(post, "joint_noise"):
+        return post.joint_noise()[idx]
+    return post.joint("noise_sd")[idx]
+
+
 class Gaussian:
-    """``y ~ Normal(mean, eps)``."""
+    """``y ~ Normal(mean, eps)``.
+
+    Every likelihood offers ``draw(eta, post, idx, rng)`` (outcome draws given the
+    linear predictor ``eta`` (n, S) at joint draws ``idx``) and ``log_density(y,
+    eta, post, idx)`` (the pointwise log likelihood, (n, S)).
+    """
 
     name = "normal"
 
@@ -21,6 +33,16 @@ class Gaussian:
         """Noise draws of shape (n_rows, len(draw_idx))."""
         sd = post.joint("noise_sd")[draw_idx]
         return sd[None, :] * rng.standard_normal((n_rows, len(draw_idx)))
+
+    @staticmethod
+    def draw(eta, post, idx, rng):
+        return eta + _noise_sd(post, idx)[None, :] * rng.standard_normal(eta.shape)
+
+    @staticmethod
+    def log_density(y, eta, post, idx):
+        sd = _noise_sd(post, idx)[None, :]
+        z = (y[:, None] - eta) / sd
+        return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)
 
 
 class StudentT:
@@ -34,6 +56,18 @@ class StudentT:
         scale = post.joint("noise_sd")[draw_idx]
         nu = post.joint("noise_df")[draw_idx]
         return scale[None, :] * rng.standard_t(nu[None, :], size=(n_rows, len(draw_idx)))
+
+    @classmethod
+    def draw(cls, eta, post, idx, rng):
+        return eta + cls.sample_noise(post, idx, eta.shape[0], rng)
+
+    @staticmethod
+    def log_density(y, eta, post, idx):
+        from scipy.stats import t
+
+        scale = post.joint("noise_sd")[idx][None, :]
+        nu = post.joint("noise_df")[idx][None, :]
+        return t.logpdf((y[:, None] - eta) / scale, nu) - np.log(scale)
 
 
 class Bernoulli:
@@ -57,6 +91,15 @@ class Bernoulli:
         """Outcome draws given the means (n, S); ``dispersion`` (S,) is unused."""
         return (rng.random(mean.shape) < mean).astype(np.int64)
 
+    @classmethod
+    def draw(cls, eta, post, idx, rng):
+        return cls.sample(cls.inverse_link(eta), None, rng)
+
+    @staticmethod
+    def log_density(y, eta, post, idx):
+        """``y`` is 0/1 (1: the second class)."""
+        return y[:, None] * eta - np.logaddexp(0.0, eta)
+
 
 class Poisson:
     """``y ~ Poisson(mu)``, ``log(mu) = eta``."""
@@ -73,7 +116,19 @@ class Poisson:
 
     @staticmethod
     def sample(mean, dispersion, rng):
-        return rng.poisson(mean)
+        return _poisson(mean, rng)
+
+    @classmethod
+    def draw(cls, eta, post, idx, rng):
+        disp = None if post.dispersion is None else post.joint("dispersion")[idx]
+        return cls.sample(cls.inverse_link(eta), disp, rng)
+
+    @staticmethod
+    def log_density(y, eta, post, idx):
+        from scipy.special import gammaln
+
+        eta = np.minimum(eta, 700.0)
+        return y[:, None] * eta - np.exp(eta) - gammaln(y + 1.0)[:, None]
 
 
 class NegativeBinomial(Poisson):
@@ -85,7 +140,40 @@ class NegativeBinomial(Poisson):
     @staticmethod
     def sample(mean, dispersion, rng):
         d = np.maximum(np.broadcast_to(dispersion[None, :], mean.shape), 1e-12)
-        return rng.poisson(rng.gamma(1.0 / d, mean * d))
+        return _poisson(rng.gamma(1.0 / d, np.minimum(mean, _MAX_COUNT) * d), rng)
+
+    @staticmethod
+    def log_density(y, eta, post, idx):
+        from scipy.special import gammaln
+
+        alpha = 1.0 / np.maximum(post.joint("dispersion")[idx], 1e-12)[None, :]
+        eta = np.minimum(eta, 700.0)
+        yc = y[:, None]
+        log_sum = np.logaddexp(np.log(alpha), eta)  # log(alpha + mu)
+        return (
+            gammaln(yc + alpha)
+            - gammaln(alpha)
+            - gammaln(yc + 1.0)
+            + alpha * (np.log(alpha) - log_sum)
+            + yc * (eta - log_sum)
+        )
+
+
+#: counts are capped here (prior draws can imply astronomically large means)
+_MAX_COUNT = 1e18
+
+
+def _poisson(mean, rng):
+    """Poisson draws (int64); means above 1e12 by the normal approximation, which
+    is exact to far below one part in a million there, and capped at 1e18."""
+    mean = np.clip(np.nan_to_num(mean, nan=0.0, posinf=_MAX_COUNT), 0.0, _MAX_COUNT)
+    big = mean > 1e12
+    if not big.any():
+        return rng.poisson(mean)
+    out = rng.poisson(np.where(big, 0.0, mean))
+    approx = np.rint(mean[big] + np.sqrt(mean[big]) * rng.standard_normal(big.sum()))
+    out[big] = np.clip(approx, 0.0, _MAX_COUNT).astype(np.int64)
+    return out
 
 
 FAMILIES = {cls.name: cls for cls in (Gaussian, StudentT, Bernoulli, Poisson, NegativeBinomial)}

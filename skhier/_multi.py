@@ -341,9 +341,10 @@ def to_inference_data(est):
     return az.from_dict(posterior=posterior, coords=coords, dims=dims)
 
 
-def fit_several(est, X, y, groups, exposure=None):
-    """``fit`` of a model with several grouping factors (Gibbs engine): Gaussian
-    noise, or binary outcomes (``y`` already 0/1)."""
+def prepare_several(est, X, y, groups, exposure=None):
+    """Validate a model with several grouping factors (Gibbs engine): Gaussian
+    noise, or binary outcomes (``y`` already 0/1).  Returns the engine's inputs
+    ``(X, y, codes, spec, scaling, offset)``."""
     from dataclasses import replace
 
     if est.likelihood not in ("normal", "bernoulli"):
@@ -372,5 +373,4 @@ def fit_several(est, X, y, groups, exposure=None):
     est.engine_ = "gibbs"
     spec = replace(est._spec(X.shape[1], (), "gibbs", "centered"), factors=terms)
     offset = None if gaussian else est._offset(scaling, X.shape[0], exposure)
-    sample(est, X, y, codes, spec, scaling, offset)
-    return est
+    return X, y, codes, spec, scaling, offset

@@ -144,8 +144,16 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         -------
         self : HierarchicalPoissonRegressor
         """
+        return self._fit_inputs(self._model_inputs(X, y, groups, exposure))
+
+    def _model_inputs(self, X, y, groups, exposure=None):
         self._check_counts(y)
-        return self._fit_glm(X, y, groups, exposure)
+        return self._glm_inputs(X, y, groups, exposure)
+
+    def _numeric_target(self, y):
+        """Counts as floats (checked as in fit)."""
+        self._check_counts(y)
+        return np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=np.float64).ravel()
 
     @staticmethod
     def _check_counts(y):

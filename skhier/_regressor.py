@@ -11,9 +11,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _checks, _multi, _predict
-from ._base import _SEED_MAX, SHARED_CONSTRAINTS, HierarchicalBase, resolve_engine
+from ._base import (
+    _SEED_MAX,
+    SHARED_CONSTRAINTS,
+    FitInputs,
+    HierarchicalBase,
+    resolve_engine,
+)
 from ._factors import n_factors
 from ._spec import Scaling, choose_parametrization
+from ._workflow import no_exposure as _no_exposure
 
 
 class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
@@ -202,7 +209,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         factor's SDs and correlations.
     n_features_in_ : int
         Number of features (the ``group_col`` column excluded).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Feature names, when ``X`` has string column names.
 
     See Also
@@ -306,8 +313,13 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self : HierarchicalRegressor
             The fitted estimator.
         """
+        return self._fit_inputs(self._model_inputs(X, y, groups))
+
+    def _model_inputs(self, X, y, groups, exposure=None):
+        """Validate the training data; the engine's inputs (sets ``groups_`` etc.)."""
+        _no_exposure(exposure)
         if n_factors(groups, self.group_col) > 1:
-            return self._fit_several(X, y, groups)
+            return self._several_inputs(X, y, groups)
         y_is_bool = _checks.check_numeric_target(y)
         X, y, codes = self._validate_training_data(X, y, groups)
         _checks.warn_if_binary_target(y, y_is_bool)
@@ -323,9 +335,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         )
         self.engine_ = resolve_engine(self.engine, self.inference, self.likelihood)
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
-
-        self._sample_posterior(X, y, codes, spec, scaling)
-        return self
+        return FitInputs(X, y, codes, spec, scaling)
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, groups=None, return_std=False):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skhier import HierarchicalRegressor, _base, _importance
+from skhier import HierarchicalRegressor, _engines, _importance
 from skhier.datasets import make_hierarchical_regression
 
 # short runs of NUTS, the reference here, may fall just short of the ESS target
@@ -81,11 +81,11 @@ def test_unreliable_weights_fall_back_to_nuts(data, monkeypatch):
 
 def test_auto_uses_importance_sampling_with_many_groups(data, monkeypatch):
     X, y, g, _ = data
-    monkeypatch.setattr(_base, "IMPORTANCE_MIN_GROUPS", 301)
+    monkeypatch.setattr(_engines, "IMPORTANCE_MIN_GROUPS", 301)
     assert HierarchicalRegressor(**KW).fit(X, y, groups=g).convergence_["method"] == "nuts"
-    monkeypatch.setattr(_base, "IMPORTANCE_MIN_GROUPS", 300)
+    monkeypatch.setattr(_engines, "IMPORTANCE_MIN_GROUPS", 300)
     assert HierarchicalRegressor(**KW).fit(X, y, groups=g).convergence_["method"] == "importance"
-    assert _base.resolve_inference("auto", "augmented", 10**6) == "nuts"
+    assert _engines.resolve_inference("auto", "augmented", 10**6) == "nuts"
 
 
 @pytest.mark.parametrize("kw", [dict(likelihood="student_t"), dict(engine="explicit")])
