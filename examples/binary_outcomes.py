@@ -1,5 +1,8 @@
-"""Binary outcomes: contraceptive use across districts of Bangladesh, and partial
-pooling against one-hot groups when groups are small.
+"""Binary outcomes: contraceptive use, and partial pooling against one-hot groups
+==============================================================================
+
+Contraceptive use across districts of Bangladesh, and partial pooling against
+one-hot groups when groups are small.
 
 1. Real data (mlmRev's ``Contraception``, 1988 Bangladesh Fertility Survey): 1,934
    women in 60 districts (2 to 118 each).  ``use ~ age + age^2 + urban + livch +
@@ -18,7 +21,9 @@ pooling against one-hot groups when groups are small.
    hierarchical model's predictions, averaged over a new group's unknown effect, tie
    with it.
 
-Run:  python examples/binary_outcomes.py          (about a minute)
+Run::
+
+      python examples/binary_outcomes.py          (about a minute)
       python examples/binary_outcomes.py --fast   (smoke test)
 """
 

@@ -1,11 +1,14 @@
 """Quickstart: partial pooling on the sleepstudy data.
+===================================================
 
 Fits ``Reaction ~ Days`` with a varying intercept and slope per subject on the
 raw data (milliseconds, days), prints the posterior summary next to lme4's
 published estimates, and shows how small-sample noise in each subject's own
 least-squares line is shrunk toward the population.
 
-Run:  python examples/quickstart_sleepstudy.py          (a few seconds; the very first
+Run::
+
+      python examples/quickstart_sleepstudy.py          (a few seconds; the very first
                                                         run on a machine adds ~30 s
                                                         while numba compiles and
                                                         caches skhier's kernels)

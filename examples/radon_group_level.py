@@ -1,4 +1,5 @@
 """Radon: a county-level predictor and a correlated varying slope.
+===============================================================
 
 Two classic models of Gelman & Hill (2007, ch. 12-13), with their REML estimates
 (reproduced with statsmodels MixedLM) for comparison:
@@ -12,7 +13,9 @@ Two classic models of Gelman & Hill (2007, ch. 12-13), with their REML estimates
 
 The ``basement`` column is the floor of the measurement (0 = basement, 1 = first floor).
 
-Run:  python examples/radon_group_level.py          (a few seconds)
+Run::
+
+      python examples/radon_group_level.py          (a few seconds)
       python examples/radon_group_level.py --fast   (smoke test)
 """
 

@@ -1,4 +1,5 @@
 """Radon: a county model inside scikit-learn pipelines and cross-validation.
+=========================================================================
 
 Two recipes for getting each test fold's groups to the model:
 
@@ -18,7 +19,9 @@ with ``unseen_groups="population"``: new groups are expected here, and the defau
 The ``basement`` column is the floor of the measurement (0 = basement, 1 = first
 floor), so its effect is negative.
 
-Run:  python examples/radon_pipeline_cv.py          (about 30 s)
+Run::
+
+      python examples/radon_pipeline_cv.py          (about 30 s)
       python examples/radon_pipeline_cv.py --fast   (smoke test)
 """
 

@@ -1,4 +1,5 @@
 """Robust regression: Student-t noise keeps a few bad readings from dragging the fit.
+==================================================================================
 
 sleepstudy (Belenky et al. 2003; lme4's example): reaction times of 18 subjects over
 10 days of sleep deprivation, ``Reaction ~ Days + (Days | Subject)``. Three readings
@@ -7,7 +8,9 @@ millisecond (10x too large) on its last three days. The Gaussian model lets them
 pull that subject's slope and inflate the noise SD; the Student-t model learns heavy
 tails (small ``nu``) and stays close to the fit on the clean data.
 
-Run:  python examples/robust_student_t.py          (about 20 s)
+Run::
+
+      python examples/robust_student_t.py          (about 20 s)
       python examples/robust_student_t.py --fast   (smoke test)
 """
 

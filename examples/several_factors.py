@@ -1,4 +1,5 @@
 """Several grouping factors: children nested in schools, students crossed with lecturers.
+======================================================================================
 
 1. Nested (``math ~ year + (year | schoolid/childid)``): mathematics achievement of
    1,721 children followed over school years in 60 Chicago schools (Bryk &
@@ -10,7 +11,9 @@
    several lecturers: the factors are crossed, and a lecturer's effect is estimated
    net of which students happened to rate them.
 
-Run:  python examples/several_factors.py          (about a minute)
+Run::
+
+      python examples/several_factors.py          (about a minute)
       python examples/several_factors.py --fast   (smoke test)
 """
 

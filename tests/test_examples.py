@@ -1,5 +1,6 @@
 """Every example runs (smoke test with tiny sampler settings)."""
 
+import ast
 import importlib.util
 from pathlib import Path
 
@@ -17,6 +18,18 @@ def test_example_runs(path, capsys):
     est = module.main(fast=True)
     assert hasattr(est, "posterior_")
     assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_docstring_opens_with_a_title(path):
+    """The documentation's gallery (sphinx-gallery) titles each example page with the
+    docstring's first line, which must be a reStructuredText title."""
+    lines = (ast.get_docstring(ast.parse(path.read_text())) or "").splitlines()
+    title, underline = (lines + ["", ""])[:2]
+    assert title and set(underline) == {"="} and len(underline) >= len(title), (
+        f"{path.name}: underline the docstring's first line with '=' (at least as long "
+        "as the line) so that it titles the example's page in the documentation"
+    )
 
 
 def test_there_are_examples():
