@@ -8,6 +8,7 @@ checks, the model specification, the engine call and the prediction methods.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from numbers import Integral, Real
 from typing import NamedTuple
 
@@ -47,6 +48,9 @@ _NO_GROUPS_MESSAGE = (
 
 
 _SEED_MAX = 2**31 - 1
+#: with parametrization="auto", more divergences than this share of the draws
+#: make the engines that sample group effects refit in the other form
+_SWITCH_DIVERGENCES = 0.001
 
 #: parameter constraints every estimator shares (scikit-learn's validation)
 SHARED_CONSTRAINTS: dict = {
@@ -166,13 +170,41 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
 
             _multi.sample(self, *inputs)
         else:
-            self._sample_posterior(*inputs)
+            self._sample_one_factor(inputs)
         if getattr(self.posterior_, "dispersion", None) is not None:
             self.dispersion_ = float(self.posterior_.mean("dispersion"))
             self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
         return self
 
-    def _sample_posterior(self, X, y, codes, spec, scaling, offset=None):
+    def _sample_one_factor(self, inputs: FitInputs):
+        """Sample; with ``parametrization="auto"`` on an engine that samples the group
+        effects, refit in the other form when the first has divergent transitions
+        (e.g. the centred form with a random slope whose SD is near 0: a funnel the
+        automatic rule cannot foresee) and keep the fit with fewer of them."""
+        spec = inputs.spec
+        if self.parametrization != "auto" or spec.engine not in ("nuts", "explicit"):
+            return self._sample_posterior(*inputs)
+        self._sample_posterior(*inputs, warn_convergence=False)
+        first = self.convergence_["n_divergences"]
+        if first > _SWITCH_DIVERGENCES * self.posterior_.n_draws:
+            other = "non-centered" if spec.parametrization == "centered" else "centered"
+            kept = dict(self.__dict__)
+            self._sample_posterior(
+                *inputs._replace(spec=replace(spec, parametrization=other)),
+                warn_convergence=False,
+            )
+            second = self.convergence_["n_divergences"]
+            if second < first:
+                self.parametrization_ = other
+            else:
+                self.__dict__.update(kept)
+            self.convergence_["parametrization_switch"] = (
+                f"{first} divergent transitions in the {spec.parametrization} form, "
+                f"{second} in the {other} form: kept the {self.parametrization_} fit"
+            )
+        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
+
+    def _sample_posterior(self, X, y, codes, spec, scaling, offset=None, warn_convergence=True):
         """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
         summaries and diagnostics, and warn when the sampler may not have converged."""
         n_groups = len(self.groups_)
@@ -196,7 +228,8 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
             draws, spec, scaling, self.interval_prob, self.store_draws
         )
         self._set_summaries(spec)
-        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
+        if warn_convergence:
+            _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
     # ------------------------------------------------------------ predicting
     def _is_multi(self) -> bool:

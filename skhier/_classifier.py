@@ -53,7 +53,12 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     inference : {"auto"}, default="auto"
         Every engine here samples the full posterior.
     parametrization : {"auto", "centered", "non-centered"}, default="auto"
-        Form of the explicit engine's model ("auto": non-centered).
+        Form of the model for the engines that sample the group effects
+        (``"nuts"``, ``"explicit"``).  ``"auto"``: centered when the median group's
+        rows carry more information about its intercept than a typical group
+        spread, non-centered otherwise; when that form shows divergent
+        transitions, the model is refit in the other form and the fit with fewer
+        of them is kept (``convergence_["parametrization_switch"]`` says so).
     prior_intercept_sd, prior_coef_sd : float, default=2.5
         Prior SDs of the intercept (around the log-odds of the mean outcome) and of
         the population slopes per SD of their feature, on the log-odds scale.

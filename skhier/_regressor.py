@@ -82,7 +82,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         Form of the explicit model (ignored by the collapsed engine).
         ``"auto"``: centered when the median group is informative about its own
         effect (``n_g * between-group variance / within-group variance >= 1``,
-        estimated by a one-way ANOVA), non-centered otherwise.
+        estimated by a one-way ANOVA), non-centered otherwise; when that form
+        shows divergent transitions, the model is refit in the other form and the
+        fit with fewer of them is kept (``convergence_["parametrization_switch"]``).
     prior_intercept_sd : float, default=10.0
         SD of the Normal(0, .) prior on the intercept (standardized scale, at
         the feature means).

@@ -135,3 +135,32 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
         for e in np.eye(dim)
     ]
     np.testing.assert_allclose(grad, numeric, atol=1e-5 * (1 + np.abs(grad).max()))
+
+
+@pytest.mark.parametrize("second,kept", [(0, "non-centered"), (500, "centered")])
+def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatch, second, kept):
+    """parametrization="auto": divergences in the chosen form (e.g. a random slope
+    whose SD is near 0 under the centred form) trigger a refit in the other form;
+    the fit with fewer divergences is kept, and convergence_ says what happened."""
+    from skhier import _base
+
+    X, y, g, _, _ = count_data()
+    calls = []
+
+    def fake(self, X, y, codes, spec, scaling, offset=None, warn_convergence=True):
+        calls.append(spec.parametrization)
+        self.posterior_ = type("P", (), {"n_draws": 4000, "dispersion": None})()
+        self.convergence_ = {"n_divergences": 200 if len(calls) == 1 else second}
+        self.marker_ = spec.parametrization
+
+    monkeypatch.setattr(_base.HierarchicalBase, "_sample_posterior", fake)
+    monkeypatch.setattr(_base._diagnostics, "warn_if_not_converged", lambda *a: None)
+    est = HierarchicalPoissonRegressor(parametrization="auto").fit(X, y, groups=g)
+    assert calls == ["centered", "non-centered"]  # informative groups: centred first
+    assert est.parametrization_ == kept and est.marker_ == kept
+    assert "200 divergent transitions in the centered form" in est.convergence_[
+        "parametrization_switch"
+    ]
+    calls.clear()
+    HierarchicalPoissonRegressor(parametrization="centered").fit(X, y, groups=g)
+    assert calls == ["centered"]  # an explicit choice is respected
