@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from . import persistence
+from .exceptions import UnseenGroupWarning
 
 MODELS = {
     "regressor": "HierarchicalRegressor",
@@ -121,15 +123,15 @@ def run_predict(args) -> int:
             file=sys.stderr,
         )
     out = data.copy()
-    if hasattr(est, "classes_"):
-        out["prediction"] = est.predict(X, **kwargs)
-        out[f"probability_{est.classes_[1]}"] = est.predict_proba(X, **kwargs)[:, 1]
-        if args.interval is not None:
-            bounds = est.predict_proba_interval(X, prob=args.interval, **kwargs)
-            out["lower"], out["upper"] = bounds[:, 0], bounds[:, 1]
-    else:
-        out["prediction"] = est.predict(X, **kwargs)
-        if args.interval is not None:
+    out["prediction"] = est.predict(X, **kwargs)
+    with warnings.catch_warnings():  # the first call said it: no repeats
+        warnings.simplefilter("ignore", UnseenGroupWarning)
+        if hasattr(est, "classes_"):
+            out[f"probability_{est.classes_[1]}"] = est.predict_proba(X, **kwargs)[:, 1]
+            if args.interval is not None:
+                bounds = est.predict_proba_interval(X, prob=args.interval, **kwargs)
+                out["lower"], out["upper"] = bounds[:, 0], bounds[:, 1]
+        elif args.interval is not None:
             bounds = est.predict_interval(X, prob=args.interval, **kwargs)
             out["lower"], out["upper"] = bounds[:, 0], bounds[:, 1]
     if args.output in (None, "-"):

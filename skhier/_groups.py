@@ -36,7 +36,9 @@ class _Population:
 
 #: Pass ``groups=POPULATION`` to a prediction method to predict for a new group
 #: drawn from the population (all rows share that one new group), or to ``fit`` to
-#: fit one group on purpose (complete pooling, no group effects, no warning).
+#: fit one group on purpose (complete pooling, no warning; its line is the one
+#: group's, ``group_intercept_[0]`` and ``group_coef_[0]``, and predictions with
+#: ``groups=POPULATION`` or None use it).
 POPULATION = _Population()
 
 
@@ -161,6 +163,8 @@ def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=Tru
     ``new_codes`` number the distinct unseen groups (-1 for seen rows).
     """
     if labels is POPULATION:
+        if not fit_with_groups:  # the one group of a model fit without groups
+            return np.zeros(n_rows, dtype=np.intp), np.full(n_rows, -1, dtype=np.intp)
         return np.zeros(n_rows, dtype=np.intp), np.zeros(n_rows, dtype=np.intp)
     if labels is not None and not fit_with_groups:
         check_group_labels(labels, n_rows)

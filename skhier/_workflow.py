@@ -9,6 +9,7 @@ one place each piece of math lives.  ArviZ and PyMC are imported on use only.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -16,8 +17,10 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ._checks import check_numeric_target
 from ._likelihoods import of_posterior
 from ._prior import draw_prior
+from .exceptions import UnseenGroupWarning
 
 _SEED_MAX = 2**31 - 1
 #: above this many floats of (draws x rows) log likelihood, ask for fewer draws
@@ -136,16 +139,21 @@ class WorkflowMixin:
         check_is_fitted(self)
         if groups is POPULATION and not getattr(self, "_fit_with_groups", True):
             groups = None  # the one group of a model fit without groups
-        X, codes, new_codes = self._prepare(X, groups)
+        with warnings.catch_warnings():  # unseen labels are an error here, not a warning
+            warnings.simplefilter("ignore", UnseenGroupWarning)
+            X, codes, new_codes = self._prepare(X, groups)
         y = self._numeric_target(y)
         n = X.shape[0]
         if y.shape[0] != n:
             raise ValueError(f"y has {y.shape[0]} values for {n} rows of X.")
-        if (np.asarray(new_codes) >= 0).any():
+        unseen = (np.asarray(new_codes) >= 0).reshape(n, -1).any(axis=1)
+        if unseen.any():
             raise ValueError(
-                "compute_log_likelihood needs the groups seen in fit: the pointwise log "
-                "likelihood is conditional on each group's effect. Pass the training "
-                "data (for new groups, compare models by GroupKFold cross-validation)."
+                f"compute_log_likelihood needs the groups seen in fit; {int(unseen.sum())} "
+                f"of {n} rows have unseen group labels (e.g. row {int(np.argmax(unseen))}). "
+                "The pointwise log likelihood is conditional on each group's effect: pass "
+                "the training data (for new groups, compare models by GroupKFold "
+                "cross-validation)."
             )
         offset = self._log_exposure(exposure, n)
         post = self.posterior_
@@ -221,6 +229,7 @@ class WorkflowMixin:
 
     def _numeric_target(self, y):
         """``y`` as the likelihood sees it (floats; binary outcomes as 0/1)."""
+        check_numeric_target(y)
         return np.asarray(column_or_1d(y), dtype=np.float64)
 
     def _eta_draws(self, X, codes, new_codes, idx, rng):
@@ -234,8 +243,10 @@ class WorkflowMixin:
         return _predict.predictive_draws(post, X, codes, new_codes, idx, rng, noise=False)
 
     def _workflow_idata(self, idata):
-        """``idata`` extended by the groups the workflow methods added."""
-        for extra in (getattr(self, "_prior_idata", None), getattr(self, "_data_idata", None)):
+        """``idata`` extended by the groups the workflow methods added (the data of
+        :meth:`compute_log_likelihood` first: its ``observed_data`` is the one that
+        goes with ``log_likelihood``)."""
+        for extra in (getattr(self, "_data_idata", None), getattr(self, "_prior_idata", None)):
             if extra is not None:
                 idata.extend(extra)
         return idata

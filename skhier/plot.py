@@ -153,12 +153,7 @@ def plot_shrinkage(
         mean, interval = est.group_intercept_, est.group_intercept_interval_
         population, sd, pop_name = est.intercept_, est.group_intercept_sd_, "intercept_"
     else:
-        if not est.random_slope_mask_[k]:
-            raise ValueError(
-                f"`effect={effect!r}`: {names[k]} has no random slope in this model, so "
-                "every group has the population slope. Pick a feature with one or "
-                '"intercept".'
-            )
+        _require_slope(est, est.random_slope_mask_, k, effect, names)
         mean, interval = est.group_coef_[:, k], est.group_coef_interval_[:, k]
         population, sd, pop_name = est.coef_[k], est.group_coef_sd_[k], f"coef_[{k}]"
     sizes = np.bincount(codes[codes >= 0], minlength=len(est.groups_))
@@ -253,6 +248,8 @@ def plot_forest(
         if factor not in est.group_effects_:
             raise ValueError(f"`factor` must be one of {list(est.factors_)}; got {factor!r}.")
         fe = est.group_effects_[factor]
+        if k >= 0:
+            _require_slope(est, fe.random_slope_mask, k, effect, names)
         levels = fe.levels
         mean = fe.intercept if k < 0 else fe.coef[:, k]
         interval = fe.intercept_interval if k < 0 else fe.coef_interval[:, k]
@@ -263,12 +260,18 @@ def plot_forest(
                 f"`factor={factor!r}` applies to models fit with several grouping factors; "
                 "this one has one. Leave factor=None."
             )
+        if k >= 0:
+            _require_slope(est, est.random_slope_mask_, k, effect, names)
         levels = est.groups_
         mean = est.group_intercept_ if k < 0 else est.group_coef_[:, k]
         interval = est.group_intercept_interval_ if k < 0 else est.group_coef_interval_[:, k]
         ref = est.intercept_ if k < 0 else est.coef_[k]
         ref_label = f"population mean ({'intercept_' if k < 0 else f'coef_[{k}]'})"
         what = "group"
+    if max_groups is not None and not (
+        isinstance(max_groups, (int, np.integer)) and max_groups >= 1
+    ):
+        raise ValueError(f"`max_groups` must be a positive integer or None; got {max_groups!r}.")
     order = np.argsort(mean, kind="stable") if sort else np.arange(len(mean))
     shown = len(order)
     if max_groups is not None and max_groups < len(order):
@@ -290,9 +293,28 @@ def plot_forest(
     if len(order) < shown and sort:
         note = f" ({len(order)} of {shown}, the most extreme)"
         ax.axhline(max_groups // 2 - 0.5, color="0.6", lw=0.8, ls=(0, (1, 3)))
+    elif len(order) < shown:
+        note = f" (the first {len(order)} of {shown})"
     ax.set_title(f"{what.capitalize()} effects{note}")
     ax.legend(fontsize="small", loc="upper center", ncol=3)
     return ax
+
+
+def _require_slope(est, mask, k, effect, names):
+    """A feature's group effects exist only where it has a random slope."""
+    if mask[k]:
+        return
+    level = getattr(est, "group_level_features_", None)
+    why = (
+        "it is constant within every group (a group-level predictor), so its slope "
+        "cannot vary by group"
+        if level is not None and level[k]
+        else "it has no random slope in this model (`random_slopes`)"
+    )
+    raise ValueError(
+        f"`effect={effect!r}`: every group has the population slope of {names[k]}: "
+        f'{why}. Pick a feature with a random slope, or "intercept".'
+    )
 
 
 def plot_ppc(

@@ -248,6 +248,11 @@ def test_shrinkage_errors(reg, sleep):
     no_slopes = _fit(HierarchicalRegressor(random_slopes=None, **TINY), X, y, groups=subject)
     with pytest.raises(ValueError, match="has no random slope"):
         plot_shrinkage(no_slopes, X, y, groups=subject, effect="Days")
+    with pytest.raises(ValueError, match="has no random slope"):
+        plot_forest(no_slopes, effect="Days")  # not one row per group of equal slopes
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="max_groups"):
+            plot_forest(reg, max_groups=bad)
 
 
 # ------------------------------------------------------------------ forest

@@ -128,6 +128,11 @@ def test_prior_predictive_contract(sleep, fitted):
     assert {"posterior", "prior", "prior_predictive"} <= set(fitted.idata_.groups())
     loaded = pickle.loads(pickle.dumps(fitted))  # draws of data are not saved
     assert "prior" not in loaded.idata_.groups()
+    # observed_data goes with log_likelihood, whatever the prior was drawn for
+    fitted.sample_prior_predictive(X[:50], y[:50], groups=g[:50], n_samples=20)
+    idata = fitted.compute_log_likelihood(X, y, groups=g)
+    assert idata.observed_data["y"].shape == (len(y),)
+    assert idata.prior_predictive["y"].shape == (1, 20, 50)
 
 
 def test_prior_group_sd_narrows_implied_outcomes(sleep):
@@ -212,9 +217,12 @@ def test_log_likelihood_glm_matches_draws(family):
 
 def test_log_likelihood_errors(sleep, fitted, monkeypatch):
     X, y, g = sleep
-    with pytest.raises(ValueError, match="seen in fit"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # UnseenGroupWarning first
-        fitted.compute_log_likelihood(X, y, groups=np.full(len(y), "new"))
+    new = g.to_numpy().copy()
+    new[:5] = 999
+    with pytest.raises(ValueError, match="5 of 180 rows have unseen group labels"):
+        fitted.compute_log_likelihood(X, y, groups=new)  # no UnseenGroupWarning first
+    with pytest.raises(TypeError, match="must be numeric"):
+        fitted.compute_log_likelihood(X, np.where(y > 300, "slow", "fast"), groups=g)
     with pytest.raises(ValueError, match="exposure"):
         fitted.compute_log_likelihood(X, y, groups=g, exposure=np.ones(len(y)))
     with pytest.raises(ValueError, match="values for"):
