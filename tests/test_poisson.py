@@ -158,9 +158,10 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     est = HierarchicalPoissonRegressor(parametrization="auto").fit(X, y, groups=g)
     assert calls == ["centered", "non-centered"]  # informative groups: centred first
     assert est.parametrization_ == kept and est.marker_ == kept
-    assert "200 divergent transitions in the centered form" in est.convergence_[
-        "parametrization_switch"
-    ]
+    assert (
+        "200 divergent transitions in the centered form"
+        in est.convergence_["parametrization_switch"]
+    )
     calls.clear()
     HierarchicalPoissonRegressor(parametrization="centered").fit(X, y, groups=g)
     assert calls == ["centered"]  # an explicit choice is respected
