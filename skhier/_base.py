@@ -182,7 +182,8 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
         (e.g. the centred form with a random slope whose SD is near 0: a funnel the
         automatic rule cannot foresee) and keep the fit with fewer of them."""
         spec = inputs.spec
-        if self.parametrization != "auto" or spec.engine not in ("nuts", "explicit"):
+        switchable = spec.engine in ("nuts", "explicit") and self._fit_with_groups
+        if self.parametrization != "auto" or not switchable:  # (one group: no funnel to fix)
             return self._sample_posterior(*inputs)
         self._sample_posterior(*inputs, warn_convergence=False)
         first = self.convergence_["n_divergences"]
