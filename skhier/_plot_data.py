@@ -230,3 +230,20 @@ def bandwidth(values):
 
 def level_name(level) -> str:
     return "/".join(map(str, level)) if isinstance(level, tuple) else str(level)
+
+
+def require_slope(est, mask, k, effect, names):
+    """A feature's group effects exist only where it has a random slope."""
+    if mask[k]:
+        return
+    level = getattr(est, "group_level_features_", None)
+    why = (
+        "it is constant within every group (a group-level predictor), so its slope "
+        "cannot vary by group"
+        if level is not None and level[k]
+        else "it has no random slope in this model (`random_slopes`)"
+    )
+    raise ValueError(
+        f"`effect={effect!r}`: every group has the population slope of {names[k]}: "
+        f'{why}. Pick a feature with a random slope, or "intercept".'
+    )

@@ -153,7 +153,7 @@ def plot_shrinkage(
         mean, interval = est.group_intercept_, est.group_intercept_interval_
         population, sd, pop_name = est.intercept_, est.group_intercept_sd_, "intercept_"
     else:
-        _require_slope(est, est.random_slope_mask_, k, effect, names)
+        data.require_slope(est, est.random_slope_mask_, k, effect, names)
         mean, interval = est.group_coef_[:, k], est.group_coef_interval_[:, k]
         population, sd, pop_name = est.coef_[k], est.group_coef_sd_[k], f"coef_[{k}]"
     sizes = np.bincount(codes[codes >= 0], minlength=len(est.groups_))
@@ -249,7 +249,7 @@ def plot_forest(
             raise ValueError(f"`factor` must be one of {list(est.factors_)}; got {factor!r}.")
         fe = est.group_effects_[factor]
         if k >= 0:
-            _require_slope(est, fe.random_slope_mask, k, effect, names)
+            data.require_slope(est, fe.random_slope_mask, k, effect, names)
         levels = fe.levels
         mean = fe.intercept if k < 0 else fe.coef[:, k]
         interval = fe.intercept_interval if k < 0 else fe.coef_interval[:, k]
@@ -261,7 +261,7 @@ def plot_forest(
                 "this one has one. Leave factor=None."
             )
         if k >= 0:
-            _require_slope(est, est.random_slope_mask_, k, effect, names)
+            data.require_slope(est, est.random_slope_mask_, k, effect, names)
         levels = est.groups_
         mean = est.group_intercept_ if k < 0 else est.group_coef_[:, k]
         interval = est.group_intercept_interval_ if k < 0 else est.group_coef_interval_[:, k]
@@ -298,23 +298,6 @@ def plot_forest(
     ax.set_title(f"{what.capitalize()} effects{note}")
     ax.legend(fontsize="small", loc="upper center", ncol=3)
     return ax
-
-
-def _require_slope(est, mask, k, effect, names):
-    """A feature's group effects exist only where it has a random slope."""
-    if mask[k]:
-        return
-    level = getattr(est, "group_level_features_", None)
-    why = (
-        "it is constant within every group (a group-level predictor), so its slope "
-        "cannot vary by group"
-        if level is not None and level[k]
-        else "it has no random slope in this model (`random_slopes`)"
-    )
-    raise ValueError(
-        f"`effect={effect!r}`: every group has the population slope of {names[k]}: "
-        f'{why}. Pick a feature with a random slope, or "intercept".'
-    )
 
 
 def plot_ppc(
