@@ -239,18 +239,21 @@ def _importance(stats, spec, *, draws, chains, seed, **_):
     return (None if x is None else x.reshape(chains, draws, -1)), info
 
 
-def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
+def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, stats=None):
     """Sample the collapsed posterior and draw everything integrated out.
 
     Returns the standardized-scale draws as a dict: ``beta`` (C, D, p),
     ``u`` (an iterator of ``(start, u)`` over blocks of groups, each ``u`` of
     shape (C * D, c, q): the group effects are drawn a block at a time, as the
     caller reduces them), ``tau`` (C, D, q), ``corr`` (C, D, q, q), ``s`` (C, D),
-    ``diverging`` and ``max_treedepth`` (C, D).
+    ``diverging`` and ``max_treedepth`` (C, D).  ``stats``: the sufficient
+    statistics computed elsewhere (out of core); ``X``, ``y`` and ``codes`` are
+    then unused.
     """
-    F, Z, ys = design(X, y, spec, scaling)
-    stats = sufficient_stats(F, Z, ys, codes, n_groups)
-    del F, Z, ys
+    if stats is None:
+        F, Z, ys = design(X, y, spec, scaling)
+        stats = sufficient_stats(F, Z, ys, codes, n_groups)
+        del F, Z, ys
     kwargs = dict(sampler_kwargs)
     inference = kwargs.pop("inference", "nuts")
     info = {"method": inference}

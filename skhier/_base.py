@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _checks, _diagnostics
+from . import _checks, _dask, _diagnostics
 from ._engines import IMPORTANCE_MIN_GROUPS, resolve_engine, resolve_inference, run_engine  # noqa: F401
 from ._groups import (
     POPULATION,
@@ -85,6 +85,7 @@ class FitInputs(NamedTuple):
     spec: ModelSpec
     scaling: Scaling
     offset: np.ndarray | None = None  # GLMs: fixed part of the linear predictor
+    stats: object = None  # out of core: the collapsed engine's SufficientStats (no rows)
 
 
 class HierarchicalBase(WorkflowMixin, BaseEstimator):
@@ -101,20 +102,30 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
         Returns ``(X, y, codes)`` with ``X`` float64 C-ordered and ``codes`` the
         group index of each row.
         """
-        _forget(self, _MULTI_ATTRS)
-        self._factors = None
+        _dask.refuse(X, y, groups, what=f"{type(self).__name__}.fit")
         X, labels = split_group_column(X, groups, self.group_col)
-        self._fit_with_groups = labels is not None and labels is not POPULATION
+        self._begin_fit(labels)
         X, y = _validated(self, X, y, y_numeric=True, dtype=np.float64, order="C")
-        if labels is None:
-            step = type(self).__name__.lower()
-            warn(_NO_GROUPS_MESSAGE.format(name=type(self).__name__, step=step), NoGroupsWarning)
         if self._fit_with_groups:
             labels = check_group_labels(labels, X.shape[0])
         else:
             labels = np.zeros(X.shape[0], dtype=np.int64)
-        self.groups_ = unique_labels(labels)
-        n_groups = len(self.groups_)
+        self._set_groups(unique_labels(labels))
+        return X, y, encode(labels, self.groups_)
+
+    def _begin_fit(self, labels):
+        """Forget a previous fit's factors; warn when no groups were given."""
+        _forget(self, _MULTI_ATTRS)
+        self._factors = None
+        self._fit_with_groups = labels is not None and labels is not POPULATION
+        if labels is None:
+            step = type(self).__name__.lower()
+            warn(_NO_GROUPS_MESSAGE.format(name=type(self).__name__, step=step), NoGroupsWarning)
+
+    def _set_groups(self, classes):
+        """Set ``groups_``; warn when too few groups to learn their spread."""
+        self.groups_ = classes
+        n_groups = len(classes)
         if self._fit_with_groups and n_groups < 3:
             warn(
                 f"Only {n_groups} group(s): the group-level SDs (sigma_a, sigma_b) "
@@ -123,7 +134,6 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
                 "or fitting the groups as features instead.",
                 FewGroupsWarning,
             )
-        return X, y, encode(labels, self.groups_)
 
     def _resolve_design(self, X, codes):
         """Random-slope columns and ``group_level_features_``; warn about the design.
@@ -131,16 +141,24 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
         Features constant within every group (group-level predictors) cannot have a
         random slope: ``random_slopes="all"`` leaves them out; listing one warns.
         """
-        names = getattr(self, "feature_names_in_", None)
         n_features = X.shape[1]
-        if self._fit_with_groups:
-            level = _checks.group_level_features(X, codes, len(self.groups_))
-        else:
+        if not self._fit_with_groups:
+            return self._design_from_level(n_features, None, None)
+        level = _checks.group_level_features(X, codes, len(self.groups_))
+        return self._design_from_level(
+            n_features, level, np.bincount(codes, minlength=len(self.groups_))
+        )
+
+    def _design_from_level(self, n_features, level, sizes):
+        """:meth:`_resolve_design` given :func:`~skhier._checks.group_level_features`'
+        ``level`` and the rows per group (both None for a model fit without groups)."""
+        names = getattr(self, "feature_names_in_", None)
+        if level is None:
             level = (np.zeros(n_features, dtype=bool), None)
         self.group_level_features_ = level[0]
         slope_idx = resolve_random_slopes(self.random_slopes, n_features, names, level[0])
-        if self._fit_with_groups:
-            _checks.check_design(codes, self.groups_, level, slope_idx, names)
+        if sizes is not None:
+            _checks.check_design(sizes, self.groups_, level, slope_idx, names)
         return slope_idx
 
     def _spec(self, n_features, slope_idx, engine, parametrization):
@@ -168,7 +186,7 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
         if inputs.spec.factors:
             from . import _multi
 
-            _multi.sample(self, *inputs)
+            _multi.sample(self, *inputs[:6])
         else:
             self._sample_one_factor(inputs)
         if getattr(self.posterior_, "dispersion", None) is not None:
@@ -205,7 +223,9 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
             )
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
-    def _sample_posterior(self, X, y, codes, spec, scaling, offset=None, warn_convergence=True):
+    def _sample_posterior(
+        self, X, y, codes, spec, scaling, offset=None, stats=None, warn_convergence=True
+    ):
         """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
         summaries and diagnostics, and warn when the sampler may not have converged."""
         n_groups = len(self.groups_)
@@ -223,7 +243,7 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
             sampler_kwargs["inference"] = inference
         rng = np.random.default_rng(rs.randint(_SEED_MAX))
         self._predict_seed = int(rs.randint(_SEED_MAX))
-        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset)
+        draws = run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset, stats)
         self._inference = draws.get("inference", {"method": inference})
         self.posterior_ = Posterior.from_standardized(
             draws, spec, scaling, self.interval_prob, self.store_draws
@@ -247,6 +267,7 @@ class HierarchicalBase(WorkflowMixin, BaseEstimator):
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
         check_is_fitted(self)
+        _dask.refuse(X, groups, what=f"{type(self).__name__}'s prediction methods")
         if self._is_multi():
             from ._factors import prediction_factor_codes
             from ._multi import split_prediction_groups

@@ -38,7 +38,11 @@ def warn_if_binary_target(y: np.ndarray, was_bool: bool) -> None:
     """A 0/1 (or boolean) target fitted with a Gaussian model."""
     if not was_bool and (len(y) < 3 or len(np.unique(y[:10_000])) > 2):
         return  # the first rows already show a third value: not binary
-    values = np.unique(y)
+    warn_if_two_values(np.unique(y))
+
+
+def warn_if_two_values(values) -> None:
+    """:func:`warn_if_binary_target` given the distinct values of ``y``."""
     if len(values) != 2:
         return
     warn(
@@ -90,10 +94,11 @@ def id_like_features(mask, means, classes) -> np.ndarray:
     return out
 
 
-def check_design(codes, classes, level, slope_idx, feature_names) -> None:
+def check_design(sizes, classes, level, slope_idx, feature_names) -> None:
     """Warn about group ids among the features and designs the data cannot identify.
 
-    ``level`` is :func:`group_level_features`' result for the same data.
+    ``sizes`` are the rows per group and ``level`` is :func:`group_level_features`'
+    result for the same data.
     """
     n_groups = len(classes)
     names = list(feature_names) if feature_names is not None else None
@@ -101,7 +106,6 @@ def check_design(codes, classes, level, slope_idx, feature_names) -> None:
     def name(j):
         return repr(names[j]) if names is not None else f"column {j}"
 
-    sizes = np.bincount(codes, minlength=n_groups)
     if n_groups >= 3 and sizes.max() == 1:
         warn(
             f"Every group has exactly one row ({n_groups} groups): the spread between "

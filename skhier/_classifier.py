@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
 from ._base import SHARED_CONSTRAINTS
+from ._dask import refuse
 from ._glm import HierarchicalGLMBase
 from ._workflow import no_exposure as _no_exposure
 
@@ -156,6 +157,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         return self._fit_inputs(self._model_inputs(X, y, groups))
 
     def _model_inputs(self, X, y, groups, exposure=None):
+        refuse(X, y, groups, exposure, what=f"{type(self).__name__}.fit")
         _no_exposure(exposure)
         return self._glm_inputs(X, self._encode_target(y), groups)
 

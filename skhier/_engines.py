@@ -44,9 +44,10 @@ def resolve_inference(inference, engine, n_groups):
     return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
 
 
-def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset=None):
+def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset=None, stats=None):
     """Fit ``spec`` with its engine; the standardized draws as a dict (``offset``: the
-    fixed part of a GLM's linear predictor, one value per row)."""
+    fixed part of a GLM's linear predictor, one value per row; ``stats``: the
+    collapsed engine's sufficient statistics, given instead of the rows)."""
     if spec.engine == "collapsed":
         from ._backend_collapsed import fit_collapsed as backend
     elif spec.engine == "gibbs":
@@ -64,6 +65,8 @@ def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset
         lg.setLevel(logging.ERROR)
     try:
         extra = {} if offset is None else {"offset": offset}
+        if stats is not None:
+            extra["stats"] = stats
         return backend(
             X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng, **extra
         )

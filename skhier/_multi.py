@@ -117,7 +117,8 @@ def factor_terms(est, X, layout, codes):
         level_masks.append(mask)
         given = spec.get(name) if isinstance(spec, dict) else spec
         slopes = resolve_random_slopes(given, X.shape[1], names, mask)
-        _checks.check_design(codes[:, f], layout.levels[f], (mask, means), slopes, names)
+        sizes = np.bincount(codes[:, f], minlength=n_lev)
+        _checks.check_design(sizes, layout.levels[f], (mask, means), slopes, names)
         terms.append(
             FactorTerm(
                 name=name,

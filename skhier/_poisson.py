@@ -7,6 +7,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import SHARED_CONSTRAINTS
+from ._dask import refuse
 from ._glm import HierarchicalGLMBase
 from ._warn import warn
 from .exceptions import CountTargetWarning
@@ -147,6 +148,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         return self._fit_inputs(self._model_inputs(X, y, groups, exposure))
 
     def _model_inputs(self, X, y, groups, exposure=None):
+        refuse(X, y, groups, exposure, what=f"{type(self).__name__}.fit")
         self._check_counts(y)
         return self._glm_inputs(X, y, groups, exposure)
 

@@ -10,7 +10,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _multi, _predict
+from . import _checks, _dask, _multi, _predict
 from ._base import (
     _SEED_MAX,
     SHARED_CONSTRAINTS,
@@ -320,6 +320,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     def _model_inputs(self, X, y, groups, exposure=None):
         """Validate the training data; the engine's inputs (sets ``groups_`` etc.)."""
         _no_exposure(exposure)
+        if any(_dask.is_dask(v) for v in (X, y, groups)):  # out of core: one pass of sums
+            return _outofcore_inputs(self, X, y, groups)
         if n_factors(groups, self.group_col) > 1:
             return self._several_inputs(X, y, groups)
         y_is_bool = _checks.check_numeric_target(y)
@@ -362,6 +364,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         y_std : ndarray of shape (n_samples,)
             Only when ``return_std`` is True.
         """
+        if _dask.is_dask(X):
+            return _dask.lazy(self, "predict", X, groups, return_std=return_std)
         X, codes, new_codes = self._prepare(X, groups)
         if self._is_multi():
             mean, var = self.posterior_.predict_moments(X, codes, new_codes, return_std)
@@ -390,6 +394,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         prob = self.interval_prob if prob is None else prob
         if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
             raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
+        if _dask.is_dask(X):
+            return _dask.lazy(self, "predict_interval", X, groups, prob=prob)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(self._predict_seed)
         interval = _multi.predictive_interval if self._is_multi() else _predict.predictive_interval
@@ -416,6 +422,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         """
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        if _dask.is_dask(X):
+            seeds = _dask.block_seeds(random_state, X)
+            return _dask.lazy(self, "sample_y", X, groups, seeds, n_samples=n_samples)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
         total = self.posterior_.n_joint
@@ -440,4 +449,13 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         """
         from sklearn.metrics import r2_score  # lazy: keeps `import skhier` (and unpickling) light
 
+        if _dask.is_dask(X):
+            return _dask.r2_score(self, X, y, groups, sample_weight)
+
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+
+def _outofcore_inputs(est, X, y, groups):
+    from ._outofcore import model_inputs
+
+    return model_inputs(est, X, y, groups)

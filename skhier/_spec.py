@@ -134,14 +134,20 @@ def choose_parametrization(y_std: np.ndarray, codes: np.ndarray, n_groups: int) 
     mixes well, otherwise the non-centered form avoids the funnel.
     """
     n = np.bincount(codes, minlength=n_groups).astype(float)
+    sums = np.bincount(codes, weights=y_std, minlength=n_groups)
+    resid = y_std - (sums / np.maximum(n, 1))[codes]
+    return parametrization_rule(n, sums, float(resid @ resid), len(y_std), float(y_std.mean()))
+
+
+def parametrization_rule(n, sums, within_ss, n_obs, grand) -> str:
+    """:func:`choose_parametrization` from the group sizes ``n``, the per-group sums
+    of the standardized response, its within-group sum of squares and its mean."""
+    n_groups = len(n)
     if n_groups < 2 or np.all(n <= 1):
         return "non-centered"
-    sums = np.bincount(codes, weights=y_std, minlength=n_groups)
     means = sums / np.maximum(n, 1)
-    resid = y_std - means[codes]
-    dof_w = max(len(y_std) - n_groups, 1)
-    w2 = max(float(resid @ resid) / dof_w, 1e-12)
-    grand = float(y_std.mean())
+    dof_w = max(n_obs - n_groups, 1)
+    w2 = max(within_ss / dof_w, 1e-12)
     t2 = float(np.var(means[n > 0] - grand, ddof=1)) - w2 * float(np.mean(1.0 / n[n > 0]))
     r_median = float(np.median(n[n > 0])) * max(t2, 0.0) / w2
     return "centered" if r_median >= 1.0 else "non-centered"

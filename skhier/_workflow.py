@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._checks import check_numeric_target
+from ._dask import refuse
 from ._likelihoods import of_posterior
 from ._prior import draw_prior
 from .exceptions import UnseenGroupWarning
@@ -71,6 +72,7 @@ class WorkflowMixin:
         """
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        refuse(X, y, groups, what="sample_prior_predictive")
         prior = clone(self)
         inputs = prior._model_inputs(X, y, groups, exposure)
         spec = inputs.spec
@@ -137,6 +139,7 @@ class WorkflowMixin:
         from ._groups import POPULATION
 
         check_is_fitted(self)
+        refuse(X, y, groups, what="compute_log_likelihood")
         if groups is POPULATION and not getattr(self, "_fit_with_groups", True):
             groups = None  # the one group of a model fit without groups
         with warnings.catch_warnings():  # unseen labels are an error here, not a warning
@@ -215,8 +218,9 @@ class WorkflowMixin:
         """
         from ._backend_pymc import build_factors_model, build_model
 
+        refuse(X, y, groups, what="to_pymc")
         model_est = clone(self)
-        X, y, codes, spec, scaling, offset = model_est._model_inputs(X, y, groups, exposure)
+        X, y, codes, spec, scaling, offset, _ = model_est._model_inputs(X, y, groups, exposure)
         if spec.factors:
             return build_factors_model(X, y, codes, spec, scaling, offset, user_units=True)
         n_groups = len(model_est.groups_)

@@ -1,0 +1,214 @@
+"""Per-group moments: everything a fit of the collapsed model needs, from one pass
+over the rows that can be split anywhere and summed.
+
+The collapsed engine needs the per-group cross products of the *standardized*
+design (:class:`~skhier._collapsed.SufficientStats`), and the standardization
+needs the means and SDs of the columns: a second pass.  Both come instead from
+the per-group moments of ``v = [x, y]`` about a shift ``c``,
+
+    n_g,   s1_g = sum (v - c),   s2_g = sum (v - c)(v - c)',
+
+since every standardized column is an affine map of ``v``: with ``a = [1, v - c]``
+and ``T`` the matrix of those maps, the cross products are ``T (sum a a') T'``.
+Each piece of the data (a partition of a Dask DataFrame, a chunk of a file) gets
+the moments about its own mean, and :func:`combine` moves two sets to their
+common mean before adding them (Chan, Golub & LeVeque's pairwise update, done per
+group), so nothing is summed about a far-away origin and the result matches the
+in-memory computation to rounding.  The per-group minimum and maximum of each
+feature come along for the group-level-predictor check, and the distinct values
+of ``y`` (up to two) for the binary-target warning.
+
+Pure numpy plus one numba kernel; nothing here knows about Dask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ._collapsed import SufficientStats
+from ._groups import encode, unique_labels
+from ._spec import Scaling, parametrization_rule
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per-group moments of ``[x, y]`` (``k = n_features + 1`` columns) about ``shift``."""
+
+    labels: np.ndarray  # (G,) sorted group labels
+    n: np.ndarray  # (G,) rows
+    shift: np.ndarray  # (k,)
+    s1: np.ndarray  # (G, k) sums of v - shift
+    s2: np.ndarray  # (G, k, k) cross products of v - shift
+    lo: np.ndarray  # (G, n_features) per-group minimum of x - shift
+    hi: np.ndarray  # (G, n_features) per-group maximum of x - shift
+    abs_max: np.ndarray  # (k,) largest |value| of each column
+    y_values: tuple | None  # the distinct values of y when there are at most two
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.n.sum())
+
+    @property
+    def n_features(self) -> int:
+        return self.shift.shape[0] - 1
+
+
+def partition_moments(X, y, labels) -> Moments:
+    """The moments of one piece of the data (validated float arrays; any labels)."""
+    from ._kernels_moments import accumulate
+
+    classes = unique_labels(labels)
+    codes = encode(labels, classes)
+    v = np.column_stack([X, y]) if len(y) else np.empty((0, X.shape[1] + 1))
+    rows, k = v.shape
+    abs_max = np.abs(v).max(axis=0) if rows else np.zeros(k)
+    shift = v.mean(axis=0) if rows else np.zeros(k)
+    v -= shift
+    n_groups, d = len(classes), k - 1
+    n = np.zeros(n_groups)
+    s1 = np.zeros((n_groups, k))
+    s2 = np.zeros((n_groups, k, k))
+    lo = np.full((n_groups, d), np.inf)
+    hi = np.full((n_groups, d), -np.inf)
+    accumulate(np.ascontiguousarray(codes), np.ascontiguousarray(v), d, n, s1, s2, lo, hi)
+    iu = np.triu_indices(k, 1)
+    s2[:, iu[1], iu[0]] = s2[:, iu[0], iu[1]]
+    y_values = None
+    if rows:
+        low, high = float(y.min()), float(y.max())
+        if np.all((y == low) | (y == high)):
+            y_values = (low,) if low == high else (low, high)
+    else:
+        y_values = ()
+    return Moments(classes, n, shift, s1, s2, lo, hi, abs_max, y_values)
+
+
+def recentre(m: Moments, shift) -> Moments:
+    """The same moments about another ``shift``."""
+    delta = m.shift - shift
+    d = m.n_features
+    s1 = m.s1 + m.n[:, None] * delta
+    s2 = (
+        m.s2
+        + m.s1[:, :, None] * delta[None, None, :]
+        + delta[None, :, None] * m.s1[:, None, :]
+        + m.n[:, None, None] * np.outer(delta, delta)
+    )
+    return replace(m, shift=shift, s1=s1, s2=s2, lo=m.lo + delta[:d], hi=m.hi + delta[:d])
+
+
+def combine(a: Moments, b: Moments) -> Moments:
+    """The moments of the union of two pieces (groups matched by label)."""
+    if b.n_obs == 0:
+        return a
+    if a.n_obs == 0:
+        return b
+    if a.shift.shape != b.shift.shape:
+        raise ValueError(
+            f"Two pieces of the data have {a.n_features} and {b.n_features} features; "
+            "every partition must have the same columns."
+        )
+    shift = (a.n_obs * a.shift + b.n_obs * b.shift) / (a.n_obs + b.n_obs)
+    a, b = recentre(a, shift), recentre(b, shift)
+    labels = unique_labels(np.concatenate([_as_labels(a.labels), _as_labels(b.labels)]))
+    n_groups, k, d = len(labels), len(shift), a.n_features
+    n = np.zeros(n_groups)
+    s1, s2 = np.zeros((n_groups, k)), np.zeros((n_groups, k, k))
+    lo, hi = np.full((n_groups, d), np.inf), np.full((n_groups, d), -np.inf)
+    for part in (a, b):
+        idx = encode(_as_labels(part.labels), labels)
+        n[idx] += part.n
+        s1[idx] += part.s1
+        s2[idx] += part.s2
+        lo[idx] = np.minimum(lo[idx], part.lo)
+        hi[idx] = np.maximum(hi[idx], part.hi)
+    values = None
+    if a.y_values is not None and b.y_values is not None:
+        values = tuple(sorted(set(a.y_values) | set(b.y_values)))
+        values = values if len(values) <= 2 else None
+    abs_max = np.maximum(a.abs_max, b.abs_max)
+    return Moments(labels, n, shift, s1, s2, lo, hi, abs_max, values)
+
+
+def combine_all(parts) -> Moments:
+    """Combine a sequence of moments (pairwise, so the shifts stay close)."""
+    parts = list(parts)
+    while len(parts) > 1:
+        pairs = [combine(*parts[i : i + 2]) for i in range(0, len(parts) - 1, 2)]
+        parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
+
+
+def _as_labels(labels):
+    """Labels as an array that concatenates without coercing types (ints and
+    strings together stay objects)."""
+    return labels if labels.dtype.kind in "biuf" else labels.astype(object)
+
+
+def scaling(m: Moments, standardize: bool) -> Scaling:
+    """:meth:`Scaling.fit` of the data the moments summarize."""
+    d = m.n_features
+    if not standardize:
+        return Scaling(np.zeros(d), np.ones(d), 0.0, 1.0)
+    mean_dev = m.s1.sum(axis=0) / m.n_obs
+    var = np.einsum("gjj->j", m.s2) / m.n_obs - mean_dev**2
+    sd = np.sqrt(np.maximum(var, 0.0))
+    mean = m.shift + mean_dev
+    sd = np.where(sd > 1e-12 * (1.0 + m.abs_max), sd, 1.0)
+    return Scaling(mean[:d], sd[:d], float(mean[d]), float(sd[d]))
+
+
+def group_level_features(m: Moments):
+    """:func:`skhier._checks.group_level_features` from the moments: a feature is
+    group-level when no row is farther than the tolerance from its group's mean."""
+    d = m.n_features
+    means_dev = m.s1[:, :d] / np.maximum(m.n, 1)[:, None]
+    means = m.shift[:d] + means_dev
+    mask = np.zeros(d, dtype=bool)
+    if np.count_nonzero(m.n >= 2) < 2 or m.n_obs == 0:
+        return mask, means
+    tol = 1e-9 * (1.0 + m.abs_max[:d])
+    within = np.maximum(m.hi - means_dev, means_dev - m.lo).max(axis=0) <= tol
+    spread = m.hi.max(axis=0) - m.lo.min(axis=0) > tol
+    return within & spread, means
+
+
+def parametrization(m: Moments, scale: Scaling) -> str:
+    """:func:`skhier._spec.choose_parametrization` from the moments."""
+    d = m.n_features
+    ys = scale.y_scale
+    sums = (m.s1[:, d] + m.n * (m.shift[d] - scale.y_mean)) / ys
+    n = np.maximum(m.n, 1)
+    within = float(np.sum(m.s2[:, d, d] - m.s1[:, d] ** 2 / n)) / ys**2
+    return parametrization_rule(m.n, sums, max(within, 0.0), m.n_obs, float(sums.sum() / m.n_obs))
+
+
+def sufficient_stats(m: Moments, slope_idx, scale: Scaling) -> SufficientStats:
+    """The collapsed engine's statistics of ``design(X, y, spec, scale)``."""
+    d = m.n_features
+    slopes = list(slope_idx)
+    p, q = d + 1, 1 + len(slopes)
+    xs, c = scale.x_scale, m.shift
+    t = np.zeros((q + p + 1, d + 2))  # rows [Z, F, y] as maps of a = [1, v - shift]
+    t[0, 0] = 1.0
+    for r, j in enumerate(slopes, start=1):  # Z_j = x_j / sd_j
+        t[r, 0], t[r, 1 + j] = c[j] / xs[j], 1.0 / xs[j]
+    t[q, 0] = 1.0
+    for j in range(d):  # F_j = (x_j - mean_j) / sd_j
+        t[q + 1 + j, 0] = (c[j] - scale.x_mean[j]) / xs[j]
+        t[q + 1 + j, 1 + j] = 1.0 / xs[j]
+    t[-1, 0], t[-1, -1] = (c[d] - scale.y_mean) / scale.y_scale, 1.0 / scale.y_scale
+    aug = np.empty((len(m.n), d + 2, d + 2))
+    aug[:, 0, 0] = m.n
+    aug[:, 0, 1:] = m.s1
+    aug[:, 1:, 0] = m.s1
+    aug[:, 1:, 1:] = m.s2
+    big = t @ aug @ t.T
+    return SufficientStats(
+        n=m.n.astype(np.float64),
+        zz=np.ascontiguousarray(big[:, :q, :q]),
+        zw=np.ascontiguousarray(big[:, :q, q:]),
+        ww=big[:, q:, q:].sum(axis=0),
+    )

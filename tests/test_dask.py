@@ -1,0 +1,261 @@
+"""Out-of-core fitting and lazy prediction with Dask (the `dask` extra).
+
+The one pass over the partitions must give the in-memory fit's statistics (to
+rounding), hence its posterior; prediction must be lazy and equal to the
+in-memory prediction; everything that needs the rows must say so clearly."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skhier import POPULATION, HierarchicalClassifier, HierarchicalRegressor
+from skhier import _moments
+from skhier._checks import group_level_features
+from skhier._collapsed import sufficient_stats
+from skhier._groups import encode, unique_labels
+from skhier._spec import ModelSpec, Scaling, choose_parametrization, design
+from skhier.exceptions import (
+    BinaryTargetWarning,
+    FewGroupsWarning,
+    IdentifiabilityWarning,
+    NoGroupsWarning,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+FAST = dict(draws=150, tune=150, chains=2, progressbar=False, random_state=0)
+
+
+def _simulate(n=3000, n_groups=40, seed=0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, n)
+    x = rng.normal(size=(n, 2)) + offset
+    a, b = rng.normal(0, 1, n_groups), rng.normal(0, 0.5, n_groups)
+    y = 1 + a[g] + (2 + b[g]) * x[:, 0] - x[:, 1] + rng.normal(0, 1, n) + offset
+    return pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "y": y, "g": g})
+
+
+# ----------------------------------------------------------- moments (no Dask)
+@pytest.mark.parametrize("standardize", [True, False])
+def test_moments_give_the_in_memory_statistics(standardize):
+    """Pieces of any size (one empty, one holding a group alone), far from the
+    origin, combine to the statistics, scaling and checks of the whole."""
+    df = _simulate(offset=1e4)
+    df["lvl"] = df["g"] * 0.5  # a group-level predictor
+    labels = np.array([f"s{v}" for v in df["g"]], dtype=object)
+    labels[-1] = "only-in-the-last-piece"
+    X, y = df[["x0", "x1", "lvl"]].to_numpy(), df["y"].to_numpy()
+    cuts = [0, 10, 10, 700, 2100, len(y)]
+    parts = [
+        _moments.partition_moments(X[a:b].copy(), y[a:b], labels[a:b])
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+    m = _moments.combine_all(parts)
+    classes = unique_labels(labels)
+    codes = encode(labels, classes)
+    np.testing.assert_array_equal(m.labels, classes)
+    scale = _moments.scaling(m, standardize)
+    expected = Scaling.fit(X, y, standardize)
+    np.testing.assert_allclose(scale.x_mean, expected.x_mean, rtol=1e-12)
+    np.testing.assert_allclose(scale.x_scale, expected.x_scale, rtol=1e-9)
+    np.testing.assert_allclose([scale.y_mean, scale.y_scale], [expected.y_mean, expected.y_scale])
+    spec = ModelSpec(3, (0, 1), 1.0, 1.0, 1.0, 1.0, "collapsed", "centered")
+    F, Z, ys = design(X, y, spec, expected)
+    want = sufficient_stats(F, Z, ys, codes, len(classes))
+    got = _moments.sufficient_stats(m, spec.slope_idx, scale)
+    for name in ("n", "zz", "zw", "ww"):
+        a, b = getattr(got, name), getattr(want, name)
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9 * np.abs(b).max(), err_msg=name)
+    mask, means = _moments.group_level_features(m)
+    want_mask, want_means = group_level_features(X, codes, len(classes))
+    np.testing.assert_array_equal(mask, want_mask)
+    assert mask.tolist() == [False, False, True]
+    np.testing.assert_allclose(means, want_means)
+    assert _moments.parametrization(m, expected) == choose_parametrization(ys, codes, len(classes))
+    assert m.y_values is None
+
+
+def test_moments_track_two_valued_targets():
+    X = np.arange(8.0).reshape(4, 2)
+    a = _moments.partition_moments(X[:2].copy(), np.array([0.0, 0.0]), np.array([1, 2]))
+    b = _moments.partition_moments(X[2:].copy(), np.array([1.0, 0.0]), np.array([2, 3]))
+    assert _moments.combine(a, b).y_values == (0.0, 1.0)
+    c = _moments.partition_moments(X[:1].copy(), np.array([5.0]), np.array([1]))
+    assert _moments.combine_all([a, b, c]).y_values is None
+
+
+# -------------------------------------------------------------------- Dask
+dd = pytest.importorskip("dask.dataframe")
+da = pytest.importorskip("dask.array")
+
+
+@pytest.fixture(scope="module")
+def frames():
+    df = _simulate()
+    df.loc[df.index[-1], "g"] = 999  # a label seen in one partition only
+    return df, dd.from_pandas(df, npartitions=5)
+
+
+def _features(df):
+    return df[["x0", "x1"]]
+
+
+@pytest.mark.parametrize("inference", ["laplace", "nuts"])
+def test_dask_fit_equals_in_memory_fit(frames, inference):
+    df, ddf = frames
+    kw = dict(FAST, inference=inference, random_slopes=["x0"])
+    mem = HierarchicalRegressor(**kw).fit(_features(df), df["y"], groups=df["g"])
+    lazy = HierarchicalRegressor(**kw).fit(_features(ddf), ddf["y"], groups=ddf["g"])
+    np.testing.assert_array_equal(lazy.groups_, mem.groups_)
+    assert 999 in lazy.groups_
+    np.testing.assert_array_equal(lazy.feature_names_in_, ["x0", "x1"])
+    assert lazy.n_features_in_ == 2 and lazy.parametrization_ == mem.parametrization_
+    # the same statistics and seed: the same posterior, up to rounding (NUTS may
+    # amplify rounding along a trajectory: compare on the posterior's own scale)
+    tol = 1e-6 if inference == "laplace" else 0.1
+    width = np.ptp(mem.coef_interval_, axis=-1)  # about 3.3 posterior SDs
+    np.testing.assert_allclose(lazy.coef_, mem.coef_, atol=tol * width.max())
+    np.testing.assert_allclose(lazy.group_intercept_, mem.group_intercept_, atol=tol * 3)
+    np.testing.assert_allclose(lazy.noise_sd_, mem.noise_sd_, rtol=tol)
+    assert lazy.convergence_["method"] == mem.convergence_["method"]
+
+
+def test_dask_fit_group_col_population_and_arrays(frames):
+    df, ddf = frames
+    kw = dict(FAST, inference="laplace")
+    mem = HierarchicalRegressor(**kw).fit(_features(df), df["y"], groups=df["g"])
+    by_col = HierarchicalRegressor(group_col="g", **kw).fit(ddf[["x0", "x1", "g"]], ddf["y"])
+    np.testing.assert_allclose(by_col.coef_, mem.coef_, rtol=1e-6)
+    Xa = da.from_array(_features(df).to_numpy(), chunks=(700, 1))
+    ya = da.from_array(df["y"].to_numpy(), chunks=700)
+    ga = da.from_array(df["g"].to_numpy(), chunks=700)
+    arr = HierarchicalRegressor(**kw).fit(Xa, ya, groups=ga)
+    np.testing.assert_allclose(arr.coef_, mem.coef_, rtol=1e-6)
+    assert not hasattr(arr, "feature_names_in_")
+    pooled_mem = HierarchicalRegressor(**kw).fit(_features(df), df["y"], groups=POPULATION)
+    pooled = HierarchicalRegressor(**kw).fit(_features(ddf), ddf["y"], groups=POPULATION)
+    np.testing.assert_allclose(pooled.coef_, pooled_mem.coef_, rtol=1e-6)
+    with pytest.warns(NoGroupsWarning):
+        HierarchicalRegressor(**kw).fit(_features(ddf), ddf["y"])
+
+
+def test_dask_fit_warns_as_in_memory():
+    df = _simulate(n=400, n_groups=2)
+    df["lvl"] = df["g"] * 1.0 + 3.0
+    df["y"] = (df["y"] > df["y"].median()).astype(float)
+    ddf = dd.from_pandas(df, npartitions=3)
+    kw = dict(FAST, inference="laplace", random_slopes=["x0", "lvl"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        HierarchicalRegressor(**kw).fit(ddf[["x0", "x1", "lvl"]], ddf["y"], groups=ddf["g"])
+    kinds = {type(w.message) for w in caught}
+    assert {FewGroupsWarning, BinaryTargetWarning} <= kinds
+    df = _simulate(n=600, n_groups=12)
+    df["lvl"] = df["g"] * 0.5 + 0.25
+    ddf = dd.from_pandas(df, npartitions=3)
+    with pytest.warns(IdentifiabilityWarning, match="constant within every group"):
+        HierarchicalRegressor(**kw).fit(ddf[["x0", "x1", "lvl"]], ddf["y"], groups=ddf["g"])
+    est = HierarchicalRegressor(**{**kw, "random_slopes": "all"})
+    est.fit(ddf[["x0", "x1", "lvl"]], ddf["y"], groups=ddf["g"])
+    assert est.group_level_features_.tolist() == [False, False, True]
+    assert est.random_slope_mask_.tolist() == [True, True, False]
+
+
+def test_lazy_prediction_equals_in_memory(frames):
+    df, ddf = frames
+    est = HierarchicalRegressor(**FAST, inference="laplace").fit(
+        _features(ddf), ddf["y"], groups=ddf["g"]
+    )
+    new = ddf.assign(g=ddf["g"] + 5000)  # unseen groups
+    for frame, groups in ((ddf, ddf["g"]), (new, new["g"])):
+        pred = est.predict(_features(frame), groups=groups)
+        assert isinstance(pred, dd.Series)
+        local = frame.compute()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = est.predict(_features(local), groups=local["g"])
+            got = pred.compute()
+        np.testing.assert_allclose(got.to_numpy(), want)
+        pd.testing.assert_index_equal(got.index, local.index)
+    mean, std = est.predict(_features(ddf), groups=ddf["g"], return_std=True)
+    want_mean, want_std = est.predict(_features(df), groups=df["g"], return_std=True)
+    np.testing.assert_allclose(mean.compute().to_numpy(), want_mean)
+    np.testing.assert_allclose(std.compute().to_numpy(), want_std)
+    interval = est.predict_interval(_features(ddf), groups=POPULATION, prob=0.8).compute()
+    assert list(interval.columns) == ["lower", "upper"] and len(interval) == len(df)
+    assert np.all(interval["lower"] < interval["upper"])
+    draws = est.sample_y(_features(ddf), groups=ddf["g"], n_samples=3, random_state=1)
+    again = est.sample_y(_features(ddf), groups=ddf["g"], n_samples=3, random_state=1)
+    a, b = draws.compute(), again.compute()
+    assert a.shape == (len(df), 3)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+    first = a.to_numpy()[: len(a) // 5]
+    assert not np.allclose(first, a.to_numpy()[len(a) // 5 : 2 * (len(a) // 5)])
+    want = est.score(_features(df), df["y"], groups=df["g"])
+    assert est.score(_features(ddf), ddf["y"], groups=ddf["g"]) == pytest.approx(want, rel=1e-9)
+
+
+def test_lazy_prediction_of_dask_arrays(frames):
+    df, _ = frames
+    Xa = da.from_array(_features(df).to_numpy(), chunks=(1000, 2))
+    ga = da.from_array(df["g"].to_numpy(), chunks=1000)
+    X, g = _features(df).to_numpy(), df["g"].to_numpy()
+    est = HierarchicalRegressor(**FAST, inference="laplace").fit(X, df["y"], groups=g)
+    pred = est.predict(Xa, groups=ga)
+    assert isinstance(pred, da.Array) and pred.shape == (len(df),)
+    want = est.predict(X, groups=g)
+    np.testing.assert_allclose(pred.compute(), want)
+    assert est.predict_interval(Xa, groups=ga).compute().shape == (len(df), 2)
+    assert est.sample_y(Xa, groups=ga, n_samples=2).compute().shape == (len(df), 2)
+
+
+def test_what_cannot_work_out_of_core_says_so(frames):
+    df, ddf = frames
+    X, y, g = _features(ddf), ddf["y"], ddf["g"]
+    with pytest.raises(ValueError, match="likelihood='student_t' needs the rows"):
+        HierarchicalRegressor(likelihood="student_t").fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="engine='explicit' samples from the rows"):
+        HierarchicalRegressor(engine="explicit").fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="several grouping factors"):
+        HierarchicalRegressor(group_col=["g", "x1"]).fit(ddf[["x0", "x1", "g"]], y)
+    with pytest.raises(TypeError, match="HierarchicalClassifier.fit needs the rows"):
+        HierarchicalClassifier().fit(X, y > 1, groups=g)
+    with pytest.raises(TypeError, match="`groups` as a Dask collection"):
+        HierarchicalRegressor().fit(X, y, groups=df["g"].to_numpy())
+    with pytest.raises(TypeError, match="pass X as a Dask DataFrame"):
+        HierarchicalRegressor().fit(_features(df), y, groups=g)
+    with pytest.raises(ValueError, match="partitioned alike"):
+        HierarchicalRegressor().fit(X, y.repartition(npartitions=2), groups=g)
+    bad = df.copy()
+    bad.loc[7, "x0"] = np.nan  # one NaN, in one partition
+    bad = dd.from_pandas(bad, npartitions=5)
+    with pytest.raises(ValueError, match="NaN"):
+        HierarchicalRegressor(**FAST).fit(_features(bad), bad["y"], groups=bad["g"])
+    with pytest.raises(ValueError, match="non-numeric column"):
+        HierarchicalRegressor().fit(ddf.assign(s="a")[["x0", "s"]], y, groups=g)
+    est = HierarchicalRegressor(**FAST, inference="laplace").fit(X, y, groups=g)
+    with pytest.raises(TypeError, match="compute_log_likelihood needs the rows"):
+        est.compute_log_likelihood(X, y, groups=g)
+    with pytest.raises(TypeError, match="sample_prior_predictive needs the rows"):
+        est.sample_prior_predictive(X, y, groups=g)
+    with pytest.raises(ValueError, match="sample_weight"):
+        est.score(X, y, groups=g, sample_weight=np.ones(len(df)))
+
+
+def test_skhier_works_without_dask():
+    """skhier never imports Dask itself, and works where it cannot be imported."""
+    code = (
+        "import sys\n"
+        "sys.modules['dask'] = sys.modules['distributed'] = None  # as if not installed\n"
+        "import numpy as np, skhier\n"
+        "X = np.random.default_rng(0).normal(size=(60, 1)); g = np.arange(60) % 4\n"
+        "est = skhier.HierarchicalRegressor(draws=20, tune=20, chains=1, progressbar=False)\n"
+        "est.fit(X, X[:, 0] + g, groups=g).predict(X, groups=g)\n"
+        "est.score(X, X[:, 0], groups=g)\n"
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
+    code = "import sys, skhier; assert 'dask' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
