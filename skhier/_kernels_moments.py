@@ -4,26 +4,46 @@ and the minimum and maximum of each feature.  Imported at fit time only."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._kernels_linalg import _njit
 
 
 @_njit
-def accumulate(codes, v, n_features, n, s1, s2, lo, hi):
-    """Add the rows ``v`` (rows, k) of groups ``codes`` to ``n`` (G,), ``s1`` (G, k),
-    the upper triangle of ``s2`` (G, k, k) and, for the first ``n_features``
-    columns, the running minimum ``lo`` and maximum ``hi`` (G, n_features)."""
-    rows, k = v.shape
+def accumulate(codes, x, y, shift, acc, abs_max):
+    """Add the rows of ``x`` (rows, d) and ``y`` (rows,) of groups ``codes`` into
+    ``acc`` (G, 1 + k + k(k+1)/2 + 2d), ``k = d + 1``: per group the row count,
+    the sums of ``v - shift`` (``v = [x, y]``), the upper triangle of their cross
+    products (row-major), then the minimum and the maximum of each ``x - shift``
+    (one contiguous row per group: a row touches one group's memory only).
+    ``abs_max`` (k,) keeps the largest ``|v|`` of each column."""
+    rows, d = x.shape
+    k = d + 1
+    o_s2 = 1 + k
+    o_lo = o_s2 + k * (k + 1) // 2
+    o_hi = o_lo + d
+    v = np.empty(k)
     for i in range(rows):
         g = codes[i]
-        n[g] += 1.0
+        row = acc[g]
+        for a in range(d):
+            raw = x[i, a]
+            if abs(raw) > abs_max[a]:
+                abs_max[a] = abs(raw)
+            v[a] = raw - shift[a]
+        if abs(y[i]) > abs_max[d]:
+            abs_max[d] = abs(y[i])
+        v[d] = y[i] - shift[d]
+        row[0] += 1.0
+        t = o_s2
         for a in range(k):
-            va = v[i, a]
-            s1[g, a] += va
+            va = v[a]
+            row[1 + a] += va
             for b in range(a, k):
-                s2[g, a, b] += va * v[i, b]
-        for a in range(n_features):
-            va = v[i, a]
-            if va < lo[g, a]:
-                lo[g, a] = va
-            if va > hi[g, a]:
-                hi[g, a] = va
+                row[t] += va * v[b]
+                t += 1
+        for a in range(d):
+            if v[a] < row[o_lo + a]:
+                row[o_lo + a] = v[a]
+            if v[a] > row[o_hi + a]:
+                row[o_hi + a] = v[a]

@@ -59,30 +59,40 @@ def partition_moments(X, y, labels) -> Moments:
     """The moments of one piece of the data (validated float arrays; any labels)."""
     from ._kernels_moments import accumulate
 
-    classes = unique_labels(labels)
-    codes = encode(labels, classes)
-    v = np.column_stack([X, y]) if len(y) else np.empty((0, X.shape[1] + 1))
-    rows, k = v.shape
-    abs_max = np.abs(v).max(axis=0) if rows else np.zeros(k)
-    shift = v.mean(axis=0) if rows else np.zeros(k)
-    v -= shift
-    n_groups, d = len(classes), k - 1
-    n = np.zeros(n_groups)
-    s1 = np.zeros((n_groups, k))
+    classes, codes = _factorize(labels)
+    rows, d = X.shape
+    k = d + 1
+    shift = np.r_[X.mean(axis=0), y.mean()] if rows else np.zeros(k)
+    n_groups, width = len(classes), 1 + k + k * (k + 1) // 2
+    acc = np.zeros((n_groups, width + 2 * d))
+    acc[:, width : width + d] = np.inf
+    acc[:, width + d :] = -np.inf
+    abs_max = np.zeros(k)
+    x = np.ascontiguousarray(X, dtype=np.float64)
+    accumulate(codes, x, np.ascontiguousarray(y, dtype=np.float64), shift, acc, abs_max)
     s2 = np.zeros((n_groups, k, k))
-    lo = np.full((n_groups, d), np.inf)
-    hi = np.full((n_groups, d), -np.inf)
-    accumulate(np.ascontiguousarray(codes), np.ascontiguousarray(v), d, n, s1, s2, lo, hi)
-    iu = np.triu_indices(k, 1)
-    s2[:, iu[1], iu[0]] = s2[:, iu[0], iu[1]]
-    y_values = None
+    iu = np.triu_indices(k)
+    s2[:, iu[0], iu[1]] = acc[:, 1 + k : width]
+    s2[:, iu[1], iu[0]] = acc[:, 1 + k : width]
+    lo, hi = acc[:, width : width + d], acc[:, width + d :]
+    y_values = ()
     if rows:
         low, high = float(y.min()), float(y.max())
-        if np.all((y == low) | (y == high)):
-            y_values = (low,) if low == high else (low, high)
-    else:
-        y_values = ()
-    return Moments(classes, n, shift, s1, s2, lo, hi, abs_max, y_values)
+        two = low == high or np.count_nonzero((y != low) & (y != high)) == 0
+        y_values = ((low,) if low == high else (low, high)) if two else None
+    return Moments(classes, acc[:, 0].copy(), shift, acc[:, 1 : 1 + k].copy(), s2,
+                   lo.copy(), hi.copy(), abs_max, y_values)  # fmt: skip
+
+
+def _factorize(labels):
+    """Sorted unique labels and each row's code, by hashing (no sort of the rows)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(labels)
+    uniques = np.asarray(uniques, dtype=labels.dtype if labels.dtype.kind in "biuf" else object)
+    classes = unique_labels(uniques)
+    rank = encode(uniques, classes)
+    return classes, np.ascontiguousarray(rank[codes], dtype=np.intp)
 
 
 def recentre(m: Moments, shift) -> Moments:

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skhier import POPULATION, HierarchicalClassifier, HierarchicalRegressor
-from skhier import _moments
+from skhier import POPULATION, HierarchicalClassifier, HierarchicalRegressor, _moments
 from skhier._checks import group_level_features
 from skhier._collapsed import sufficient_stats
 from skhier._groups import encode, unique_labels
