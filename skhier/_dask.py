@@ -59,6 +59,8 @@ def row_blocks(X, y=None, groups=None):
                 f"`{name}` as a Dask collection partitioned like X (e.g. both columns of one "
                 "Dask DataFrame), or put the group labels in X and set `group_col`."
             )
+    if hasattr(X, "divisions") and any(hasattr(v, "divisions") for v in (y, groups)):
+        return _frame_blocks(X, y, groups)
     blocks = {k: _blocks(v, k) if v is not None else None for k, v in given.items()}
     n = len(blocks["X"])
     for name in ("y", "groups"):
@@ -68,13 +70,37 @@ def row_blocks(X, y=None, groups=None):
                 "partitioned alike. Take them from one Dask DataFrame, or rechunk Dask "
                 "arrays to the same row chunks."
             )
-    return [
-        (
-            blocks["X"][i],
-            *(b[i] if b is not None else None for b in (blocks["y"], blocks["groups"])),
-        )
-        for i in range(n)
-    ]
+    others = (blocks["y"], blocks["groups"])
+    return [(blocks["X"][i], *(b[i] if b is not None else None for b in others)) for i in range(n)]
+
+
+_COLUMNS = ("__skhier_y__", "__skhier_groups__")
+
+
+def _frame_blocks(X, y, groups):
+    """Row blocks of a Dask DataFrame X with Series y / groups, taken from one frame:
+    Dask may partition column selections of the same source differently (it fuses
+    small partitions when fewer columns are read), so X, y and groups are assigned
+    to one frame and split again within each partition."""
+    import dask
+
+    extra = {n: _series(o) for n, o in zip(_COLUMNS, (y, groups), strict=True) if o is not None}
+    try:
+        frame = X.assign(**extra)
+    except (ValueError, NotImplementedError) as exc:
+        raise ValueError(
+            "X, y and groups cannot be aligned row by row. Take them from one Dask "
+            f"DataFrame (e.g. df[features], df['y'], df['group']). ({exc})"
+        ) from exc
+    split = dask.delayed(_split_frame, pure=True, nout=3)
+    return [split(part, y is not None, groups is not None) for part in frame.to_delayed()]
+
+
+def _split_frame(part, has_y, has_groups):
+    """(x, y, groups) of one partition of :func:`_frame_blocks`' frame."""
+    y = part[_COLUMNS[0]] if has_y else None
+    groups = part[_COLUMNS[1]] if has_groups else None
+    return part.drop(columns=[c for c in _COLUMNS if c in part.columns]), y, groups
 
 
 def _tree(parts, func):
@@ -137,32 +163,68 @@ def lazy(est, method, X, groups, seeds=None, **kwargs):
     for a Dask DataFrame, a Dask Array for an Array.  ``seeds`` gives each block
     its own ``random_state`` (``sample_y``)."""
     import dask
+
+    model = dask.delayed(est, pure=True)  # one key: shipped to each worker once
+    lazy_groups = groups if is_dask(groups) else None
+    if lazy_groups is None:
+        kwargs["groups"] = groups
+    if not hasattr(X, "divisions"):
+        return _lazy_array(model, method, X, lazy_groups, seeds, kwargs)
+    frame = X
+    if lazy_groups is not None:
+        try:
+            frame = X.assign(**{_COLUMNS[1]: _series(lazy_groups)})
+        except (ValueError, NotImplementedError) as exc:
+            raise ValueError(
+                "X and groups cannot be aligned row by row. Take them from one Dask "
+                f"DataFrame, or name the group column with `group_col`. ({exc})"
+            ) from exc
+    result = frame.map_partitions(
+        _call_partition, model, method, kwargs, seeds, meta=_meta(method, kwargs)
+    )
+    if method == "predict" and kwargs.get("return_std"):
+        return result["mean"], result["std"]
+    return result
+
+
+def _series(obj):
+    """A Dask Series (a one-column DataFrame's column) to align with a Dask DataFrame."""
+    if not hasattr(obj, "divisions"):
+        raise TypeError(
+            "X is a Dask DataFrame: pass y and groups as Dask Series (e.g. columns of the "
+            f"same DataFrame), not a {type(obj).__name__}."
+        )
+    if obj.ndim == 2 and len(obj.columns) != 1:
+        raise ValueError(f"y and groups must be one column each; got {len(obj.columns)}.")
+    return obj[obj.columns[0]] if obj.ndim == 2 else obj
+
+
+def _call_partition(part, est, method, kwargs, seeds, partition_info=None):
+    """One partition of :func:`lazy` (a DataFrame: the result keeps its index, and
+    Dask keeps it aligned with every other column of X's source)."""
+    g = None
+    if _COLUMNS[1] in part.columns:
+        g, part = part[_COLUMNS[1]], part.drop(columns=[_COLUMNS[1]])
+    if seeds is not None:
+        kwargs = {**kwargs, "random_state": seeds[partition_info["number"]]}
+    return _call(est, method, part, g, kwargs)
+
+
+def _meta(method, kwargs):
     import pandas as pd
 
-    plain_groups = None if is_dask(groups) else groups
-    blocks = row_blocks(X, None, groups if is_dask(groups) else None)
-    model = dask.delayed(est, pure=True)  # one key: shipped to each worker once
-    if plain_groups is not None:
-        kwargs["groups"] = plain_groups
-    parts = []
-    for i, (x, _, g) in enumerate(blocks):
-        kw = dict(kwargs) if seeds is None else {**kwargs, "random_state": seeds[i]}
-        parts.append(dask.delayed(_call, pure=True)(model, method, x, g, kw))
     width = _width(method, kwargs)
-    if hasattr(X, "divisions"):
-        import dask.dataframe as dd
+    if width is None:
+        return pd.Series([], dtype=float, name="prediction")
+    if method == "sample_y":
+        return pd.DataFrame(np.empty((0, width)))
+    cols = ["mean", "std"] if method == "predict" else ["lower", "upper"]
+    return pd.DataFrame({c: pd.Series([], dtype=float) for c in cols})
 
-        if width is None:
-            meta = pd.Series([], dtype=float, name="prediction")
-        else:
-            cols = {"predict": ["mean", "std"], "predict_interval": ["lower", "upper"]}
-            meta = pd.DataFrame({c: pd.Series([], dtype=float) for c in cols.get(method, [])})
-            if method == "sample_y":
-                meta = pd.DataFrame(np.empty((0, width)))
-        result = dd.from_delayed(parts, meta=meta, divisions=X.divisions, verify_meta=False)
-        if method == "predict" and width is not None:
-            return result["mean"], result["std"]
-        return result
+
+def _lazy_array(model, method, X, groups, seeds, kwargs):
+    """:func:`lazy` for a Dask Array (blocks of known sizes, concatenated)."""
+    import dask
     import dask.array as da
 
     sizes = X.chunks[0]
@@ -171,10 +233,13 @@ def lazy(est, method, X, groups, seeds=None, **kwargs):
             "X's row chunks have unknown sizes; call `X.compute_chunk_sizes()` first, "
             "or pass a Dask DataFrame."
         )
-    arrays = [
-        da.from_delayed(p, shape=(int(s),) if width is None else (int(s), width), dtype=float)
-        for p, s in zip(parts, sizes, strict=True)
-    ]
+    width = _width(method, kwargs)
+    arrays = []
+    for i, (x, _, g) in enumerate(row_blocks(X, None, groups)):
+        kw = dict(kwargs) if seeds is None else {**kwargs, "random_state": seeds[i]}
+        part = dask.delayed(_call, pure=True)(model, method, x, g, kw)
+        shape = (int(sizes[i]),) if width is None else (int(sizes[i]), width)
+        arrays.append(da.from_delayed(part, shape=shape, dtype=float))
     result = da.concatenate(arrays, axis=0)
     if method == "predict" and width is not None:
         return result[:, 0], result[:, 1]
