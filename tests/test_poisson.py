@@ -147,7 +147,7 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     X, y, g, _, _ = count_data()
     calls = []
 
-    def fake(self, X, y, codes, spec, scaling, offset=None, warn_convergence=True):
+    def fake(self, X, y, codes, spec, scaling, offset=None, stats=None, warn_convergence=True):
         calls.append(spec.parametrization)
         self.posterior_ = type("P", (), {"n_draws": 4000, "dispersion": None})()
         self.convergence_ = {"n_divergences": 200 if len(calls) == 1 else second}
