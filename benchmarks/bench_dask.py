@@ -8,7 +8,8 @@ group (the combine's worst case).  It is written chunk by chunk (one numpy
 Generator per chunk, at most ~1M rows in memory) as ``--files`` Parquet files of
 one row group each, columns ``x0 .. x{k-1}, y, g``, and cached under
 ``--data-dir`` (default ``~/.cache/skhier-bench``): a directory with the same
-size and seed is reused.
+size and seed is reused.  Every file is read once before the timings, so all
+steps read from the OS page cache.
 
 Cluster: ``distributed.LocalCluster(n_workers=2, threads_per_worker=1,
 processes=True, memory_limit="2GB")``; skhier's pass runs on it, the sampling
@@ -38,12 +39,6 @@ worker" is each worker's maximum RSS (``ru_maxrss``, MiB) since it started; the
 workers are restarted after the baseline, so the later peaks are the fit's
 (warm-up included).  The final lines compare with the targets: pass speed at
 least half the read speed, at most 2 GiB per worker, whole fit within 2 minutes.
-
-dask-expr squashes the partitions of a narrow column projection (``ddf["y"]``
-alone reads few bytes per file, so several files become one partition), which
-leaves ``ddf["y"]`` and ``ddf[features]`` partitioned differently and fit
-refuses them; the script checks for that and, if it happens, runs with
-``dask.config.set({"optimization.tune.active": False})`` and says so.
 
 Usage::
 
@@ -138,6 +133,15 @@ def _write(path, meta):
     os.replace(tmp, path)
 
 
+def warm_page_cache(files):
+    """Read every file's bytes once, so the baseline and the pass both read from
+    the OS page cache (the data may come from an earlier run)."""
+    for name in files:
+        with open(name, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 def warmup_data(groups, features):
     """Small data of the same shape class (same features, the same inference)."""
     from skhier.datasets import make_hierarchical_regression
@@ -194,14 +198,6 @@ def timed(func):
     return out, time.perf_counter() - start
 
 
-def needs_untuned(files, features):
-    """Whether dask-expr partitions ``ddf["y"]`` unlike ``ddf[features]``."""
-    import dask.dataframe as dd
-
-    ddf = dd.read_parquet(files)
-    return len(ddf["y"].to_delayed()) != len(ddf[features].to_delayed())
-
-
 def frames(files, features):
     import dask.dataframe as dd
 
@@ -226,20 +222,14 @@ def describe(est):
 
 
 def cluster_steps(files, sub_files, rows, sub_rows, args, table):
-    import dask
     import dask.dataframe as dd
+    import pandas as pd
     from distributed import Client, LocalCluster
+
+    from skhier._outofcore import model_inputs
 
     features = feature_names(args.features)
     cols = [*features, "y", "g"]
-    untuned = needs_untuned(files, features)
-    config = {"optimization.tune.active": False} if untuned else {}
-    if untuned:
-        print(
-            'note: dask-expr partitions ddf["y"] unlike ddf[features] (partition squashing '
-            "of narrow projections); running with optimization.tune.active=False",
-            flush=True,
-        )
     with (
         LocalCluster(
             n_workers=args.workers,
@@ -249,12 +239,10 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
             dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
-        dask.config.set(config),
     ):
         # (a) the baseline: read the same columns and sum them
         client.run(_warm_worker, files[0], args.features, False)
-        read = lambda: dd.read_parquet(files, columns=cols).sum().compute()  # noqa: E731
-        _, t_read = timed(read)
+        _, t_read = timed(lambda: dd.read_parquet(files, columns=cols).sum().compute())
         table.append(["read + sum (baseline)", rows, t_read, fmt_peaks(worker_peaks(client)), ""])
         print(f"baseline: {t_read:.2f} s", flush=True)
 
@@ -262,14 +250,10 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
         client.restart()
         client.run(_warm_worker, files[0], args.features, True)
         Xw, yw, gw = warmup_data(args.groups, args.features)
-        import pandas as pd
-
         frame = pd.DataFrame(Xw, columns=features).assign(y=yw, g=gw)
         wddf = dd.from_pandas(frame, npartitions=2 * args.workers)
         estimator(draws=100, tune=100).fit(wddf[features], wddf["y"], groups=wddf["g"])
         table.append(["warm-up fit", len(yw), np.nan, fmt_peaks(worker_peaks(client)), ""])
-
-        from skhier._outofcore import model_inputs
 
         X, y, g = frames(files, features)
         est = estimator()
@@ -306,7 +290,6 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
         "peak": max(peaks),
         "pass_sub": t_pass_sub,
         "sample_sub": t_sample_sub,
-        "untuned": untuned,
     }
 
 
@@ -384,6 +367,7 @@ def main():
 
     files_n = max(args.files, -(-args.rows // 1_000_000))  # at most ~1M rows a file
     files = dataset(args.data_dir, args.rows, args.groups, args.features, files_n)
+    warm_page_cache(files)
     sizes = chunk_sizes(args.rows, files_n)
     n_sub = max(1, files_n // 10)
     sub_rows = sum(sizes[:n_sub])
@@ -401,7 +385,6 @@ def main():
     print(
         f"{args.rows:,} rows x {args.groups:,} groups x {args.features} features, "
         f"{files_n} files, {args.workers} workers x 1 thread, memory_limit {args.memory_limit}"
-        + ("; optimization.tune.active=False" if res["untuned"] else "")
     )
     print(
         f"pass speed / read speed: {speed:.2f} (pass {res['pass']:.2f} s, read "

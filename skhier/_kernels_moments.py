@@ -47,3 +47,31 @@ def accumulate(codes, x, y, shift, acc, abs_max):
                 row[o_lo + a] = v[a]
             if v[a] > row[o_hi + a]:
                 row[o_hi + a] = v[a]
+
+
+@_njit
+def add_moments(idx, delta, n, s1, s2, lo, hi, to_n, to_s1, to_s2, to_lo, to_hi):
+    """Add one piece's moments (``n`` .. ``hi``, about a shift ``c``) into group
+    ``idx[g]`` of the totals (about ``c - delta``), moving them on the way:
+    ``s1 + n delta``, ``s2 + s1 delta' + delta s1' + n delta delta'`` (packed)."""
+    n_groups, k = s1.shape
+    d = lo.shape[1]
+    for g in range(n_groups):
+        t = idx[g]
+        ng = n[g]
+        to_n[t] += ng
+        for a in range(k):
+            to_s1[t, a] += s1[g, a] + ng * delta[a]
+        c = 0
+        for a in range(k):
+            for b in range(a, k):
+                to_s2[t, c] += (
+                    s2[g, c] + s1[g, a] * delta[b] + s1[g, b] * delta[a] + ng * delta[a] * delta[b]
+                )
+                c += 1
+        for a in range(d):
+            low, high = lo[g, a] + delta[a], hi[g, a] + delta[a]
+            if low < to_lo[t, a]:
+                to_lo[t, a] = low
+            if high > to_hi[t, a]:
+                to_hi[t, a] = high

@@ -40,7 +40,7 @@ class Moments:
     n: np.ndarray  # (G,) rows
     shift: np.ndarray  # (k,)
     s1: np.ndarray  # (G, k) sums of v - shift
-    s2: np.ndarray  # (G, k, k) cross products of v - shift
+    s2: np.ndarray  # (G, k(k+1)/2) cross products of v - shift, upper triangle by rows
     lo: np.ndarray  # (G, n_features) per-group minimum of x - shift
     hi: np.ndarray  # (G, n_features) per-group maximum of x - shift
     abs_max: np.ndarray  # (k,) largest |value| of each column
@@ -53,6 +53,21 @@ class Moments:
     @property
     def n_features(self) -> int:
         return self.shift.shape[0] - 1
+
+    def cross_products(self) -> np.ndarray:
+        """``s2`` as full symmetric matrices (G, k, k)."""
+        k = len(self.shift)
+        iu = np.triu_indices(k)
+        out = np.empty((len(self.n), k, k))
+        out[:, iu[0], iu[1]] = self.s2
+        out[:, iu[1], iu[0]] = self.s2
+        return out
+
+    def squares(self) -> np.ndarray:
+        """The diagonal of ``s2`` (G, k): each column's sum of squares."""
+        k = len(self.shift)
+        rows = np.arange(k)
+        return self.s2[:, rows * k - rows * (rows - 1) // 2]
 
 
 def partition_moments(X, y, labels) -> Moments:
@@ -70,18 +85,15 @@ def partition_moments(X, y, labels) -> Moments:
     abs_max = np.zeros(k)
     x = np.ascontiguousarray(X, dtype=np.float64)
     accumulate(codes, x, np.ascontiguousarray(y, dtype=np.float64), shift, acc, abs_max)
-    s2 = np.zeros((n_groups, k, k))
-    iu = np.triu_indices(k)
-    s2[:, iu[0], iu[1]] = acc[:, 1 + k : width]
-    s2[:, iu[1], iu[0]] = acc[:, 1 + k : width]
-    lo, hi = acc[:, width : width + d], acc[:, width + d :]
     y_values = ()
     if rows:
         low, high = float(y.min()), float(y.max())
         two = low == high or np.count_nonzero((y != low) & (y != high)) == 0
         y_values = ((low,) if low == high else (low, high)) if two else None
-    return Moments(classes, acc[:, 0].copy(), shift, acc[:, 1 : 1 + k].copy(), s2,
-                   lo.copy(), hi.copy(), abs_max, y_values)  # fmt: skip
+    return Moments(
+        classes, acc[:, 0], shift, acc[:, 1 : 1 + k], acc[:, 1 + k : width],
+        acc[:, width : width + d], acc[:, width + d :], abs_max, y_values,
+    )  # fmt: skip
 
 
 def _factorize(labels):
@@ -96,59 +108,59 @@ def _factorize(labels):
 
 
 def recentre(m: Moments, shift) -> Moments:
-    """The same moments about another ``shift``."""
+    """The same moments about another ``shift``:
+    ``sum (v - c')(v - c')' = s2 + s1 delta' + delta s1' + n delta delta'`` with
+    ``delta = c - c'``, on the packed upper triangle."""
     delta = m.shift - shift
     d = m.n_features
+    i, j = np.triu_indices(len(shift))
     s1 = m.s1 + m.n[:, None] * delta
-    s2 = (
-        m.s2
-        + m.s1[:, :, None] * delta[None, None, :]
-        + delta[None, :, None] * m.s1[:, None, :]
-        + m.n[:, None, None] * np.outer(delta, delta)
-    )
+    s2 = m.s2 + m.s1[:, i] * delta[j] + m.s1[:, j] * delta[i] + m.n[:, None] * (delta[i] * delta[j])
     return replace(m, shift=shift, s1=s1, s2=s2, lo=m.lo + delta[:d], hi=m.hi + delta[:d])
 
 
 def combine(a: Moments, b: Moments) -> Moments:
     """The moments of the union of two pieces (groups matched by label)."""
-    if b.n_obs == 0:
-        return a
-    if a.n_obs == 0:
-        return b
-    if a.shift.shape != b.shift.shape:
-        raise ValueError(
-            f"Two pieces of the data have {a.n_features} and {b.n_features} features; "
-            "every partition must have the same columns."
-        )
-    shift = (a.n_obs * a.shift + b.n_obs * b.shift) / (a.n_obs + b.n_obs)
-    a, b = recentre(a, shift), recentre(b, shift)
-    labels = unique_labels(np.concatenate([_as_labels(a.labels), _as_labels(b.labels)]))
-    n_groups, k, d = len(labels), len(shift), a.n_features
-    n = np.zeros(n_groups)
-    s1, s2 = np.zeros((n_groups, k)), np.zeros((n_groups, k, k))
-    lo, hi = np.full((n_groups, d), np.inf), np.full((n_groups, d), -np.inf)
-    for part in (a, b):
-        idx = encode(_as_labels(part.labels), labels)
-        n[idx] += part.n
-        s1[idx] += part.s1
-        s2[idx] += part.s2
-        lo[idx] = np.minimum(lo[idx], part.lo)
-        hi[idx] = np.maximum(hi[idx], part.hi)
-    values = None
-    if a.y_values is not None and b.y_values is not None:
-        values = tuple(sorted(set(a.y_values) | set(b.y_values)))
-        values = values if len(values) <= 2 else None
-    abs_max = np.maximum(a.abs_max, b.abs_max)
-    return Moments(labels, n, shift, s1, s2, lo, hi, abs_max, values)
+    return combine_all([a, b])
 
 
 def combine_all(parts) -> Moments:
-    """Combine a sequence of moments (pairwise, so the shifts stay close)."""
+    """The moments of the union of any number of pieces: each is moved to their
+    common mean as it is added, group by group (matched by label)."""
+    from ._kernels_moments import add_moments
+
     parts = list(parts)
-    while len(parts) > 1:
-        pairs = [combine(*parts[i : i + 2]) for i in range(0, len(parts) - 1, 2)]
-        parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-    return parts[0]
+    filled = [p for p in parts if p.n_obs > 0]
+    if len(filled) <= 1:
+        return filled[0] if filled else parts[0]
+    d = filled[0].n_features
+    if any(p.n_features != d for p in filled):
+        raise ValueError(
+            "Two pieces of the data have different numbers of features; every partition "
+            "must have the same columns."
+        )
+    counts = np.array([p.n_obs for p in filled], dtype=np.float64)
+    shift = (counts @ np.array([p.shift for p in filled])) / counts.sum()
+    first = filled[0].labels
+    same = all(len(p.labels) == len(first) and np.array_equal(p.labels, first) for p in filled)
+    labels = (
+        first if same else unique_labels(np.concatenate([_as_labels(p.labels) for p in filled]))
+    )
+    n_groups, k = len(labels), len(shift)
+    n = np.zeros(n_groups)
+    s1, s2 = np.zeros((n_groups, k)), np.zeros((n_groups, k * (k + 1) // 2))
+    lo, hi = np.full((n_groups, d), np.inf), np.full((n_groups, d), -np.inf)
+    values = set()
+    for part in filled:
+        idx = np.arange(n_groups) if same else encode(_as_labels(part.labels), labels)
+        add_moments(
+            np.ascontiguousarray(idx, dtype=np.intp), part.shift - shift,
+            part.n, part.s1, part.s2, part.lo, part.hi, n, s1, s2, lo, hi,
+        )  # fmt: skip
+        values = None if values is None or part.y_values is None else values | set(part.y_values)
+    values = tuple(sorted(values)) if values is not None and len(values) <= 2 else None
+    abs_max = np.max([p.abs_max for p in filled], axis=0)
+    return Moments(labels, n, shift, s1, s2, lo, hi, abs_max, values)
 
 
 def _as_labels(labels):
@@ -163,7 +175,7 @@ def scaling(m: Moments, standardize: bool) -> Scaling:
     if not standardize:
         return Scaling(np.zeros(d), np.ones(d), 0.0, 1.0)
     mean_dev = m.s1.sum(axis=0) / m.n_obs
-    var = np.einsum("gjj->j", m.s2) / m.n_obs - mean_dev**2
+    var = m.squares().sum(axis=0) / m.n_obs - mean_dev**2
     sd = np.sqrt(np.maximum(var, 0.0))
     mean = m.shift + mean_dev
     sd = np.where(sd > 1e-12 * (1.0 + m.abs_max), sd, 1.0)
@@ -191,7 +203,7 @@ def parametrization(m: Moments, scale: Scaling) -> str:
     ys = scale.y_scale
     sums = (m.s1[:, d] + m.n * (m.shift[d] - scale.y_mean)) / ys
     n = np.maximum(m.n, 1)
-    within = float(np.sum(m.s2[:, d, d] - m.s1[:, d] ** 2 / n)) / ys**2
+    within = float(np.sum(m.squares()[:, d] - m.s1[:, d] ** 2 / n)) / ys**2
     return parametrization_rule(m.n, sums, max(within, 0.0), m.n_obs, float(sums.sum() / m.n_obs))
 
 
@@ -214,7 +226,7 @@ def sufficient_stats(m: Moments, slope_idx, scale: Scaling) -> SufficientStats:
     aug[:, 0, 0] = m.n
     aug[:, 0, 1:] = m.s1
     aug[:, 1:, 0] = m.s1
-    aug[:, 1:, 1:] = m.s2
+    aug[:, 1:, 1:] = m.cross_products()
     big = t @ aug @ t.T
     return SufficientStats(
         n=m.n.astype(np.float64),
