@@ -192,16 +192,20 @@ def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=Tru
     return codes, new_group_codes(labels, unseen)
 
 
-def check_unseen(labels, unseen, classes, policy, factor=None) -> None:
+def check_unseen(labels, unseen, classes, policy, factor=None, counts=None) -> None:
     """Raise or warn about labels not seen in training, as ``policy`` says
-    (``factor``: the grouping factor's name, in models with several).
+    (``factor``: the grouping factor's name, in models with several; ``counts``:
+    rows per label when ``labels`` are distinct labels rather than one per row).
 
     Labels that would match a training label after a type conversion (the string
     ``"1"`` for the integer ``1``) are always an error.  Costs one pass over the
     unseen rows plus work on their distinct labels.
     """
     missing = pd.unique(labels[unseen])
-    n_rows, n_unseen = len(labels), int(unseen.sum())
+    if counts is None:
+        n_rows, n_unseen = len(labels), int(unseen.sum())
+    else:
+        n_rows, n_unseen = int(counts.sum()), int(counts[unseen].sum())
     examples = [_plain(v) for v in missing[:5]]
     where = "" if factor is None else f"Factor {factor!r}: "
     converted = _match_after_conversion(missing, classes)

@@ -57,13 +57,14 @@ def linear_moments(post, X, codes, is_new, with_var=True):
     return mean, (None if var is None else np.maximum(var, 0.0))
 
 
-def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
+def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True, new_normals=None):
     """Posterior predictive draws, shape (n_rows, len(draw_idx)); ``draw_idx``
     indexes the joint draws (:meth:`Posterior.joint`).
 
     ``codes`` index seen groups (ignored where ``new_codes >= 0``);
     ``new_codes`` number the distinct new groups 0..n_new-1 (-1 for seen rows):
-    rows sharing a new code share one drawn group effect per draw.
+    rows sharing a new code share one drawn group effect per draw.  Their
+    standard normals (S, n_new, K + 1) come from ``rng``, or ``new_normals``.
     """
     n_rows = X.shape[0]
     n_s = len(draw_idx)
@@ -81,7 +82,7 @@ def predictive_draws(post, X, codes, new_codes, draw_idx, rng, noise=True):
         n_new = int(new_codes.max()) + 1
         mu = np.column_stack([post.joint("intercept"), post.joint("coef")])[draw_idx]  # (S, K+1)
         sd, corr = post.group_sd_and_corr(joint=True)
-        e = rng.standard_normal((n_s, n_new, mu.shape[1]))
+        e = rng.standard_normal((n_s, n_new, mu.shape[1])) if new_normals is None else new_normals
         if post.group_corr is not None:  # correlated effects: e ~ N(0, R)
             e = e @ np.swapaxes(np.linalg.cholesky(corr[draw_idx]), -1, -2)
         effects = mu[:, None, :] + sd[draw_idx][:, None, :] * e

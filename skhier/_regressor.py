@@ -10,7 +10,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _dask, _multi, _predict
+from . import _checks, _dask, _dask_predict, _multi, _predict
 from ._base import (
     _SEED_MAX,
     SHARED_CONSTRAINTS,
@@ -365,7 +365,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             Only when ``return_std`` is True.
         """
         if _dask.is_dask(X):
-            return _dask.lazy(self, "predict", X, groups, return_std=return_std)
+            return _dask_predict.lazy(self, "predict", X, groups, return_std=return_std)
         X, codes, new_codes = self._prepare(X, groups)
         if self._is_multi():
             mean, var = self.posterior_.predict_moments(X, codes, new_codes, return_std)
@@ -395,7 +395,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
             raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
         if _dask.is_dask(X):
-            return _dask.lazy(self, "predict_interval", X, groups, prob=prob)
+            return _dask_predict.lazy(self, "predict_interval", X, groups, prob=prob)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(self._predict_seed)
         interval = _multi.predictive_interval if self._is_multi() else _predict.predictive_interval
@@ -423,8 +423,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
         if _dask.is_dask(X):
-            seeds = _dask.block_seeds(random_state, X)
-            return _dask.lazy(self, "sample_y", X, groups, seeds, n_samples=n_samples)
+            draws = _dask_predict.sample_kwargs(self, n_samples, random_state)
+            return _dask_predict.lazy(self, "sample_y", X, groups, **draws)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
         total = self.posterior_.n_joint
@@ -450,7 +450,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         from sklearn.metrics import r2_score  # lazy: keeps `import skhier` (and unpickling) light
 
         if _dask.is_dask(X):
-            return _dask.r2_score(self, X, y, groups, sample_weight)
+            return _dask_predict.r2_score(self, X, y, groups, sample_weight)
 
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 

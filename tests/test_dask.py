@@ -170,13 +170,13 @@ def test_lazy_prediction_equals_in_memory(frames):
     )
     new = ddf.assign(g=ddf["g"] + 5000)  # unseen groups
     for frame, groups in ((ddf, ddf["g"]), (new, new["g"])):
-        pred = est.predict(_features(frame), groups=groups)
-        assert isinstance(pred, dd.Series)
         local = frame.compute()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            pred = est.predict(_features(frame), groups=groups)
             want = est.predict(_features(local), groups=local["g"])
             got = pred.compute()
+        assert isinstance(pred, dd.Series)
         np.testing.assert_allclose(got.to_numpy(), want)
         pd.testing.assert_index_equal(got.index, local.index)
     mean, std = est.predict(_features(ddf), groups=ddf["g"], return_std=True)
@@ -189,12 +189,77 @@ def test_lazy_prediction_equals_in_memory(frames):
     draws = est.sample_y(_features(ddf), groups=ddf["g"], n_samples=3, random_state=1)
     again = est.sample_y(_features(ddf), groups=ddf["g"], n_samples=3, random_state=1)
     a, b = draws.compute(), again.compute()
-    assert a.shape == (len(df), 3)
+    assert a.shape == (len(df), 3) and list(a.columns) == ["sample_0", "sample_1", "sample_2"]
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
     first = a.to_numpy()[: len(a) // 5]
     assert not np.allclose(first, a.to_numpy()[len(a) // 5 : 2 * (len(a) // 5)])
     want = est.score(_features(df), df["y"], groups=df["g"])
     assert est.score(_features(ddf), ddf["y"], groups=ddf["g"]) == pytest.approx(want, rel=1e-9)
+
+
+def test_lazy_prediction_edge_cases(frames):
+    """Empty partitions, a snapshot of the model, one check of unseen groups for the
+    whole data, joint sample_y draws across partitions, clear errors."""
+    from skhier.exceptions import UnseenGroupWarning
+
+    df, ddf = frames
+    est = HierarchicalRegressor(**FAST, inference="laplace").fit(
+        _features(ddf), ddf["y"], groups=ddf["g"]
+    )
+    some = ddf[ddf["x0"] > 1.0]  # every partition keeps a few rows
+    none = ddf[ddf["x0"] > 100.0]  # every partition empty
+    for part in (some, none):
+        local = part.compute()
+        got = est.predict(_features(part), groups=part["g"]).compute()
+        np.testing.assert_allclose(
+            got.to_numpy(), est.predict(_features(local), groups=local["g"]) if len(local) else []
+        )
+        assert est.predict_interval(_features(part), groups=part["g"]).compute().shape == (
+            len(local),
+            2,
+        )
+        assert est.sample_y(_features(part), groups=part["g"], n_samples=2).compute().shape == (
+            len(local),
+            2,
+        )
+    lazy = est.predict(_features(ddf), groups=ddf["g"])
+    want = est.predict(_features(df), groups=df["g"])
+    est.fit(_features(ddf), ddf["y"] * 10, groups=ddf["g"])  # a refit does not change `lazy`
+    np.testing.assert_allclose(lazy.compute().to_numpy(), want)
+    new = ddf.assign(g=ddf["g"] % 7 + 5000)
+    with pytest.warns(
+        UnseenGroupWarning, match=f"None of the 7 group label.*{len(df)}|None of the 7"
+    ) as caught:
+        pred = est.predict(_features(new), groups=new["g"])  # checked here, once
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred.compute()  # the partitions do not warn again
+    with pytest.raises(TypeError, match="`groups` is a ndarray"):
+        est.predict(_features(ddf), groups=df["g"].to_numpy())
+    with pytest.raises(ValueError, match="two-dimensional"):
+        est.predict(ddf["x0"], groups=ddf["g"])
+    with pytest.raises(ValueError, match="NaN"):
+        est.score(_features(ddf), ddf["y"].mask(ddf["x0"] > 1.5), groups=ddf["g"])
+
+
+def test_sample_y_columns_are_joint_draws_across_partitions():
+    """Rows of one new group share its drawn effect in every partition: the
+    difference of two such rows with equal features is noise only."""
+    rng = np.random.default_rng(5)
+    n, n_groups = 1200, 30
+    g = rng.integers(0, n_groups, n)
+    y = 3.0 * rng.normal(size=n_groups)[g] + rng.normal(size=n)  # sigma_a 3, eps 1
+    df = pd.DataFrame({"x": np.zeros(n), "g": g, "y": y})
+    est = HierarchicalRegressor(
+        **FAST, inference="laplace", random_slopes=None, unseen_groups="population"
+    )
+    est.fit(df[["x"]], df["y"], groups=df["g"])
+    new = dd.from_pandas(pd.DataFrame({"x": np.zeros(40), "g": ["new"] * 40}), npartitions=4)
+    draws = est.sample_y(new[["x"]], groups=new["g"], n_samples=400, random_state=0).compute()
+    first, last = draws.iloc[0].to_numpy(), draws.iloc[-1].to_numpy()  # partitions 1 and 4
+    assert np.var(first - last) < 3.0  # noise only: 2 eps^2 = 2 (not shared: about 20)
+    assert np.var(first) > 6.0  # the new group's effect does vary across draws
 
 
 def test_parquet_columns_read_apart_stay_aligned(tmp_path):
@@ -238,7 +303,7 @@ def test_what_cannot_work_out_of_core_says_so(frames):
         HierarchicalRegressor(engine="explicit").fit(X, y, groups=g)
     with pytest.raises(ValueError, match="several grouping factors"):
         HierarchicalRegressor(group_col=["g", "x1"]).fit(ddf[["x0", "x1", "g"]], y)
-    with pytest.raises(TypeError, match="HierarchicalClassifier.fit needs the rows"):
+    with pytest.raises(TypeError, match="HierarchicalClassifier.fit cannot take a Dask collection"):
         HierarchicalClassifier().fit(X, y > 1, groups=g)
     with pytest.raises(TypeError, match="`groups` as a Dask collection"):
         HierarchicalRegressor().fit(X, y, groups=df["g"].to_numpy())
@@ -256,9 +321,9 @@ def test_what_cannot_work_out_of_core_says_so(frames):
     with pytest.raises(ValueError, match="non-numeric column"):
         HierarchicalRegressor().fit(ddf.assign(s="a")[["x0", "s"]], y, groups=g)
     est = HierarchicalRegressor(**FAST, inference="laplace").fit(X, y, groups=g)
-    with pytest.raises(TypeError, match="compute_log_likelihood needs the rows"):
+    with pytest.raises(TypeError, match="compute_log_likelihood cannot take a Dask collection"):
         est.compute_log_likelihood(X, y, groups=g)
-    with pytest.raises(TypeError, match="sample_prior_predictive needs the rows"):
+    with pytest.raises(TypeError, match="sample_prior_predictive cannot take a Dask collection"):
         est.sample_prior_predictive(X, y, groups=g)
     with pytest.raises(ValueError, match="sample_weight"):
         est.score(X, y, groups=g, sample_weight=np.ones(len(df)))
