@@ -301,7 +301,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-            Features (plus the ``group_col`` column, when that is set).
+            Features (plus the ``group_col`` column, when that is set).  A Dask
+            DataFrame or Array (with ``y`` and ``groups`` from the same rows) is
+            fitted out of core: one pass of per-group sums on the workers.
+            ``predict``, ``predict_interval``, ``sample_y`` and ``score`` take Dask
+            input too and return lazy results (see the big-data guide).
         y : array-like of shape (n_samples,)
             Numeric target.
         groups : array-like of shape (n_samples,), POPULATION or None, default=None
