@@ -11,7 +11,7 @@ the per-group moments of ``v = [x, y]`` about a shift ``c``,
 since every standardized column is an affine map of ``v``: with ``a = [1, v - c]``
 and ``T`` the matrix of those maps, the cross products are ``T (sum a a') T'``.
 Each piece of the data (a partition of a Dask DataFrame, a chunk of a file) gets
-the moments about its own mean, and :func:`combine` moves two sets to their
+the moments about its own mean, and :func:`combine_all` moves the sets to their
 common mean before adding them (Chan, Golub & LeVeque's pairwise update, done per
 group), so nothing is summed about a far-away origin and the result matches the
 in-memory computation to rounding.  The per-group minimum and maximum of each
@@ -23,7 +23,7 @@ Pure numpy plus one numba kernel; nothing here knows about Dask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -105,23 +105,6 @@ def _factorize(labels):
     classes = unique_labels(uniques)
     rank = encode(uniques, classes)
     return classes, np.ascontiguousarray(rank[codes], dtype=np.intp)
-
-
-def recentre(m: Moments, shift) -> Moments:
-    """The same moments about another ``shift``:
-    ``sum (v - c')(v - c')' = s2 + s1 delta' + delta s1' + n delta delta'`` with
-    ``delta = c - c'``, on the packed upper triangle."""
-    delta = m.shift - shift
-    d = m.n_features
-    i, j = np.triu_indices(len(shift))
-    s1 = m.s1 + m.n[:, None] * delta
-    s2 = m.s2 + m.s1[:, i] * delta[j] + m.s1[:, j] * delta[i] + m.n[:, None] * (delta[i] * delta[j])
-    return replace(m, shift=shift, s1=s1, s2=s2, lo=m.lo + delta[:d], hi=m.hi + delta[:d])
-
-
-def combine(a: Moments, b: Moments) -> Moments:
-    """The moments of the union of two pieces (groups matched by label)."""
-    return combine_all([a, b])
 
 
 def combine_all(parts) -> Moments:

@@ -40,9 +40,8 @@ def check_options(est) -> None:
 
 
 def model_inputs(est, X, y, groups):
-    """:meth:`HierarchicalRegressor._model_inputs` for Dask collections: ``FitInputs``
-    with the sufficient statistics in place of the rows."""
-    from ._base import FitInputs
+    """:meth:`HierarchicalRegressor._model_inputs` for Dask collections: ``(spec,
+    scaling, offset, stats)``, the sufficient statistics in place of the rows."""
     from ._engines import resolve_engine
 
     if not _dask.is_dask(X):
@@ -77,7 +76,7 @@ def model_inputs(est, X, y, groups):
     est.engine_ = resolve_engine(est.engine, est.inference, est.likelihood)
     spec = est._spec(n_features, slope_idx, est.engine_, est.parametrization_)
     stats = _moments.sufficient_stats(m, spec.slope_idx, scaling)
-    return FitInputs(None, None, None, spec, scaling, None, stats)
+    return spec, scaling, None, stats
 
 
 def _split_group_column(X, groups, group_col):

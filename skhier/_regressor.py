@@ -302,10 +302,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
             Features (plus the ``group_col`` column, when that is set).  A Dask
-            DataFrame or Array (with ``y`` and ``groups`` from the same rows) is
-            fitted out of core: one pass of per-group sums on the workers.
-            ``predict``, ``predict_interval``, ``sample_y`` and ``score`` take Dask
-            input too and return lazy results (see the big-data guide).
+            DataFrame or Array (``y`` and ``groups`` from the same rows) is fitted
+            out of core, and the prediction methods return lazy results for one.
         y : array-like of shape (n_samples,)
             Numeric target.
         groups : array-like of shape (n_samples,), POPULATION or None, default=None
@@ -325,7 +323,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         """Validate the training data; the engine's inputs (sets ``groups_`` etc.)."""
         _no_exposure(exposure)
         if any(_dask.is_dask(v) for v in (X, y, groups)):  # out of core: one pass of sums
-            return _outofcore_inputs(self, X, y, groups)
+            from ._outofcore import model_inputs
+
+            return FitInputs(None, None, None, *model_inputs(self, X, y, groups))
         if n_factors(groups, self.group_col) > 1:
             return self._several_inputs(X, y, groups)
         y_is_bool = _checks.check_numeric_target(y)
@@ -333,7 +333,6 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         _checks.warn_if_binary_target(y, y_is_bool)
         n_groups = len(self.groups_)
         slope_idx = self._resolve_design(X, codes)
-
         scaling = Scaling.fit(X, y, self.standardize)
         y_std = (y - scaling.y_mean) / scaling.y_scale
         self.parametrization_ = (
@@ -457,9 +456,3 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             return _dask_predict.r2_score(self, X, y, groups, sample_weight)
 
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
-
-
-def _outofcore_inputs(est, X, y, groups):
-    from ._outofcore import model_inputs
-
-    return model_inputs(est, X, y, groups)

@@ -81,7 +81,7 @@ def test_moments_track_two_valued_targets():
     X = np.arange(8.0).reshape(4, 2)
     a = _moments.partition_moments(X[:2].copy(), np.array([0.0, 0.0]), np.array([1, 2]))
     b = _moments.partition_moments(X[2:].copy(), np.array([1.0, 0.0]), np.array([2, 3]))
-    assert _moments.combine(a, b).y_values == (0.0, 1.0)
+    assert _moments.combine_all([a, b]).y_values == (0.0, 1.0)
     c = _moments.partition_moments(X[:1].copy(), np.array([5.0]), np.array([1]))
     assert _moments.combine_all([a, b, c]).y_values is None
 
@@ -290,8 +290,12 @@ def test_lazy_prediction_of_dask_arrays(frames):
     assert isinstance(pred, da.Array) and pred.shape == (len(df),)
     want = est.predict(X, groups=g)
     np.testing.assert_allclose(pred.compute(), want)
-    assert est.predict_interval(Xa, groups=ga).compute().shape == (len(df), 2)
-    assert est.sample_y(Xa, groups=ga, n_samples=2).compute().shape == (len(df), 2)
+    one_block = da.from_array(X, chunks=(len(X), 2))  # Monte Carlo: the same seed, same rows
+    interval = est.predict_interval(one_block, groups=da.from_array(g, chunks=len(g)), prob=0.8)
+    np.testing.assert_allclose(interval.compute(), est.predict_interval(X, groups=g, prob=0.8))
+    draws = est.sample_y(Xa, groups=ga, n_samples=2, random_state=0).compute()
+    assert draws.shape == (len(df), 2) and np.all(np.isfinite(draws))
+    assert abs(np.corrcoef(draws[:, 0], want)[0, 1]) > 0.5  # draws follow the predictions
 
 
 def test_what_cannot_work_out_of_core_says_so(frames):
