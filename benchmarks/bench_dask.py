@@ -21,8 +21,10 @@ workers and locally alike.
 Steps (one row each in the printed table):
 
 * ``read + sum``: the baseline, ``dd.read_parquet(files, columns=cols).sum()
-  .compute()`` over the columns the fit reads (features, ``y``, ``g``);
-* ``pass``: ``skhier._outofcore.model_inputs(est, X, y, groups)``, the one pass
+  .compute()`` over the columns the fit reads (features, ``y``, ``g``); the
+  median of ``--repeat`` runs (3), as for the pass, since a shared 2-core
+  machine's timings vary by 10-20 % from run to run;
+* ``pass``: ``est._model_inputs(X, y, groups)``, the one pass
   over the partitions that ``fit`` starts with (per-partition per-group moments,
   tree-combined on the workers), with ``X = ddf[features]``, ``y = ddf["y"]``,
   ``groups = ddf["g"]``;
@@ -192,6 +194,10 @@ def fmt_peaks(peaks):
 
 
 # ------------------------------------------------------------------ steps
+def _runs(times):
+    return "median of " + ", ".join(f"{t:.2f}" for t in times) + " s"
+
+
 def timed(func):
     start = time.perf_counter()
     out = func()
@@ -226,8 +232,6 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
     import pandas as pd
     from distributed import Client, LocalCluster
 
-    from skhier._outofcore import model_inputs
-
     features = feature_names(args.features)
     cols = [*features, "y", "g"]
     with (
@@ -242,8 +246,14 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
     ):
         # (a) the baseline: read the same columns and sum them
         client.run(_warm_worker, files[0], args.features, False)
-        _, t_read = timed(lambda: dd.read_parquet(files, columns=cols).sum().compute())
-        table.append(["read + sum (baseline)", rows, t_read, fmt_peaks(worker_peaks(client)), ""])
+        reads = [
+            timed(lambda: dd.read_parquet(files, columns=cols).sum().compute())[1]
+            for _ in range(args.repeat)
+        ]
+        t_read = float(np.median(reads))
+        table.append(
+            ["read + sum (baseline)", rows, t_read, fmt_peaks(worker_peaks(client)), _runs(reads)]
+        )
         print(f"baseline: {t_read:.2f} s", flush=True)
 
         # fresh workers, warmed up: then the pass, the sampling, a whole fit
@@ -256,11 +266,14 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
         table.append(["warm-up fit", len(yw), np.nan, fmt_peaks(worker_peaks(client)), ""])
 
         X, y, g = frames(files, features)
-        est = estimator()
-        inputs, t_pass = timed(lambda: model_inputs(est, X, y, g))
-        table.append(
-            ["pass (model_inputs)", rows, t_pass, fmt_peaks(worker_peaks(client)), "on workers"]
-        )
+        passes = []
+        for _ in range(args.repeat):
+            est = estimator()
+            inputs, t = timed(lambda: est._model_inputs(X, y, g))  # noqa: B023
+            passes.append(t)
+        t_pass = float(np.median(passes))
+        peaks = fmt_peaks(worker_peaks(client))
+        table.append(["pass (_model_inputs)", rows, t_pass, peaks, f"on workers; {_runs(passes)}"])
         print(f"pass: {t_pass:.2f} s", flush=True)
         _, t_sample = timed(lambda: est._fit_inputs(inputs))
         table.append(["sampling (_fit_inputs)", rows, t_sample, "", f"local; {describe(est)}"])
@@ -277,8 +290,8 @@ def cluster_steps(files, sub_files, rows, sub_rows, args, table):
         # (f) scaling: the first tenth of the files
         Xs, ys, gs = frames(sub_files, features)
         est = estimator()
-        inputs, t_pass_sub = timed(lambda: model_inputs(est, Xs, ys, gs))
-        table.append(["pass (model_inputs)", sub_rows, t_pass_sub, "", f"{len(sub_files)} files"])
+        inputs, t_pass_sub = timed(lambda: est._model_inputs(Xs, ys, gs))
+        table.append(["pass (_model_inputs)", sub_rows, t_pass_sub, "", f"{len(sub_files)} files"])
         _, t_sample_sub = timed(lambda: est._fit_inputs(inputs))
         table.append(["sampling (_fit_inputs)", sub_rows, t_sample_sub, "", describe(est)])
         print(f"scaling: pass {t_pass_sub:.2f} s, sampling {t_sample_sub:.2f} s", flush=True)
@@ -355,6 +368,9 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="2GB", help="per worker")
     parser.add_argument("--skip-in-memory", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of the baseline and of the pass (median)"
+    )
     parser.add_argument("--quick", action="store_true", help="1M rows, 2,000 groups")
     parser.add_argument("--child-in-memory", help=argparse.SUPPRESS)
     args = parser.parse_args()

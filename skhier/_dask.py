@@ -13,6 +13,10 @@ the graph) and maps the in-memory method over the partitions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import NamedTuple
+
 #: the fan-in of the tree that combines the partitions' moments
 SPLIT_EVERY = 8
 
@@ -46,8 +50,29 @@ def _blocks(obj, name):
     raise ValueError(f"`{name}` must be one- or two-dimensional; got {obj.ndim} dimensions.")
 
 
-def row_blocks(X, y=None, groups=None):
-    """Delayed row blocks of ``X``, ``y`` and ``groups`` (None where not given),
+class RowBlocks(NamedTuple):
+    """The row blocks of X, y and groups: per block a tuple of delayed objects, and
+    the function (if any) that turns their values into ``(x, y, groups)``."""
+
+    parts: list
+    split: Callable | None = None
+
+    def map(self, func, *args, **kwargs) -> list:
+        """One delayed ``func(x, y, groups, *args, **kwargs)`` per block: a block is
+        split inside the task that uses it (no task of its own)."""
+        import dask
+
+        call = dask.delayed(_apply, pure=True)
+        return [call(func, self.split, part, args, kwargs) for part in self.parts]
+
+
+def _apply(func, split, part, args, kwargs):
+    x, y, groups = split(*part) if split is not None else part
+    return func(x, y, groups, *args, **kwargs)
+
+
+def row_blocks(X, y=None, groups=None) -> RowBlocks:
+    """The row blocks of ``X``, ``y`` and ``groups`` (None where not given),
     checked to be partitioned alike."""
     given = {"X": X, "y": y, "groups": groups}
     for name, obj in given.items():
@@ -70,7 +95,9 @@ def row_blocks(X, y=None, groups=None):
                 "arrays to the same row chunks."
             )
     others = (blocks["y"], blocks["groups"])
-    return [(blocks["X"][i], *(b[i] if b is not None else None for b in others)) for i in range(n)]
+    return RowBlocks(
+        [(blocks["X"][i], *(b[i] if b is not None else None for b in others)) for i in range(n)]
+    )
 
 
 _COLUMNS = ("__skhier_y__", "__skhier_groups__")
@@ -87,15 +114,13 @@ def _frame_blocks(X, y, groups):
     Dask may partition column selections of the same source differently (it fuses
     small partitions when fewer columns are read), so X, y and groups are assigned
     to one frame and split again within each partition."""
-    import dask
-
     extra = {n: _series(o) for n, o in zip(_COLUMNS, (y, groups), strict=True) if o is not None}
     try:
         frame = X.assign(**extra)
     except (ValueError, NotImplementedError) as exc:
         raise ValueError(ALIGNMENT_HELP + f" ({exc})") from exc
-    split = dask.delayed(_split_frame, pure=True, nout=3)
-    return [split(part, y is not None, groups is not None) for part in frame.to_delayed()]
+    split = partial(_split_frame, has_y=y is not None, has_groups=groups is not None)
+    return RowBlocks([(part,) for part in frame.to_delayed()], split)
 
 
 def _series(obj):
@@ -132,14 +157,11 @@ def _tree(parts, func):
     return parts[0]
 
 
-def reduce_blocks(blocks, chunk, combine_many, **kwargs):
+def reduce_blocks(blocks: RowBlocks, chunk, combine_many, **kwargs):
     """``combine_many`` over ``chunk(x, y, groups, **kwargs)`` of every row block,
     computed on the current Dask scheduler; the client receives the result only."""
-    import dask
-
-    parts = [dask.delayed(chunk, pure=True)(*b, **kwargs) for b in blocks]
     try:
-        return _tree(parts, combine_many).compute()
+        return _tree(blocks.map(chunk, **kwargs), combine_many).compute()
     except ValueError as exc:
         if "duplicate labels" in str(exc):  # pandas' reindex inside Dask's alignment
             raise ValueError(ALIGNMENT_HELP + f" ({exc})") from exc

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import warnings
 
 import numpy as np
 
@@ -31,7 +30,7 @@ def lazy(est, method, X, groups, **kwargs):
     check_is_fitted(est)
     n_columns(X)  # a 2-D X (a Series is a common slip)
     _check_groups(est, X, groups)
-    model = dask.delayed(copy.deepcopy(est), pure=True)  # shipped to each worker once
+    model = dask.delayed(_snapshot(est), pure=True)  # shipped to each worker once
     lazy_groups = groups if is_dask(groups) else None
     if lazy_groups is None:
         kwargs["groups"] = groups
@@ -49,6 +48,19 @@ def lazy(est, method, X, groups, **kwargs):
     if method == "predict" and kwargs.get("return_std"):
         return result["mean"], result["std"]
     return result
+
+
+def _snapshot(est):
+    """A copy of the fitted model for the workers (a later refit does not change a
+    lazy result).  ``unseen_groups`` was applied on the client, once for all the
+    rows (:func:`_check_groups`), so the copy predicts unseen labels from the
+    population without warning again in every partition.  (Setting the policy
+    on the copy, rather than filtering warnings in each task, is thread-safe:
+    ``warnings.catch_warnings`` is not, and Dask runs partitions in threads.)"""
+    snapshot = copy.deepcopy(est)
+    if snapshot.unseen_groups == "warn":
+        snapshot.unseen_groups = "population"
+    return snapshot
 
 
 def sample_kwargs(est, n_samples, random_state):
@@ -103,20 +115,16 @@ def _call(est, method, x, g, kwargs):
     block (with its index) or a numpy array otherwise."""
     import pandas as pd
 
-    from .exceptions import UnseenGroupWarning
-
     kwargs = dict(kwargs)
     groups = kwargs.pop("groups", None)
     groups = g if g is not None else groups
     if len(x) == 0:
         out = _empty(method, kwargs)
     else:
-        with warnings.catch_warnings():  # checked once on the client (_check_groups)
-            warnings.simplefilter("ignore", UnseenGroupWarning)
-            if method == "sample_y":
-                out = _sample_block(est, x, groups, **kwargs)
-            else:
-                out = getattr(est, method)(x, groups=groups, **kwargs)
+        if method == "sample_y":
+            out = _sample_block(est, x, groups, **kwargs)
+        else:
+            out = getattr(est, method)(x, groups=groups, **kwargs)
     if not isinstance(x, pd.DataFrame):
         return np.column_stack(out) if isinstance(out, tuple) else out
     if isinstance(out, tuple):  # predict(return_std=True)
@@ -176,6 +184,11 @@ def _row_key(x) -> int:
     return _label_key(("rows", repr(first), len(x)))
 
 
+def _call_block(x, _y, g, est, method, kwargs):
+    """:func:`_call` in the argument order of :meth:`RowBlocks.map`."""
+    return _call(est, method, x, g, kwargs)
+
+
 def _call_partition(part, est, method, kwargs):
     """One partition of :func:`lazy` (a DataFrame: the result keeps its index, and
     Dask keeps it aligned with every other column of X's source)."""
@@ -200,7 +213,6 @@ def _meta(method, kwargs):
 
 def _lazy_array(model, method, X, groups, kwargs):
     """:func:`lazy` for a Dask Array (blocks of known sizes, concatenated)."""
-    import dask
     import dask.array as da
 
     sizes = X.chunks[0]
@@ -211,8 +223,8 @@ def _lazy_array(model, method, X, groups, kwargs):
         )
     width = _width(method, kwargs)
     arrays = []
-    for i, (x, _, g) in enumerate(row_blocks(X, None, groups)):
-        part = dask.delayed(_call, pure=True)(model, method, x, g, kwargs)
+    parts = row_blocks(X, None, groups).map(_call_block, model, method, kwargs)
+    for i, part in enumerate(parts):
         shape = (int(sizes[i]),) if width is None else (int(sizes[i]), width)
         arrays.append(da.from_delayed(part, shape=shape, dtype=float))
     result = da.concatenate(arrays, axis=0)
@@ -248,10 +260,8 @@ def r2_score(est, X, y, groups, sample_weight=None):
     _check_groups(est, X, groups)
     plain_groups = None if is_dask(groups) else groups
     blocks = row_blocks(X, y, groups if is_dask(groups) else None)
-    model = dask.delayed(est, pure=True)
-    parts = [
-        dask.delayed(_score_part, pure=True)(model, x, yb, g, plain_groups) for x, yb, g in blocks
-    ]
+    model = dask.delayed(_snapshot(est), pure=True)
+    parts = blocks.map(_score_part, model, plain_groups)
     n, _, m2, sse = _tree(parts, _add_scores).compute()
     if n < 2:
         return float("nan")  # scikit-learn's r2_score is undefined for one sample
@@ -260,7 +270,7 @@ def r2_score(est, X, y, groups, sample_weight=None):
     return 1.0 - sse / m2
 
 
-def _score_part(est, x, y, g, plain_groups):
+def _score_part(x, y, g, est, plain_groups):
     """(rows, mean of y, its sum of squares about that mean, squared error)."""
     from sklearn.utils import check_array
 

@@ -23,7 +23,8 @@ Pure numpy plus one numba kernel; nothing here knows about Dask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,17 +35,49 @@ from ._spec import Scaling, parametrization_rule
 
 @dataclass(frozen=True)
 class Moments:
-    """Per-group moments of ``[x, y]`` (``k = n_features + 1`` columns) about ``shift``."""
+    """Per-group moments of ``[x, y]`` (``k = n_features + 1`` columns) about ``shift``.
+
+    The per-group numbers live in one contiguous array ``acc`` (a row per group:
+    the count, the sums, the packed cross products, the minima and the maxima),
+    so that a partition's moments travel between processes as one buffer."""
 
     labels: np.ndarray  # (G,) sorted group labels
-    n: np.ndarray  # (G,) rows
     shift: np.ndarray  # (k,)
-    s1: np.ndarray  # (G, k) sums of v - shift
-    s2: np.ndarray  # (G, k(k+1)/2) cross products of v - shift, upper triangle by rows
-    lo: np.ndarray  # (G, n_features) per-group minimum of x - shift
-    hi: np.ndarray  # (G, n_features) per-group maximum of x - shift
+    acc: np.ndarray  # (G, width(k)): [n, s1, s2, lo, hi] of each group
     abs_max: np.ndarray  # (k,) largest |value| of each column
     y_values: tuple | None  # the distinct values of y when there are at most two
+
+    @staticmethod
+    def empty(labels, shift) -> Moments:
+        """Zero counts and sums, and minima / maxima that any value replaces."""
+        k = len(shift)
+        d = k - 1
+        acc = np.zeros((len(labels), _width(k)))
+        acc[:, _width(k) - 2 * d : _width(k) - d] = np.inf
+        acc[:, _width(k) - d :] = -np.inf
+        return Moments(labels, shift, acc, np.zeros(k), ())
+
+    @property
+    def n(self) -> np.ndarray:  # (G,) rows
+        return self.acc[:, 0]
+
+    @property
+    def s1(self) -> np.ndarray:  # (G, k) sums of v - shift
+        return self.acc[:, 1 : 1 + len(self.shift)]
+
+    @property
+    def s2(self) -> np.ndarray:  # (G, k(k+1)/2) cross products of v - shift, packed by rows
+        k = len(self.shift)
+        return self.acc[:, 1 + k : 1 + k + k * (k + 1) // 2]
+
+    @property
+    def lo(self) -> np.ndarray:  # (G, n_features) per-group minimum of x - shift
+        d = self.n_features
+        return self.acc[:, self.acc.shape[1] - 2 * d : self.acc.shape[1] - d]
+
+    @property
+    def hi(self) -> np.ndarray:  # (G, n_features) per-group maximum of x - shift
+        return self.acc[:, self.acc.shape[1] - self.n_features :]
 
     @property
     def n_obs(self) -> int:
@@ -75,31 +108,57 @@ def partition_moments(X, y, labels) -> Moments:
     from ._kernels_moments import accumulate
 
     classes, codes = _factorize(labels)
-    rows, d = X.shape
-    k = d + 1
-    shift = np.r_[X.mean(axis=0), y.mean()] if rows else np.zeros(k)
-    n_groups, width = len(classes), 1 + k + k * (k + 1) // 2
-    acc = np.zeros((n_groups, width + 2 * d))
-    acc[:, width : width + d] = np.inf
-    acc[:, width + d :] = -np.inf
-    abs_max = np.zeros(k)
-    x = np.ascontiguousarray(X, dtype=np.float64)
-    accumulate(codes, x, np.ascontiguousarray(y, dtype=np.float64), shift, acc, abs_max)
+    rows = X.shape[0]
+    shift = np.r_[X.mean(axis=0), y.mean()] if rows else np.zeros(X.shape[1] + 1)
+    m = Moments.empty(classes, shift)
+    xt = np.ascontiguousarray(X.T, dtype=np.float64)  # free for pandas' column blocks
+    w, wg = _scratch(rows, len(shift))
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    accumulate(codes, xt, y, shift, m.acc, m.abs_max, w, wg)
     y_values = ()
     if rows:
         low, high = float(y.min()), float(y.max())
         two = low == high or np.count_nonzero((y != low) & (y != high)) == 0
         y_values = ((low,) if low == high else (low, high)) if two else None
-    return Moments(
-        classes, acc[:, 0], shift, acc[:, 1 : 1 + k], acc[:, 1 + k : width],
-        acc[:, width : width + d], acc[:, width + d :], abs_max, y_values,
-    )  # fmt: skip
+    return replace(m, y_values=y_values)
+
+
+_SCRATCH = threading.local()
+_SCRATCH_KEEP = 128 * 2**20  # bytes of scratch space a thread keeps between calls
+
+
+def _scratch(rows: int, k: int):
+    """Scratch space for :func:`accumulate`, kept between the calls of a thread:
+    fresh memory costs a page fault per 4 KiB, which is a quarter of a partition's
+    time where ``malloc`` returns freed memory to the system at once (as Dask's
+    worker processes are configured to)."""
+    w, wg = getattr(_SCRATCH, "arrays", (np.empty((0, 0)), np.empty(0, dtype=np.intp)))
+    if w.shape[0] < rows or w.shape[1] != k:
+        w, wg = np.empty((rows, k)), np.empty(rows, dtype=np.intp)
+        if w.nbytes + wg.nbytes <= _SCRATCH_KEEP:
+            _SCRATCH.arrays = (w, wg)
+    return w, wg
+
+
+def _width(k: int) -> int:
+    """Numbers per group in :attr:`Moments.acc` for ``k`` columns."""
+    return 1 + k + k * (k + 1) // 2 + 2 * (k - 1)
 
 
 def _factorize(labels):
-    """Sorted unique labels and each row's code, by hashing (no sort of the rows)."""
+    """Sorted unique labels and each row's code, by hashing (no sort of the rows);
+    integer labels in a range not much wider than the rows by a lookup table."""
     import pandas as pd
 
+    if labels.dtype.kind in "iu" and len(labels):
+        low, high = int(labels.min()), int(labels.max())
+        if high - low <= 4 * len(labels) + 1024:
+            offset = (labels - low).astype(np.intp, copy=False)
+            present = np.zeros(high - low + 1, dtype=bool)
+            present[offset] = True
+            rank = np.cumsum(present, dtype=np.intp) - 1
+            classes = (np.flatnonzero(present) + low).astype(labels.dtype)
+            return classes, np.ascontiguousarray(rank[offset])
     codes, uniques = pd.factorize(labels)
     uniques = np.asarray(uniques, dtype=labels.dtype if labels.dtype.kind in "biuf" else object)
     classes = unique_labels(uniques)
@@ -129,21 +188,19 @@ def combine_all(parts) -> Moments:
     labels = (
         first if same else unique_labels(np.concatenate([_as_labels(p.labels) for p in filled]))
     )
-    n_groups, k = len(labels), len(shift)
-    n = np.zeros(n_groups)
-    s1, s2 = np.zeros((n_groups, k)), np.zeros((n_groups, k * (k + 1) // 2))
-    lo, hi = np.full((n_groups, d), np.inf), np.full((n_groups, d), -np.inf)
+    total = Moments.empty(labels, shift)
     values = set()
     for part in filled:
-        idx = np.arange(n_groups) if same else encode(_as_labels(part.labels), labels)
+        idx = np.arange(len(labels)) if same else encode(_as_labels(part.labels), labels)
         add_moments(
             np.ascontiguousarray(idx, dtype=np.intp), part.shift - shift,
-            part.n, part.s1, part.s2, part.lo, part.hi, n, s1, s2, lo, hi,
+            part.n, part.s1, part.s2, part.lo, part.hi,
+            total.n, total.s1, total.s2, total.lo, total.hi,
         )  # fmt: skip
         values = None if values is None or part.y_values is None else values | set(part.y_values)
     values = tuple(sorted(values)) if values is not None and len(values) <= 2 else None
     abs_max = np.max([p.abs_max for p in filled], axis=0)
-    return Moments(labels, n, shift, s1, s2, lo, hi, abs_max, values)
+    return replace(total, abs_max=abs_max, y_values=values)
 
 
 def _as_labels(labels):

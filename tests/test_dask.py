@@ -77,6 +77,37 @@ def test_moments_give_the_in_memory_statistics(standardize):
     assert m.y_values is None
 
 
+@pytest.mark.parametrize(
+    "make_labels",
+    [
+        lambda g: g + 7,  # a compact integer range (table lookup)
+        lambda g: g * 10**12 - 5,  # a wide integer range (hashing)
+        lambda g: g.astype(np.uint8),
+        lambda g: np.array([f"p{v:03d}" for v in g], dtype=object),
+    ],
+    ids=["compact-int", "wide-int", "uint8", "str"],
+)
+def test_partition_moments_equal_a_direct_computation(make_labels):
+    """Per-group count, sums, cross products, minima and maxima of one piece, with
+    groups of one row, uneven sizes and label types the codes take other paths for."""
+    rng = np.random.default_rng(3)
+    g = np.r_[rng.integers(0, 60, 400), 99]  # group 99 has one row
+    labels = make_labels(g)
+    X, y = rng.normal(size=(len(g), 3)) * [1, 5, 100], rng.normal(size=len(g))
+    m = _moments.partition_moments(X, y, labels)
+    np.testing.assert_array_equal(m.labels, unique_labels(labels))
+    codes = encode(labels, m.labels)
+    v = np.c_[X, y] - m.shift
+    for j in range(len(m.labels)):
+        rows = v[codes == j]
+        assert m.n[j] == len(rows)
+        np.testing.assert_allclose(m.s1[j], rows.sum(axis=0), atol=1e-10)
+        np.testing.assert_allclose(m.cross_products()[j], rows.T @ rows, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(m.lo[j], rows[:, :3].min(axis=0))
+        np.testing.assert_allclose(m.hi[j], rows[:, :3].max(axis=0))
+    np.testing.assert_allclose(m.abs_max, np.abs(np.c_[X, y]).max(axis=0))
+
+
 def test_moments_track_two_valued_targets():
     X = np.arange(8.0).reshape(4, 2)
     a = _moments.partition_moments(X[:2].copy(), np.array([0.0, 0.0]), np.array([1, 2]))
