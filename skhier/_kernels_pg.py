@@ -28,23 +28,11 @@ from ._kernels_linalg import _njit
 
 #: the point where the two envelopes of the Jacobi density meet
 _TRUNC = 0.64
-_LOG_HALF_PI = np.log(0.5 * np.pi)
 
 
 @_njit
 def _std_normal_cdf(x):
     return 0.5 * math.erfc(-x / np.sqrt(2.0))
-
-
-@_njit
-def _series_term(n, x):
-    """The n-th term of the alternating series of the Jacobi J*(1) density."""
-    k = (n + 0.5) * np.pi
-    if x > _TRUNC:
-        return k * np.exp(-0.5 * k * k * x)
-    if x <= 0.0:
-        return 0.0
-    return np.exp(-1.5 * (_LOG_HALF_PI + np.log(x)) + np.log(k) - 2.0 * (n + 0.5) ** 2 / x)
 
 
 @_njit
@@ -54,8 +42,8 @@ def _truncated_inverse_gaussian(rng, z):
     if mu > _TRUNC:
         while True:  # 1 / chi^2_1 truncated, accepted by the exponential tilt
             while True:
-                e1 = -np.log(1.0 - rng.random())
-                e2 = -np.log(1.0 - rng.random())
+                e1 = rng.standard_exponential()
+                e2 = rng.standard_exponential()
                 if e1 * e1 <= 2.0 * e2 / _TRUNC:
                     break
             x = _TRUNC / ((1.0 + _TRUNC * e1) ** 2)
@@ -72,34 +60,62 @@ def _truncated_inverse_gaussian(rng, z):
 
 
 @_njit
+def _proposal_odds(z, k):
+    """``q / p``: the mass of the envelope left of ``_TRUNC`` (the truncated inverse
+    Gaussian's) over its mass right of it (the exponential's)."""
+    root = np.sqrt(1.0 / _TRUNC)
+    b = root * (_TRUNC * z - 1.0)
+    a = -root * (_TRUNC * z + 1.0)
+    if z < 20.0:  # nothing overflows: k * _TRUNC < 130, 2 z < 40
+        tail = _std_normal_cdf(b) + np.exp(2.0 * z) * _std_normal_cdf(a)
+        return 4.0 / np.pi * k * np.exp(k * _TRUNC - z) * tail
+    x0 = np.log(k) + k * _TRUNC
+    log_b = x0 - z + np.log(max(_std_normal_cdf(b), 1e-300))
+    log_a = x0 + z + np.log(max(_std_normal_cdf(a), 1e-300))
+    return 4.0 / np.pi * (np.exp(log_b) + np.exp(log_a))
+
+
+@_njit
 def pg1(rng, c):
     """One exact draw of PG(1, c)."""
     z = 0.5 * abs(c)
     k = 0.125 * np.pi * np.pi + 0.5 * z * z
-    # relative mass of the two proposals: exponential right of _TRUNC, truncated IG left
-    root = np.sqrt(1.0 / _TRUNC)
-    b = root * (_TRUNC * z - 1.0)
-    a = -root * (_TRUNC * z + 1.0)
-    x0 = np.log(k) + k * _TRUNC
-    log_b = x0 - z + np.log(max(_std_normal_cdf(b), 1e-300))
-    log_a = x0 + z + np.log(max(_std_normal_cdf(a), 1e-300))
-    q_over_p = 4.0 / np.pi * (np.exp(log_b) + np.exp(log_a))
+    p_right = 1.0 / (1.0 + _proposal_odds(z, k))
     while True:
-        if rng.random() < 1.0 / (1.0 + q_over_p):
-            x = _TRUNC - np.log(1.0 - rng.random()) / k
+        if rng.random() < p_right:
+            x = _TRUNC + rng.standard_exponential() / k
         else:
             x = _truncated_inverse_gaussian(rng, z)
-        s = _series_term(0, x)
+        # The alternating series of the Jacobi J*(1) density: terms
+        # a_n(x) = scale (n + 1/2) exp(r (n + 1/2)^2), with r = -pi^2 x / 2 right of
+        # _TRUNC and -2 / x left of it.  With e0 = exp(r / 4): a_0 = scale e0 / 2
+        # and a_1 = 3 scale e0^9 / 2 (one exp for both; later terms are rare).
+        if x > _TRUNC:
+            scale = np.pi
+            r = -0.5 * np.pi * np.pi * x
+        else:
+            u = 2.0 / (np.pi * x)
+            scale = np.pi * u * np.sqrt(u)
+            r = -2.0 / x
+        e0 = np.exp(0.25 * r)
+        s = 0.5 * scale * e0
         y = rng.random() * s
-        n = 0
+        e2 = e0 * e0
+        e4 = e2 * e2
+        s -= 1.5 * scale * (e4 * e4 * e0)
+        if y <= s:
+            return 0.25 * x
+        n = 1
         while True:
             n += 1
+            h = n + 0.5
+            term = scale * h * np.exp(r * h * h)
             if n % 2 == 1:
-                s -= _series_term(n, x)
+                s -= term
                 if y <= s:
                     return 0.25 * x
             else:
-                s += _series_term(n, x)
+                s += term
                 if y > s:
                     break
 
