@@ -57,9 +57,8 @@ def test_grid_search_through_joblib_dask_backend(client, data):
     import joblib
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    # Laplace: a deterministic function of the data and the seed.  (NUTS is too, but a
-    # kernel compiled in this process and the same kernel loaded from numba's cache in
-    # a worker can differ in the last bits, which a long trajectory amplifies.)
+    # Laplace fits keep the test short; every method is a deterministic function of
+    # the data and the seed (tests/test_numba_cache.py checks NUTS across processes).
     est = HierarchicalRegressor(
         **FAST, inference="laplace", group_col="g", unseen_groups="population"
     )

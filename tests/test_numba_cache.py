@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import skhier
 
 CODE = (
@@ -70,3 +72,28 @@ def test_no_usable_cache_directory_falls_back_to_numbas_cache(monkeypatch):
 
     monkeypatch.setattr(_numba_cache, "cache_dir", no_home)
     assert locator.from_function(func, _kernels_linalg.__file__) is None
+
+
+FIT = (
+    "from skhier import HierarchicalRegressor; from skhier.datasets import load_sleepstudy; "
+    "d = load_sleepstudy(); est = HierarchicalRegressor(draws=100, tune=100, chains=2, "
+    "random_state=0).fit(d[['Days']], d['Reaction'], groups=d['Subject']); "
+    "print(repr(est.noise_sd_), repr(est.group_intercept_sd_), repr(est.group_coef_[0, 0]))"
+)
+
+
+@pytest.mark.slow
+def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path):
+    """The same seed gives the same posterior in the process that compiles the
+    kernels and in one that loads them from the cache: no fast-math flag lets LLVM
+    choose differently (e.g. fused multiply-adds) in the two situations, which NUTS
+    would amplify from the last bit to the third digit."""
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("NUMBA_CACHE_DIR", None)
+    runs = [
+        subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    assert runs[0].stdout == runs[1].stdout
