@@ -54,7 +54,9 @@ def _snapshot(est):
     """A copy of the fitted model for the workers (a later refit does not change a
     lazy result).  ``unseen_groups`` was applied on the client, once for all the
     rows (:func:`_check_groups`), so the copy predicts unseen labels from the
-    population without warning again in every partition.  (Setting the policy
+    population without warning again in every partition.  (Several grouping
+    factors are not checked on the client: unseen levels there are predicted from
+    the population without a warning, as before this copy existed.)  (Setting the policy
     on the copy, rather than filtering warnings in each task, is thread-safe:
     ``warnings.catch_warnings`` is not, and Dask runs partitions in threads.)"""
     snapshot = copy.deepcopy(est)

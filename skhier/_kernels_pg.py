@@ -99,6 +99,8 @@ def pg1(rng, c):
             r = -2.0 / x
         e0 = np.exp(0.25 * r)
         s = 0.5 * scale * e0
+        if not s > 0.0:  # x so small that a_0 underflows (or is inf * 0): as the log form did,
+            return 0.25 * x  # accept (happens for |c| in the thousands, or c = +-inf)
         y = rng.random() * s
         e2 = e0 * e0
         e4 = e2 * e2

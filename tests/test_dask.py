@@ -83,9 +83,10 @@ def test_moments_give_the_in_memory_statistics(standardize):
         lambda g: g + 7,  # a compact integer range (table lookup)
         lambda g: g * 10**12 - 5,  # a wide integer range (hashing)
         lambda g: g.astype(np.uint8),
+        lambda g: (g - 50).astype(np.int8),  # negative labels, 8-bit arithmetic
         lambda g: np.array([f"p{v:03d}" for v in g], dtype=object),
     ],
-    ids=["compact-int", "wide-int", "uint8", "str"],
+    ids=["compact-int", "wide-int", "uint8", "int8", "str"],
 )
 def test_partition_moments_equal_a_direct_computation(make_labels):
     """Per-group count, sums, cross products, minima and maxima of one piece, with

@@ -85,15 +85,19 @@ FIT = (
 @pytest.mark.slow
 def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path):
     """The same seed gives the same posterior in the process that compiles the
-    kernels and in one that loads them from the cache: no fast-math flag lets LLVM
-    choose differently (e.g. fused multiply-adds) in the two situations, which NUTS
-    would amplify from the last bit to the third digit."""
-    env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path / "cache")}
+    kernels and in one that loads them from the cache: without the ``contract``
+    fast-math flag LLVM fuses no multiply-adds differently in the two situations,
+    a difference NUTS would amplify from the last bit to the third digit."""
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(cache)}
     env.pop("NUMBA_CACHE_DIR", None)
-    runs = [
-        subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True)
-        for _ in range(2)
-    ]
-    for run in runs:
-        assert run.returncode == 0, run.stderr
+    runs, written = [], []
+    for _ in range(2):
+        runs.append(
+            subprocess.run([sys.executable, "-c", FIT], env=env, capture_output=True, text=True)
+        )
+        assert runs[-1].returncode == 0, runs[-1].stderr
+        written.append({p: p.stat().st_mtime_ns for p in cache.rglob("*.nb[ic]")})
+    assert written[0], "the first fit compiled nothing into the empty cache"
+    assert written[1] == written[0], "the second fit did not just load the kernels"
     assert runs[0].stdout == runs[1].stdout
