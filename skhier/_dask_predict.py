@@ -51,14 +51,13 @@ def lazy(est, method, X, groups, **kwargs):
 
 
 def _snapshot(est):
-    """A copy of the fitted model for the workers (a later refit does not change a
-    lazy result).  ``unseen_groups`` was applied on the client, once for all the
-    rows (:func:`_check_groups`), so the copy predicts unseen labels from the
-    population without warning again in every partition.  (Several grouping
-    factors are not checked on the client: unseen levels there are predicted from
-    the population without a warning, as before this copy existed.)  (Setting the policy
-    on the copy, rather than filtering warnings in each task, is thread-safe:
-    ``warnings.catch_warnings`` is not, and Dask runs partitions in threads.)"""
+    """A copy of the fitted model for the workers, so a later refit does not change
+    a lazy result.  ``unseen_groups`` was applied once, for all the rows, on the
+    client (:func:`_check_groups`), so the copy predicts unseen labels from the
+    population without warning again in every partition.  Setting that on the copy
+    is thread-safe, where filtering warnings in each task is not (Dask runs
+    partitions in threads).  Several grouping factors are not checked on the
+    client: their unseen levels are predicted from the population silently."""
     snapshot = copy.deepcopy(est)
     if snapshot.unseen_groups == "warn":
         snapshot.unseen_groups = "population"

@@ -156,7 +156,7 @@ def _factorize(labels):
         low, high = int(labels.min()), int(labels.max())
         if high - low <= 4 * len(labels) + 1024:
             # offsets in 64 bits (int8 / int16 arithmetic would wrap around)
-            wide = labels.astype(np.uint64 if labels.dtype.kind == "u" else np.int64)
+            wide = labels.astype(np.uint64 if labels.dtype.kind == "u" else np.int64, copy=False)
             offset = (wide - wide.dtype.type(low)).astype(np.intp)
             present = np.zeros(high - low + 1, dtype=bool)
             present[offset] = True
