@@ -33,25 +33,37 @@ def _layout(spec, n_groups):
     return p, q, n_theta, z_off, n_dim
 
 
-def _pack(F, Z, y, codes, offset, n_groups, spec, shift):
+def rows_by_group(F, y, codes, offset, n_groups):
+    """The rows in the layout :func:`skhier._kernels_glmm.glmm_density` reads:
+    ``(y, offset, Ft, starts, y_counts, y_values)``, rows sorted by group
+    (``starts`` (G + 1) delimits each group's rows), ``F`` transposed, and the
+    distinct outcomes with their counts."""
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(n_groups + 1))
+    y = np.asarray(y, dtype=np.float64)[order]
+    y_values, y_counts = np.unique(y, return_counts=True)
+    Ft = np.ascontiguousarray(np.asarray(F, dtype=np.float64)[order].T)
+    offset = np.asarray(offset, dtype=np.float64)[order]
+    return y, offset, Ft, starts, y_counts.astype(np.float64), y_values
+
+
+def _pack(F, y, codes, offset, n_groups, spec, shift):
     n_rows, p = F.shape
-    q = Z.shape[1]
+    q = spec.n_random
+    y, offset, Ft, starts, y_counts, y_values = rows_by_group(F, y, codes, offset, n_groups)
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
-    head += [float(spec.parametrization == "centered")]
+    head += [float(spec.parametrization == "centered"), len(y_values)]
     parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], shift]
-    y_values, y_index = np.unique(y, return_inverse=True)
-    head += [len(y_values)]
-    parts[0] = np.array(head)
-    parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, codes, y_index, y_values]
-    buf = np.concatenate([np.ravel(a).astype(np.float64) for a in (*parts, F, Z)])
+    parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, starts, y_counts]
+    buf = np.concatenate([np.ravel(a).astype(np.float64) for a in (*parts, y_values, Ft)])
     buf[0] = buf.size
     return buf
 
 
 def _unpack(buf):
     family, n_rows, p, q, n_groups = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
-    correlated, eta, centered = buf[6] != 0.0, buf[7], buf[8] != 0.0
+    correlated, eta, centered, n_values = buf[6] != 0.0, buf[7], buf[8] != 0.0, int(buf[9])
     off = _HEAD
     prior_sd = buf[off : off + p]
     rates = buf[off + p : off + p + q]
@@ -61,15 +73,15 @@ def _unpack(buf):
     off += p + q - 2
     y = buf[off : off + n_rows]
     offset = buf[off + n_rows : off + 2 * n_rows]
-    codes = buf[off + 2 * n_rows : off + 3 * n_rows].astype(np.int64)
-    y_index = buf[off + 3 * n_rows : off + 4 * n_rows].astype(np.int64)
-    n_values = int(buf[9])
-    y_values = buf[off + 4 * n_rows : off + 4 * n_rows + n_values]
-    off += 4 * n_rows + n_values
-    F = buf[off : off + n_rows * p].reshape((n_rows, p))
-    Z = buf[off + n_rows * p : off + n_rows * (p + q)].reshape((n_rows, q))
-    return (family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates,
-            centered, shift, slope_idx, y_index, y_values)  # fmt: skip
+    off += 2 * n_rows
+    starts = buf[off : off + n_groups + 1].astype(np.int64)
+    off += n_groups + 1
+    y_counts = buf[off : off + n_values]
+    y_values = buf[off + n_values : off + 2 * n_values]
+    off += 2 * n_values
+    Ft = buf[off : off + n_rows * p].reshape((p, n_rows))
+    return (family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates,
+            centered, shift, slope_idx, y_counts, y_values)  # fmt: skip
 
 
 def _make_c_logp():
@@ -80,15 +92,15 @@ def _make_c_logp():
     def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
         total = int(numba.carray(buf_ptr, (1,))[0])
         data = unpack(numba.carray(buf_ptr, (total,)))
-        family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd, rates = data[:12]
-        centered, shift, slope_idx, y_index, y_values = data[12:17]
+        family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates = data[:11]
+        centered, shift, slope_idx, y_counts, y_values = data[11:16]
         x = numba.carray(x_ptr, (dim,))
         grad = numba.carray(grad_ptr, (dim,))
         logp = numba.carray(logp_ptr, (1,))
         try:
             value = glmm_density(
-                x, family, y, offset, F, Z, codes, n_groups, q, correlated, eta, prior_sd,
-                rates, centered, shift, slope_idx, y_index, y_values, grad,
+                x, family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd,
+                rates, centered, shift, slope_idx, y_counts, y_values, grad,
             )  # fmt: skip
         except Exception:  # noqa: BLE001 - never let an error cross into Rust
             return 4
@@ -127,11 +139,11 @@ def _initial_point_fn(spec, n_dim):
 def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset):
     """Sample the GLM of ``spec``; the standardized draws as a dict (as
     :func:`skhier._backend_pymc.fit_explicit` returns them)."""
-    F, Z, _ = design(X, None, spec, scaling)
+    F, _, _ = design(X, None, spec, scaling)
     y = np.asarray(y, dtype=np.float64)
     p, q, n_theta, z_off, n_dim = _layout(spec, n_groups)
     shift = scaling.x_mean / scaling.x_scale
-    buf = _pack(F, Z, y, codes, offset, n_groups, spec, shift)
+    buf = _pack(F, y, codes, offset, n_groups, spec, shift)
     init = _initial_point_fn(spec, n_dim)
     args = _unpack(buf)
 

@@ -85,15 +85,98 @@ def _theta_part(theta, q, correlated, eta_lkj, chol, centered, u, g_chol):
 
 
 @_njit
-def glmm_density(x, family, y, offset, F, Z, codes, n_groups, q, correlated, eta_lkj,
-                 prior_sd, rates, centered, shift, slope_idx, y_index, y_values,
+def _group_coefs(x, u, shift, slope_idx, out):
+    """Each group's coefficients on the columns of ``F``: ``F_i b_g = F_i beta + Z_i
+    u_g``, as ``Z = [1, F[:, 1 + slope_idx] + shift[slope_idx]]`` (``F`` is centred,
+    ``Z`` only scaled), so a row costs p multiply-adds, not p + q."""
+    n_groups, q = u.shape
+    p = out.shape[1]
+    for g in range(n_groups):
+        for a in range(p):
+            out[g, a] = x[a]
+        out[g, 0] += u[g, 0]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            out[g, 1 + k] += u[g, a]
+            out[g, 0] += u[g, a] * shift[k]
+
+
+@_njit
+def _linear_predictor(offset, Ft, starts, coefs, out):
+    """``eta = offset + F b_g`` for rows sorted by group (``starts``: each group's
+    first row); ``Ft`` (p, n) holds ``F`` column by column, so every loop runs
+    along contiguous rows.  (Loops over slices from 0: numba checks a signed index
+    for wraparound, which costs 3x here, unless it provably counts up from 0.)"""
+    for g in range(starts.shape[0] - 1):
+        lo, hi = starts[g], starts[g + 1]
+        seg = out[lo:hi]
+        off = offset[lo:hi]
+        for i in range(seg.shape[0]):
+            seg[i] = off[i]
+        for a in range(Ft.shape[0]):
+            c = coefs[g, a]
+            col = Ft[a, lo:hi]
+            for i in range(seg.shape[0]):
+                seg[i] += col[i] * c
+
+
+@_njit
+def _group_sums(r, Ft, starts, out):
+    """``t_g = sum_i r_i F_i`` over each group's rows into ``out`` (G, p)."""
+    for g in range(starts.shape[0] - 1):
+        lo, hi = starts[g], starts[g + 1]
+        rg = r[lo:hi]
+        for a in range(Ft.shape[0]):
+            col = Ft[a, lo:hi]
+            acc = 0.0
+            for i in range(rg.shape[0]):
+                acc += rg[i] * col[i]
+            out[g, a] = acc
+
+
+@_njit
+def _log_lik(family, y, eta, alpha, r):
+    """The rows' log likelihood given ``eta`` (without the negative binomial's
+    per-count ``lgamma`` terms); ``r = d/deta`` into ``r``; returns ``(value,
+    sum_i d/dalpha`` without the per-count ``digamma`` terms)."""
+    value = 0.0
+    d_alpha = 0.0
+    if family == 0:  # y eta - log(1 + e^eta), with one exp: e = e^-|eta|
+        for i in range(y.shape[0]):
+            e_i = eta[i]
+            ex = math.exp(-abs(e_i))
+            value += y[i] * e_i - (max(e_i, 0.0) + math.log1p(ex))
+            r[i] = y[i] - (1.0 / (1.0 + ex) if e_i >= 0.0 else ex / (1.0 + ex))
+    elif family == 1:  # y eta - e^eta
+        for i in range(y.shape[0]):
+            mu = math.exp(eta[i])
+            value += y[i] * eta[i] - mu
+            r[i] = y[i] - mu
+    else:  # y eta - (a + y) log(a + mu), d/da: -log(a + mu) - (a + y) / (a + mu)
+        for i in range(y.shape[0]):
+            mu = math.exp(eta[i])
+            am = alpha + mu
+            log_am = math.log(am)
+            frac = (y[i] + alpha) / am
+            value += y[i] * eta[i] - (alpha + y[i]) * log_am
+            r[i] = y[i] - frac * mu
+            d_alpha -= log_am + frac
+    return value, d_alpha
+
+
+@_njit
+def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_lkj,
+                 prior_sd, rates, centered, shift, slope_idx, y_counts, y_values,
                  grad):  # fmt: skip
     """Log posterior density at ``x`` (up to a constant); its gradient into ``grad``.
 
-    ``y_values`` are the distinct outcomes and ``y_index`` each row's position among
-    them: the negative binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)``
-    are computed once per distinct count, not once per row."""
-    n_rows, p = F.shape
+    The rows are sorted by group (``starts``, G + 1, delimits each group's rows) and
+    ``F`` is stored transposed (``Ft`` (p, n); ``Z`` follows from it):
+    :func:`skhier._backend_glmm.density_args` builds these arguments.  ``y_values``
+    are the distinct outcomes and ``y_counts`` how many rows have each: the negative
+    binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)`` are computed once per
+    distinct count, not once per row."""
+    p, n_rows = Ft.shape
     m = q * (q - 1) // 2 if correlated else 0
     n_theta = q + m
     zoff = p + n_theta
@@ -156,42 +239,29 @@ def glmm_density(x, family, y, offset, F, Z, codes, n_groups, q, correlated, eta
         alpha = 1.0 / phi2
         lp += rho - 0.5 * phi2  # HalfNormal(1) on phi, log-Jacobian of phi = e^rho
         grad[x.shape[0] - 1] += 1.0 - phi2
+        # lgamma(y + a) - lgamma(a) + a log a, per distinct count
         lp += n_rows * (alpha * math.log(alpha) - math.lgamma(alpha))
         d_alpha += n_rows * (math.log(alpha) + 1.0 - _digamma(alpha))
-    n_values = y_values.shape[0] if family == 2 else 0
-    lg = np.zeros(n_values)
-    dg = np.zeros(n_values)
-    for k in range(n_values):
-        lg[k] = math.lgamma(y_values[k] + alpha)
-        dg[k] = _digamma(y_values[k] + alpha)
-    s = np.zeros((n_groups, q))  # sum over a group's rows of r_i Z_i
-    for i in range(n_rows):
-        g = codes[i]
-        eta = offset[i]
+        for k in range(y_values.shape[0]):
+            lp += y_counts[k] * math.lgamma(y_values[k] + alpha)
+            d_alpha += y_counts[k] * _digamma(y_values[k] + alpha)
+    coefs = np.empty((n_groups, p))
+    _group_coefs(x, u, shift, slope_idx, coefs)
+    eta = np.empty(n_rows)
+    _linear_predictor(offset, Ft, starts, coefs, eta)
+    r = np.empty(n_rows)  # d/deta of each row's log likelihood
+    value, d_rows = _log_lik(family, y, eta, alpha, r)
+    lp += value
+    d_alpha += d_rows
+    _group_sums(r, Ft, starts, coefs)  # (reused: t_g = sum_i r_i F_i)
+    s = np.zeros((n_groups, q))  # sum over a group's rows of r_i Z_i, from t_g
+    for g in range(n_groups):
         for a in range(p):
-            eta += F[i, a] * x[a]
-        for a in range(q):
-            eta += Z[i, a] * u[g, a]
-        yi = y[i]
-        if family == 0:  # y eta - log(1 + e^eta)
-            soft = eta + math.log1p(math.exp(-eta)) if eta > 0 else math.log1p(math.exp(eta))
-            lp += yi * eta - soft
-            r = yi - 1.0 / (1.0 + math.exp(-eta))
-        elif family == 1:  # y eta - e^eta
-            mu = math.exp(eta)
-            lp += yi * eta - mu
-            r = yi - mu
-        else:  # lgamma(y + a) - lgamma(a) + a log a - (a + y) log(a + mu) + y eta
-            mu = math.exp(eta)
-            log_am = math.log(alpha + mu)
-            frac = (yi + alpha) / (alpha + mu)
-            lp += lg[y_index[i]] + yi * eta - (alpha + yi) * log_am
-            r = yi - frac * mu
-            d_alpha += dg[y_index[i]] - log_am - frac
-        for a in range(p):
-            grad[a] += r * F[i, a]
-        for a in range(q):
-            s[g, a] += r * Z[i, a]
+            grad[a] += coefs[g, a]
+        s[g, 0] = coefs[g, 0]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            s[g, a] = coefs[g, 1 + k] + shift[k] * coefs[g, 0]
     if family == 2:
         grad[x.shape[0] - 1] += d_alpha * (-2.0 * alpha)  # alpha = e^(-2 rho)
     for g in range(n_groups):

@@ -15,49 +15,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _plot_data as data
 from . import _plot_draw
+from ._plot_axes import axes_or_new as _axes
+from ._plot_axes import log_size_axis as _log_size_axis
+from ._plot_axes import series_name as _name
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from numpy.typing import ArrayLike
 
 __all__ = ["plot_forest", "plot_group_predictions", "plot_ppc", "plot_shrinkage"]
-
-
-def _pyplot():
-    try:
-        import matplotlib  # noqa: F401
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            'skhier.plot needs matplotlib, an optional dependency: pip install "skhier[plot]"'
-        ) from exc
-    return plt
-
-
-def _axes(ax, figsize=(7.0, 4.5)):
-    if ax is None:
-        ax = _pyplot().subplots(figsize=figsize)[1]
-    return ax
-
-
-def _log_size_axis(ax, sizes):
-    """Log x axis of group sizes, plain numbers: at the sizes when few, else 1-2-5."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    ax.set_xscale("log")
-    ticks = np.unique(sizes)
-    if len(ticks) > 6:
-        nice = np.outer(10.0 ** np.arange(7), [1, 2, 5]).ravel()
-        ticks = nice[(nice >= ticks[0] / 1.3) & (nice <= ticks[-1] * 1.3)]
-    ax.set_xticks(ticks)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("rows in group (log scale)")
-
-
-def _name(y, default="y"):
-    name = getattr(y, "name", None)
-    return default if name is None else str(name)
 
 
 def plot_shrinkage(

@@ -104,27 +104,39 @@ def test_exposure_is_routed_like_groups():
         assert requests["groups"] is True and requests["exposure"] is True, method
 
 
+def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6):
+    """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
+    the dimension of x, and the raw rows."""
+    from skhier._backend_glmm import rows_by_group
+    from skhier._kernels_glmm import FAMILY_CODES
+
+    p, q = 3, 2
+    F = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    shift, slope_idx = np.array([0.3, -0.2]), np.array([1])
+    Z = np.column_stack([np.ones(n), F[:, 1 + slope_idx[0]] + shift[slope_idx[0]]])  # as design()
+    codes = rng.integers(0, n_groups, n)
+    codes[:n_groups] = np.arange(n_groups)[::-1]  # every group has rows
+    y = rng.poisson(2.0, n).astype(float)
+    if family == "bernoulli":
+        y = (y > 1).astype(float)
+    offset = 0.1 * rng.normal(size=n)
+    m = q * (q - 1) // 2 if correlated else 0
+    dim = p + q + m + n_groups * q + (family == "negative_binomial")
+    y_s, off_s, Ft, starts, counts, values = rows_by_group(F, y, codes, offset, n_groups)
+    args = (FAMILY_CODES[family], y_s, off_s, Ft, starts, n_groups, q)
+    args += (correlated, 2.0, np.full(p, 2.5), np.ones(q), centered)
+    args += (shift, slope_idx, counts, values)
+    return args, dim, (F, Z, y, codes, offset)
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
 @pytest.mark.parametrize("correlated", [True, False])
 @pytest.mark.parametrize("centered", [True, False])
 def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered):
-    from skhier._kernels_glmm import FAMILY_CODES, glmm_density
+    from skhier._kernels_glmm import glmm_density
 
     rng = np.random.default_rng(1)
-    n, p, q, n_groups = 150, 3, 2, 6
-    F = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
-    Z = np.column_stack([np.ones(n), F[:, 1]])
-    codes = rng.integers(0, n_groups, n)
-    y = rng.poisson(2.0, n).astype(float)
-    if family == "bernoulli":
-        y = (y > 1).astype(float)
-    m = q * (q - 1) // 2 if correlated else 0
-    dim = p + q + m + n_groups * q + (family == "negative_binomial")
-    args = (FAMILY_CODES[family], y, 0.1 * rng.normal(size=n), F, Z, codes, n_groups, q)
-    args += (correlated, 2.0, np.full(p, 2.5), np.ones(q), centered)
-    args += (np.array([0.3, -0.2]), np.array([0]))  # shift, slope_idx
-    values, index = np.unique(y, return_inverse=True)
-    args += (index, values)
+    args, dim, _ = _glmm_args(family, correlated, centered, rng)
     x = 0.3 * rng.normal(size=dim)
     grad, scratch = np.zeros(dim), np.zeros(dim)
     glmm_density(x, *args, grad)
@@ -135,6 +147,46 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
         for e in np.eye(dim)
     ]
     np.testing.assert_allclose(grad, numeric, atol=1e-5 * (1 + np.abs(grad).max()))
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
+def test_glmm_density_likelihood_matches_scipy(family):
+    """The kernel's density against scipy's log pmf on the unsorted rows plus the
+    priors written out (non-centered, independent effects: Normal on beta and z,
+    Exponential(1) on the SDs and HalfNormal(1) on the dispersion's phi, with the
+    log-Jacobians of their log transforms): equal up to a constant, so the change
+    between two points must agree."""
+    from scipy import stats
+
+    from skhier._kernels_glmm import glmm_density
+
+    rng = np.random.default_rng(2)
+    n_groups, p, q = 6, 3, 2
+    args, dim, (F, Z, y, codes, offset) = _glmm_args(family, False, False, rng, n_groups=n_groups)
+
+    def reference(x):
+        beta, z = x[:p], x[p + q : p + q + n_groups * q].reshape(n_groups, q)
+        u = z * np.exp(x[p : p + q])
+        eta = offset + F @ beta + np.einsum("ij,ij->i", Z, u[codes])
+        if family == "bernoulli":
+            lik = stats.bernoulli.logpmf(y, 1 / (1 + np.exp(-eta)))
+        elif family == "poisson":
+            lik = stats.poisson.logpmf(y, np.exp(eta))
+        else:
+            alpha = np.exp(-2 * x[-1])  # variance mu + mu^2 / alpha
+            lik = stats.nbinom.logpmf(y, alpha, alpha / (alpha + np.exp(eta)))
+        log_sd = x[p : p + q]
+        prior = -0.5 * np.sum((beta / 2.5) ** 2) - 0.5 * np.sum(z**2)
+        prior += np.sum(log_sd - np.exp(log_sd))
+        if family == "negative_binomial":
+            prior += x[-1] - 0.5 * np.exp(2 * x[-1])
+        return lik.sum() + prior
+
+    x1 = 0.3 * rng.normal(size=dim)
+    x2 = x1 + 0.3 * rng.normal(size=dim)
+    grad = np.zeros(dim)
+    got = glmm_density(x2, *args, grad) - glmm_density(x1, *args, grad)
+    np.testing.assert_allclose(got, reference(x2) - reference(x1), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("second,kept", [(0, "non-centered"), (500, "centered")])
