@@ -5,7 +5,8 @@ non-centered model, whose log density and gradient are skhier's own numba code
 It is the model of :func:`skhier._backend_pymc.build_model` (the same priors and
 parametrization) without PyMC: nothing is compiled per data set (numba compiles
 the density once per machine and caches it), and chains run in nutpie's Rust
-threads without the GIL.  One gradient costs one pass over the rows.
+threads without the GIL.  One gradient costs one pass over the rows, sorted by
+group (:func:`rows_by_group`).
 """
 
 from __future__ import annotations

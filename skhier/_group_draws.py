@@ -18,6 +18,10 @@ import numpy as np
 #: ``AUTO_MIN_DRAWS`` of them
 AUTO_ELEMENTS = 2**24
 AUTO_MIN_DRAWS = 64
+#: reductions of at most this many values (groups x effects x draws) run in numpy:
+#: a small model's fit then never compiles the reduction kernel (seconds of numba's
+#: one-time compilation, more than numpy's time for it at this size)
+NUMPY_MAX_VALUES = 2**21
 
 
 def kept_per_chain(store_draws, n_chains, n_draws, n_groups, n_effects):
@@ -86,6 +90,7 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
     gamma = virtual - prev
     parts = {"mean": [], "cov": [], "bounds": [], "kept": []}
     n_threads = numba.get_num_threads() if numba is not None else 1
+    probs = [(1.0 - prob) / 2.0, (1.0 + prob) / 2.0]
     with ThreadPoolExecutor(n_threads) as pool:
         for _, u in blocks:
             c = u.shape[0]
@@ -95,6 +100,12 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
                 "bounds": np.empty((c, k1, 2)),
                 "kept": np.empty((c, k1, len(flat_kept))),
             }
+
+            if c * k1 * total <= NUMPY_MAX_VALUES:
+                _reduce_small(u, pop, effect_col, scale, flat_kept, probs, out)
+                for key, value in out.items():
+                    parts[key].append(value)
+                continue
 
             def run(sl, u=u, out=out):
                 args = (u[sl], pop, effect_col, scale, flat_kept, prev, gamma)
@@ -114,6 +125,20 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
         "group_intercept": np.ascontiguousarray(kept_vals[..., 0]),
         "group_coef": np.ascontiguousarray(kept_vals[..., 1:]),
     }
+
+
+def _reduce_small(u, pop, effect_col, scale, flat_kept, probs, out):
+    """:func:`skhier._kernels_reduce.reduce_block` in numpy (the same numbers to
+    rounding), for blocks small enough that compiling the kernel costs more."""
+    vals = np.broadcast_to(pop, (u.shape[0],) + pop.shape).copy()  # (c, K+1, S)
+    has = effect_col >= 0
+    vals[:, has] += scale[has, None] * u[:, effect_col[has]]
+    out["mean"][...] = vals.mean(axis=2)
+    centred = vals - out["mean"][..., None]
+    out["cov"][...] = centred @ centred.transpose(0, 2, 1) / max(vals.shape[2] - 1, 1)
+    flat = vals.reshape(-1, vals.shape[2])
+    out["bounds"][...] = row_quantiles(flat, probs).reshape(out["bounds"].shape)
+    out["kept"][...] = vals[..., flat_kept]
 
 
 def _group_moments(intercepts, coefs, chunk=32):

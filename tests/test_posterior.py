@@ -163,12 +163,16 @@ def test_store_draws_bounds_the_model_and_keeps_predictions_exact():
     np.testing.assert_allclose(table.loc["a[0]", "mean"], full.group_intercept_[0])
 
 
+@pytest.mark.parametrize("path", ["kernel", "numpy"])
 @pytest.mark.parametrize("n_draws", [1, 2, 3, 7, 400])
 @pytest.mark.parametrize("order", ["random", "ascending", "descending", "ties"])
-def test_reduced_intervals_equal_np_quantile(n_draws, order):
-    """The reduction's one-pass tail order statistics give np.quantile's numbers."""
+def test_reduced_intervals_equal_np_quantile(n_draws, order, path, monkeypatch):
+    """The reduction's one-pass tail order statistics (numba kernel), and its numpy
+    path for small blocks, give np.quantile's numbers."""
+    from skhier import _group_draws
     from skhier._group_draws import reduce_group_draws
 
+    monkeypatch.setattr(_group_draws, "NUMPY_MAX_VALUES", -1 if path == "kernel" else 2**40)
     rng = np.random.default_rng(n_draws)
     u = rng.normal(size=(5, 2, n_draws))
     if order != "random":
@@ -182,3 +186,24 @@ def test_reduced_intervals_equal_np_quantile(n_draws, order):
     want = np.moveaxis(np.quantile(u, [0.05, 0.95], axis=-1), 0, -1)
     np.testing.assert_allclose(out["bounds"], want, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(out["mean"], u.mean(-1), rtol=1e-12, atol=1e-15)
+
+
+def test_reduction_numpy_path_equals_the_kernel(monkeypatch):
+    """Small blocks are reduced in numpy (no kernel to compile): the same means,
+    covariances, intervals and kept draws as the kernel, with a coefficient that
+    has no group effect, scales and several chains."""
+    from skhier import _group_draws
+
+    rng = np.random.default_rng(3)
+    n_chains, n_draws, n_groups = 2, 50, 9
+    u = rng.normal(size=(n_groups, 2, n_chains * n_draws))
+    intercept = rng.normal(size=(n_chains, n_draws))
+    coef = rng.normal(size=(n_chains, n_draws, 2))
+    args = (intercept, coef, 3.0, [0.5], [1], np.array([0, 7, 31]), 0.8)
+    outs = []
+    for limit in (-1, 2**40):
+        monkeypatch.setattr(_group_draws, "NUMPY_MAX_VALUES", limit)
+        blocks = [(0, u[:4]), (4, u[4:])]
+        outs.append(_group_draws.reduce_group_draws(blocks, *args))
+    for key in outs[0]:
+        np.testing.assert_allclose(outs[1][key], outs[0][key], rtol=1e-12, atol=1e-13, err_msg=key)
