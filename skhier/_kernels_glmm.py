@@ -172,7 +172,7 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
 
     The rows are sorted by group (``starts``, G + 1, delimits each group's rows) and
     ``F`` is stored transposed (``Ft`` (p, n); ``Z`` follows from it):
-    :func:`skhier._backend_glmm.density_args` builds these arguments.  ``y_values``
+    :func:`skhier._backend_glmm.rows_by_group` puts the rows in this layout.  ``y_values``
     are the distinct outcomes and ``y_counts`` how many rows have each: the negative
     binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)`` are computed once per
     distinct count, not once per row."""
