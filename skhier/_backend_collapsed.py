@@ -119,12 +119,10 @@ def _c_logp_for(q, pp1):
     return _c_logp_of_class(*shape_class(q, pp1))
 
 
-# numba's on-disk cache of these C callbacks is keyed on this module's source only:
-# after editing a kernel in _kernels.py, delete __pycache__/*.nbi and *.nbc (a fresh
-# install always starts clean). tests/test_collapsed.py compares the callback with
-# the Python-callback path, which catches a stale cache.
+# inlined into each C callback (a separately compiled function costs about a second
+# of numba's one-time compilation); the kernel cache's stamp covers this module
 if numba is not None:
-    _unpack = _kernels._njit(_unpack)
+    _unpack = _kernels._njit_inline(_unpack)
 
 
 def _start(spec):

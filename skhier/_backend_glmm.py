@@ -5,8 +5,8 @@ non-centered model, whose log density and gradient are skhier's own numba code
 It is the model of :func:`skhier._backend_pymc.build_model` (the same priors and
 parametrization) without PyMC: nothing is compiled per data set (numba compiles
 the density once per machine and caches it), and chains run in nutpie's Rust
-threads without the GIL.  One gradient costs one pass over the rows, sorted by
-group (:func:`rows_by_group`).
+threads without the GIL.  One gradient streams over the rows, sorted by group
+(:func:`rows_by_group`), three times (linear predictor, likelihood, group sums).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from ._kernels import cov_chols
 from ._kernels_glmm import FAMILY_CODES, glmm_density
-from ._kernels_linalg import _njit
+from ._kernels_linalg import _njit_inline
 from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
 from ._spec import design
@@ -41,6 +41,8 @@ def rows_by_group(F, y, codes, offset, n_groups):
     distinct outcomes with their counts."""
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(n_groups + 1))
+    if starts[0] != 0 or starts[-1] != len(codes):  # every row in exactly one group
+        raise ValueError(f"group codes must lie in [0, {n_groups}).")
     y = np.asarray(y, dtype=np.float64)[order]
     y_values, y_counts = np.unique(y, return_counts=True)
     Ft = np.ascontiguousarray(np.asarray(F, dtype=np.float64)[order].T)
@@ -88,7 +90,7 @@ def _unpack(buf):
 def _make_c_logp():
     import numba
 
-    unpack = _njit(_unpack)
+    unpack = _njit_inline(_unpack)  # (a separate function costs ~1 s of compilation)
 
     def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
         total = int(numba.carray(buf_ptr, (1,))[0])

@@ -21,7 +21,7 @@ AUTO_MIN_DRAWS = 64
 #: reductions of at most this many values (groups x effects x draws) run in numpy:
 #: a small model's fit then never compiles the reduction kernel (seconds of numba's
 #: one-time compilation, more than numpy's time for it at this size)
-NUMPY_MAX_VALUES = 2**21
+NUMPY_MAX_VALUES = 2**20
 
 
 def kept_per_chain(store_draws, n_chains, n_draws, n_groups, n_effects):
@@ -129,7 +129,8 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
 
 def _reduce_small(u, pop, effect_col, scale, flat_kept, probs, out):
     """:func:`skhier._kernels_reduce.reduce_block` in numpy (the same numbers to
-    rounding), for blocks small enough that compiling the kernel costs more."""
+    rounding for finite draws; a NaN draw makes the interval NaN, as np.quantile
+    does), for blocks small enough that compiling the kernel costs more."""
     vals = np.broadcast_to(pop, (u.shape[0],) + pop.shape).copy()  # (c, K+1, S)
     has = effect_col >= 0
     vals[:, has] += scale[has, None] * u[:, effect_col[has]]

@@ -19,9 +19,9 @@ The sampled vector is ``x = (beta, theta, z, rho)``:
 
 The linear predictor is ``eta_i = offset_i + F_i beta + Z_i u_{g[i]}``; families
 (``family``): 0 Bernoulli (logit), 1 Poisson (log), 2 negative binomial (log).  One
-evaluation is one pass over the rows plus O(G q^2); the gradient in ``theta``
-goes through ``C(theta)`` by complex step (a map of a handful of numbers, exact
-to machine precision).
+evaluation streams over the rows (sorted by group) three times, plus O(G (p + q^2));
+the gradient in ``theta`` goes through ``C(theta)`` by complex step (a map of a
+handful of numbers, exact to machine precision).
 """
 
 from __future__ import annotations

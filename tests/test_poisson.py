@@ -104,9 +104,9 @@ def test_exposure_is_routed_like_groups():
         assert requests["groups"] is True and requests["exposure"] is True, method
 
 
-def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6):
+def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=()):
     """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
-    the dimension of x, and the raw rows."""
+    the dimension of x, and the raw rows; the groups ``empty`` have no rows."""
     from skhier._backend_glmm import rows_by_group
     from skhier._kernels_glmm import FAMILY_CODES
 
@@ -115,7 +115,9 @@ def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6):
     shift, slope_idx = np.array([0.3, -0.2]), np.array([1])
     Z = np.column_stack([np.ones(n), F[:, 1 + slope_idx[0]] + shift[slope_idx[0]]])  # as design()
     codes = rng.integers(0, n_groups, n)
-    codes[:n_groups] = np.arange(n_groups)[::-1]  # every group has rows
+    codes[:n_groups] = np.arange(n_groups)[::-1]  # every group has rows...
+    for e in empty:  # ...but these
+        codes[codes == e] = (e + 1) % n_groups if (e + 1) % n_groups not in empty else 0
     y = rng.poisson(2.0, n).astype(float)
     if family == "bernoulli":
         y = (y > 1).astype(float)
@@ -136,7 +138,10 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
     from skhier._kernels_glmm import glmm_density
 
     rng = np.random.default_rng(1)
-    args, dim, _ = _glmm_args(family, correlated, centered, rng)
+    empty = (2, 6) if correlated else ()  # groups without rows, inside and at the end
+    args, dim, _ = _glmm_args(family, correlated, centered, rng, n_groups=7, empty=empty)
+    sizes = np.diff(args[4])  # rows per group, from starts
+    assert sizes[list(empty)].sum() == 0 and sizes.sum() == 150
     x = 0.3 * rng.normal(size=dim)
     grad, scratch = np.zeros(dim), np.zeros(dim)
     glmm_density(x, *args, grad)
