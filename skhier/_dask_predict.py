@@ -56,8 +56,8 @@ def _snapshot(est):
     client (:func:`_check_groups`), so the copy predicts unseen labels from the
     population without warning again in every partition.  Setting that on the copy
     is thread-safe, where filtering warnings in each task is not (Dask runs
-    partitions in threads).  Several grouping factors are not checked on the
-    client: their unseen levels are predicted from the population silently."""
+    partitions in threads).  Several grouping factors are checked on the client
+    too (:func:`_check_factor_levels`)."""
     snapshot = copy.deepcopy(est)
     if snapshot.unseen_groups == "warn":
         snapshot.unseen_groups = "population"
@@ -88,6 +88,7 @@ def _check_groups(est, X, groups):
             "the labels in X with `group_col`."
         )
     if est._is_multi():
+        _check_factor_levels(est, X, groups)
         return
     labels = groups
     if groups is None and est.group_col is not None and hasattr(X, "columns"):
@@ -109,6 +110,25 @@ def _check_groups(est, X, groups):
     unseen = encode(distinct, est.groups_) < 0
     if unseen.any():
         check_unseen(distinct, unseen, est.groups_, est.unseen_groups, counts=counts)
+
+
+def _check_factor_levels(est, X, groups):
+    """:func:`_check_groups` for several grouping factors, whose labels are columns of
+    ``X`` (``group_col``): ``unseen_groups`` once, from the distinct combinations of
+    the factors' labels and their counts (one pass over those columns)."""
+    from ._factors import prediction_factor_codes
+    from ._groups import POPULATION
+
+    if groups is POPULATION or est.unseen_groups == "population":
+        return
+    columns = est.group_col if isinstance(est.group_col, (list, tuple)) else [est.group_col]
+    if groups is not None or not hasattr(X, "columns") or not set(columns) <= set(X.columns):
+        return  # nothing to check here: each partition's in-memory call raises
+    combos = X[list(columns)].groupby(list(columns)).size().compute()
+    distinct = combos.index.to_frame(index=False)
+    prediction_factor_codes(
+        distinct, est._factors, len(distinct), est.unseen_groups, counts=combos.to_numpy()
+    )
 
 
 def _call(est, method, x, g, kwargs):

@@ -244,11 +244,12 @@ def _warn_undeclared_nesting(names, codes, levels) -> None:
                 return
 
 
-def prediction_factor_codes(labels, layout: FactorLayout, n_rows, policy, names=None):
+def prediction_factor_codes(labels, layout: FactorLayout, n_rows, policy, names=None, counts=None):
     """Codes (rows, factors) of seen levels and of distinct new levels per factor.
 
     ``POPULATION``: every factor new (one new level each).  Each factor follows
-    the unseen-group ``policy`` on its own.
+    the unseen-group ``policy`` on its own.  ``counts``: how many rows each row of
+    ``labels`` stands for (distinct label combinations), for the policy's message.
     """
     n_fac = len(layout.names)
     if labels is POPULATION:
@@ -283,6 +284,6 @@ def prediction_factor_codes(labels, layout: FactorLayout, n_rows, policy, names=
             key[:] = list(keys)
         unseen = codes[:, f] < 0
         if unseen.any():
-            check_unseen(key, unseen, layout.levels[f], policy, factor=name)
+            check_unseen(key, unseen, layout.levels[f], policy, factor=name, counts=counts)
             new[unseen, f], _ = pd.factorize(pd.Series(key[unseen], dtype=object))
     return codes, new

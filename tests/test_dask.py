@@ -379,3 +379,37 @@ def test_skhier_works_without_dask():
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)
     code = "import sys, skhier; assert 'dask' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lazy_prediction_checks_unseen_levels_of_several_factors():
+    """A model with two grouping factors (fit in memory, labels in X via group_col)
+    predicting lazily: unseen levels warn once on the client with whole-data counts,
+    as in memory (not silently in the workers), and "raise" raises there."""
+    from skhier.exceptions import UnseenGroupWarning
+    from tests.test_factors import crossed_data
+
+    X, y, g = crossed_data(n_rows=300)
+    frame = pd.DataFrame(X, columns=["x1", "x2"]).join(g)
+    kw = dict(group_col=["student", "lecturer"], nested=False, random_slopes=None)
+    est = HierarchicalRegressor(**kw, draws=30, tune=30, chains=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(frame, y)
+    new = frame.assign(student=frame["student"].where(frame.index % 3 != 0, 10_000))
+    lazy_frame = dd.from_pandas(new, npartitions=4)
+    with pytest.warns(UnseenGroupWarning, match=r"student.*100 of 300 rows") as record:
+        pred = est.predict(lazy_frame)
+    assert len([w for w in record if issubclass(w.category, UnseenGroupWarning)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the workers do not warn again
+        got = pred.compute()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = est.predict(new)
+    np.testing.assert_allclose(got.to_numpy(), want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.predict(dd.from_pandas(frame, npartitions=4))  # every level seen: silent
+    est.set_params(unseen_groups="raise")
+    with pytest.raises(Exception, match="student"):
+        est.predict(lazy_frame)
