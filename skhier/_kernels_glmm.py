@@ -20,8 +20,8 @@ The sampled vector is ``x = (beta, theta, z, rho)``:
 The linear predictor is ``eta_i = offset_i + F_i beta + Z_i u_{g[i]}``; families
 (``family``): 0 Bernoulli (logit), 1 Poisson (log), 2 negative binomial (log).  One
 evaluation streams over the rows (sorted by group) three times, plus O(G (p + q^2));
-the gradient in ``theta`` goes through ``C(theta)`` by complex step (a map of a
-handful of numbers, exact to machine precision).
+the gradient in ``theta`` goes through ``C(theta)`` with
+:func:`skhier._kernels_linalg.cov_chol_grad`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from ._kernels_linalg import _njit, cov_chol
+from ._kernels_linalg import _njit, cov_chol, cov_chol_grad
 
 FAMILY_CODES = {"bernoulli": 0, "poisson": 1, "negative_binomial": 2}
 
@@ -54,7 +54,7 @@ def _digamma(x):
 
 @_njit
 def _forward_solve(chol, q, b, out):
-    """``out = C^{-1} b`` (C lower triangular; real or complex)."""
+    """``out = C^{-1} b`` (C lower triangular)."""
     for a in range(q):
         acc = b[a]
         for k in range(a):
@@ -64,10 +64,10 @@ def _forward_solve(chol, q, b, out):
 
 @_njit
 def _theta_part(theta, q, correlated, eta_lkj, chol, centered, u, g_chol):
-    """The terms of the log density that depend on ``theta`` given the effects (for
-    the complex-step derivative): the covariance's prior and, centered, the
-    effects' Normal(0, C C') density; non-centered, ``sum(g_chol * C)``, whose
-    derivative is the likelihood's through ``u = C z``."""
+    """The terms of the log density that depend on ``theta`` given the effects: the
+    covariance's prior and, centered, the effects' Normal(0, C C') density;
+    non-centered, ``sum(g_chol * C)`` (whose derivative is the likelihood's through
+    ``u = C z``; 0 while ``g_chol`` is)."""
     out = cov_chol(theta, q, correlated, eta_lkj, chol)
     if centered:
         v = np.zeros(q, dtype=chol.dtype)
@@ -226,6 +226,9 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
                 w[a] = acc / chol[a, a]
                 grad[zoff + g * q + a] -= w[a]
                 g_mu[a] += w[a]
+            for a in range(q):  # d/dC of -|C^-1 u|^2 / 2 is w v' (lower part)
+                for b in range(a + 1):
+                    g_chol[a, b] += w[a] * v[b]
             continue
         for a in range(q):
             zv = x[zoff + g * q + a]
@@ -279,14 +282,10 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
             grad[k] -= g_mu[0] * shift[k - 1]
         for a in range(1, q):
             grad[1 + slope_idx[a - 1]] += g_mu[a]
-    # d/dtheta of the theta-dependent terms, by complex step
-    tc = np.zeros(n_theta, dtype=np.complex128)
-    cc = np.zeros((q, q), dtype=np.complex128)
-    uc = u.astype(np.complex128)
-    step = 1e-20
-    for k in range(n_theta):
-        for j in range(n_theta):
-            tc[j] = theta[j]
-        tc[k] += 1j * step
-        grad[p + k] += _theta_part(tc, q, correlated, eta_lkj, cc, centered, uc, g_chol).imag / step
+    # d/dtheta of the theta-dependent terms: both are linear in C's entries given
+    # g_chol (the centered prior's log-determinant adds -G / C_aa on the diagonal)
+    if centered:
+        for a in range(q):
+            g_chol[a, a] -= n_groups / chol[a, a]
+    cov_chol_grad(theta, q, correlated, eta_lkj, chol, g_chol, grad[p : p + n_theta])
     return lp

@@ -179,7 +179,7 @@ def cov_chol(theta, q, correlated, eta, out):
     transform Stan uses).  Fills ``out`` (q, q) and returns the log density of
     ``y``: the LKJ(eta) prior on the correlation matrix plus the log-Jacobian of
     ``y -> L`` (0 for independent effects).  Written for float and complex
-    ``theta`` alike, so derivatives can be taken by complex step.
+    ``theta`` alike: the tests check :func:`cov_chol_grad` against its complex step.
     """
     zero = theta[0] * 0.0  # 0 of theta's type (float or complex)
     lp = zero
@@ -206,6 +206,55 @@ def cov_chol(theta, q, correlated, eta, out):
         out[i, i] = tau * lii
         lp += (q - i - 1 + 2.0 * eta - 2.0) * np.log(lii)
     return lp
+
+
+@_njit
+def cov_chol_grad(theta, q, correlated, eta, chol, g_c, out):
+    """Adds to ``out[t]`` the derivative in ``theta[t]`` of ``lp(theta) + sum_{i >= j}
+    g_c[i, j] C[i, j]``, with ``C`` (given: ``chol``) and ``lp`` those of
+    :func:`cov_chol` (forward mode by hand, row by row: row ``i`` of ``C`` depends
+    on ``log tau_i`` and on that row's correlation parameters only).
+
+    With ``tau_i`` scaling the row, ``dC[i, j] / d log tau_i = C[i, j]``.  For the
+    row's parameter ``y_m`` (``z = tanh(y)``, ``S_j = sum_{l < j} L[i, l]^2``,
+    ``L[i, j] = z_j sqrt(1 - S_j)``): ``dL[i, m] = (1 - z_m^2) sqrt(1 - S_m)``, then
+    for ``j > m``, ``dS_j = dS_{j-1} + 2 L[i, j-1] dL[i, j-1]`` and ``dL[i, j] =
+    -z_j dS_j / (2 sqrt(1 - S_j))``, and ``dL[i, i] = -dS_i / (2 L[i, i])``; ``lp``
+    gains ``-2 z_m`` from ``log(1 - z_m^2)``, ``-dS_j / (2 (1 - S_j))`` from each
+    ``log(1 - S_j) / 2`` and ``c_i dL[i, i] / L[i, i]`` from ``c_i log L[i, i]``.
+    """
+    k = q
+    for i in range(q):
+        tau = chol[i, i] if not correlated or i == 0 else np.exp(theta[i])
+        acc = 0.0
+        for j in range(i + 1):
+            acc += g_c[i, j] * chol[i, j]
+        out[i] += acc
+        if not correlated or i == 0:
+            continue
+        c_i = q - i - 1 + 2.0 * eta - 2.0
+        l_ii = chol[i, i] / tau
+        for m in range(i):
+            z_m = np.tanh(theta[k + m])
+            s_j = 0.0  # S_m
+            for c in range(m):
+                s_j += (chol[i, c] / tau) ** 2
+            d_l = (1.0 - z_m * z_m) * np.sqrt(1.0 - s_j)
+            grad = g_c[i, m] * tau * d_l - 2.0 * z_m
+            l_prev = chol[i, m] / tau
+            d_s = 0.0
+            for j in range(m + 1, i):
+                d_s += 2.0 * l_prev * d_l
+                s_j += l_prev * l_prev
+                z_j = np.tanh(theta[k + j])
+                d_l = -z_j * d_s / (2.0 * np.sqrt(1.0 - s_j))
+                grad += g_c[i, j] * tau * d_l - 0.5 * d_s / (1.0 - s_j)
+                l_prev = chol[i, j] / tau
+            d_s += 2.0 * l_prev * d_l
+            d_ii = -d_s / (2.0 * l_ii)
+            grad += g_c[i, i] * tau * d_ii + c_i * d_ii / l_ii
+            out[k + m] += grad
+        k += i
 
 
 @_njit
