@@ -179,7 +179,8 @@ def cov_chol(theta, q, correlated, eta, out):
     transform Stan uses).  Fills ``out`` (q, q) and returns the log density of
     ``y``: the LKJ(eta) prior on the correlation matrix plus the log-Jacobian of
     ``y -> L`` (0 for independent effects).  Written for float and complex
-    ``theta`` alike: the tests check :func:`cov_chol_grad` against its complex step.
+    ``theta`` alike, so derivatives can be taken by complex step (the collapsed
+    density does; the tests check :func:`cov_chol_grad` against it).
     """
     zero = theta[0] * 0.0  # 0 of theta's type (float or complex)
     lp = zero
@@ -213,7 +214,9 @@ def cov_chol_grad(theta, q, correlated, eta, chol, g_c, out):
     """Adds to ``out[t]`` the derivative in ``theta[t]`` of ``lp(theta) + sum_{i >= j}
     g_c[i, j] C[i, j]``, with ``C`` (given: ``chol``) and ``lp`` those of
     :func:`cov_chol` (forward mode by hand, row by row: row ``i`` of ``C`` depends
-    on ``log tau_i`` and on that row's correlation parameters only).
+    on ``log tau_i`` and on that row's correlation parameters only).  The GLM
+    density's chain rule through ``C``: a complex step there re-evaluated the
+    centered prior over every group once per parameter.
 
     With ``tau_i`` scaling the row, ``dC[i, j] / d log tau_i = C[i, j]``.  For the
     row's parameter ``y_m`` (``z = tanh(y)``, ``S_j = sum_{l < j} L[i, l]^2``,

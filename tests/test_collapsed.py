@@ -123,8 +123,8 @@ def test_correlation_prior_is_lkj_with_the_exact_jacobian(q, eta):
 @pytest.mark.parametrize("q", [1, 2, 3, 5])
 @pytest.mark.parametrize("correlated", [True, False])
 def test_covariance_jacobian_equals_its_complex_step(q, correlated):
-    """cov_chol_grad (the hand-written chain rule through C(theta) both engines'
-    gradients use) equals the complex-step derivative of lp + sum(g * C)."""
+    """cov_chol_grad (the hand-written chain rule through C(theta) the GLM density's
+    gradient uses) equals the complex-step derivative of lp + sum(g * C)."""
     from skhier._kernels_linalg import cov_chol_grad
 
     rng = np.random.default_rng(q + 10 * correlated)
