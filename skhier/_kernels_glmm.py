@@ -63,28 +63,6 @@ def _forward_solve(chol, q, b, out):
 
 
 @_njit
-def _theta_part(theta, q, correlated, eta_lkj, chol, centered, u, g_chol):
-    """The terms of the log density that depend on ``theta`` given the effects: the
-    covariance's prior and, centered, the effects' Normal(0, C C') density;
-    non-centered, ``sum(g_chol * C)`` (whose derivative is the likelihood's through
-    ``u = C z``; 0 while ``g_chol`` is)."""
-    out = cov_chol(theta, q, correlated, eta_lkj, chol)
-    if centered:
-        v = np.zeros(q, dtype=chol.dtype)
-        for g in range(u.shape[0]):
-            _forward_solve(chol, q, u[g], v)
-            for a in range(q):
-                out -= 0.5 * v[a] * v[a]
-        for a in range(q):
-            out -= u.shape[0] * np.log(chol[a, a])
-    else:
-        for a in range(q):
-            for b in range(a + 1):
-                out += g_chol[a, b] * chol[a, b]
-    return out
-
-
-@_njit
 def _group_coefs(x, u, shift, slope_idx, out):
     """Each group's coefficients on the columns of ``F``: ``F_i b_g = F_i beta + Z_i
     u_g``, as ``Z = [1, F[:, 1 + slope_idx] + shift[slope_idx]]`` (``F`` is centred,
@@ -186,7 +164,7 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
     theta = np.zeros(n_theta)
     for k in range(n_theta):
         theta[k] = x[p + k]
-    cov_chol(theta, q, correlated, eta_lkj, chol)
+    lp = cov_chol(theta, q, correlated, eta_lkj, chol)  # the covariance's prior
     mu = np.zeros(q)
     if centered:
         mu[0] = x[0]
@@ -204,8 +182,10 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
             for b in range(a + 1):
                 acc += chol[a, b] * x[zoff + g * q + b]
             u[g, a] = acc
-    g_chol = np.zeros((q, q))
-    lp = _theta_part(theta, q, correlated, eta_lkj, chol, centered, u, g_chol)
+    g_chol = np.zeros((q, q))  # d/dC of the density given the effects (lower part)
+    if centered:  # the effects' Normal(0, C C') density: its log-determinant here
+        for a in range(q):
+            lp -= n_groups * math.log(chol[a, a])
     for k in range(q):  # log-SDs: Exponential(rate) prior and the log-Jacobian
         tau = math.exp(theta[k])
         lp += theta[k] - rates[k] * tau
@@ -217,8 +197,10 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
     w = np.zeros(q)
     g_mu = np.zeros(q)  # d/dmu of the density (centered form)
     for g in range(n_groups):
-        if centered:  # d/du of -|C^-1 u|^2 / 2 is -C^-T C^-1 u
+        if centered:  # -|C^-1 u|^2 / 2, whose d/du is -C^-T C^-1 u
             _forward_solve(chol, q, u[g], v)
+            for a in range(q):
+                lp -= 0.5 * v[a] * v[a]
             for a in range(q - 1, -1, -1):
                 acc = v[a]
                 for k in range(a + 1, q):

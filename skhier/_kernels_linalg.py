@@ -228,7 +228,7 @@ def cov_chol_grad(theta, q, correlated, eta, chol, g_c, out):
     """
     k = q
     for i in range(q):
-        tau = chol[i, i] if not correlated or i == 0 else np.exp(theta[i])
+        tau = np.exp(theta[i])
         acc = 0.0
         for j in range(i + 1):
             acc += g_c[i, j] * chol[i, j]
