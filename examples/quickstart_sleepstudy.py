@@ -9,7 +9,7 @@ least-squares line is shrunk toward the population.
 Run::
 
       python examples/quickstart_sleepstudy.py          (a few seconds; the very first
-                                                        run on a machine adds ~30 s
+                                                        run on a machine adds ~8 s
                                                         while numba compiles and
                                                         caches skhier's kernels)
       python examples/quickstart_sleepstudy.py --fast   (smoke test)

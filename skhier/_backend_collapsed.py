@@ -22,10 +22,10 @@ from functools import cache
 
 import numpy as np
 
-from . import _kernels
-from ._collapsed import sufficient_stats
+from . import _compile_ahead, _kernels
+from ._collapsed import SufficientStats, sufficient_stats
 from ._kernels import density_of, numba
-from ._kernels_draw import draw_population, group_draws_in_chunks
+from ._kernels_draw import DRAW_BLOCK, draw_population, group_draws_in_chunks
 from ._kernels_grad import shape_class
 from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
@@ -252,6 +252,9 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, 
         F, Z, ys = design(X, y, spec, scaling)
         stats = sufficient_stats(F, Z, ys, codes, n_groups)
         del F, Z, ys
+    n_random, pp1 = stats.zw.shape[1:]
+    key = "draws-{}-{}".format(*shape_class(n_random, pp1))
+    ahead = _compile_ahead.start(key, f"{__name__}:compile_draws", n_random, pp1 - 1)
     kwargs = dict(sampler_kwargs)
     inference = kwargs.pop("inference", "nuts")
     info = {"method": inference}
@@ -267,18 +270,44 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, 
     else:
         sampler = _laplace if inference == "laplace" else _sample_nutpie
         theta, diverging, saturated = sampler(stats, spec, **kwargs)
-    n_chains, n_draws, _ = theta.shape
-    x = theta.reshape(n_chains * n_draws, -1)
-    chol_cov = _kernels.cov_chols(
-        x[:, :-1], spec.n_random, spec.correlated, float(spec.prior_corr_eta)
-    )
-    s = np.exp(x[:, -1])
-    beta = draw_population(stats, chol_cov, s, spec.beta_prior_sd, rng)
-    groups = group_draws_in_chunks(stats, chol_cov, s, beta, rng)
+    _compile_ahead.wait(ahead)
+    args = (spec.n_random, spec.correlated, float(spec.prior_corr_eta), spec.beta_prior_sd)
+    chol_cov, beta, groups = exact_draws(theta, stats, *args, rng)
+    _compile_ahead.done(key)
     result = standardized_draws(theta, beta, groups, spec, diverging, saturated, chol_cov)
     result["n_groups"] = n_groups
     result["inference"] = info
     return result
+
+
+def exact_draws(theta, stats, q, correlated, eta, beta_prior_sd, rng):
+    """Exact draws of everything integrated out, one per draw of ``theta`` (C, D,
+    n_params): ``(chol_cov (C * D, q, q), beta (C * D, p), blocks of u)`` (the
+    blocks: an iterator, see :func:`fit_collapsed`)."""
+    n_chains, n_draws, _ = theta.shape
+    x = theta.reshape(n_chains * n_draws, -1)
+    chol_cov = _kernels.cov_chols(x[:, :-1], q, correlated, eta)
+    s = np.exp(x[:, -1])
+    beta = draw_population(stats, chol_cov, s, beta_prior_sd, rng)
+    return chol_cov, beta, group_draws_in_chunks(stats, chol_cov, s, beta, rng)
+
+
+def compile_draws(q, p):
+    """Compile (or load) the exact-draw kernels of ``q`` group effects and ``p``
+    coefficients by running :func:`exact_draws` on a tiny problem with the
+    argument types of a fit's (run in a second process by
+    :mod:`skhier._compile_ahead`): more than one block of draws and more than one
+    group, so that the arrays' layouts are those of a real fit."""
+    rng = np.random.default_rng(0)
+    n_groups = 3
+    zz = np.broadcast_to(np.eye(q), (n_groups, q, q)).copy()
+    zw = rng.standard_normal((n_groups, q, p + 1))
+    ww = np.eye(p + 1) * 10.0
+    stats = SufficientStats(n=np.full(n_groups, 5.0), zz=zz, zw=zw, ww=ww)
+    theta = np.zeros((2, DRAW_BLOCK + 1, q + q * (q - 1) // 2 + 1))
+    draws = exact_draws(theta, stats, q, True, 2.0, np.ones(p), rng)
+    for _ in draws[2]:
+        pass
 
 
 def standardized_draws(theta, beta, u, spec, diverging, saturated, chol_cov=None):

@@ -101,3 +101,70 @@ def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path)
     assert written[0], "the first fit compiled nothing into the empty cache"
     assert written[1] == written[0], "the second fit did not just load the kernels"
     assert runs[0].stdout == runs[1].stdout
+
+
+@pytest.fixture
+def ahead(tmp_path, monkeypatch):
+    """skhier._compile_ahead with an empty cache directory and nothing started."""
+    from skhier import _compile_ahead
+
+    monkeypatch.setenv("SKHIER_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SKHIER_COMPILE_AHEAD", raising=False)
+    monkeypatch.setattr(_compile_ahead, "_started", set())
+    monkeypatch.setattr(_compile_ahead, "_done", set())
+    monkeypatch.setattr(_compile_ahead, "_n_cpus", lambda: 2)
+    return _compile_ahead
+
+
+def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead, monkeypatch):
+    process = ahead.start("k1", "skhier._numba_cache:cache_dir")
+    assert process is not None
+    ahead.wait(process)
+    assert process.returncode == 0
+    assert ahead.start("k1", "skhier._numba_cache:cache_dir") is None  # started already
+    ahead.done("k2")
+    assert ahead._marker("k2").exists()
+    assert ahead.start("k2", "skhier._numba_cache:cache_dir") is None  # compiled already
+    monkeypatch.setenv("SKHIER_COMPILE_AHEAD", "0")
+    assert ahead.start("k3", "skhier._numba_cache:cache_dir") is None  # switched off
+    monkeypatch.delenv("SKHIER_COMPILE_AHEAD")
+    monkeypatch.setattr(ahead, "_n_cpus", lambda: 1)
+    assert ahead.start("k4", "skhier._numba_cache:cache_dir") is None  # one CPU: no gain
+    ahead.wait(None)
+
+
+def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch):
+    monkeypatch.setattr(ahead, "WAIT_S", 0.2)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ahead.wait(process)
+    assert process.returncode is not None and process.returncode != 0
+
+
+LOADS = (
+    "import numpy as np; from skhier import HierarchicalRegressor, _kernels; "
+    "from skhier._kernels_draw import _kernels_of_class; "
+    "rng = np.random.default_rng(0); X = rng.normal(size=(120, 2)); "
+    "g = rng.integers(0, 6, 120); y = X @ [1.0, -1.0] + rng.normal(size=6)[g] "
+    "+ rng.normal(size=120); misses = 0\n"
+    "for slopes, cls in ((None, (1, 0)), ('all', (3, 4))):\n"
+    "    HierarchicalRegressor(random_slopes=slopes, draws=100, tune=100, chains=2, "
+    "random_state=0).fit(X, y, groups=g)\n"
+    "    for f in (*_kernels_of_class(*cls), _kernels.cov_chols):\n"
+    "        misses += sum(f.stats.cache_misses.values())\n"
+    "print(misses)"
+)
+
+
+@pytest.mark.slow
+def test_kernels_compiled_ahead_are_the_ones_a_fit_loads(tmp_path):
+    """The second process compiles the exact-draw kernels with the argument types
+    of a real fit: a fit afterwards loads every one of them from the cache
+    (a signature that differed would be compiled again, and wasted)."""
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path), "SKHIER_COMPILE_AHEAD": "0"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    ahead = "from skhier._backend_collapsed import compile_draws; compile_draws(1, 3); "
+    ahead += "compile_draws(3, 3)"
+    for code in (ahead, LOADS):
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"]
