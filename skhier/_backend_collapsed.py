@@ -237,6 +237,27 @@ def _importance(stats, spec, *, draws, chains, seed, **_):
     return (None if x is None else x.reshape(chains, draws, -1)), info
 
 
+def _sample_theta(stats, spec, sampler_kwargs):
+    """Draws of the sampled parameters: ``(theta (C, D, n_params), diverging,
+    saturated, info)`` by the inference method the kwargs name."""
+    kwargs = dict(sampler_kwargs)
+    inference = kwargs.pop("inference", "nuts")
+    info = {"method": inference}
+    if inference == "importance":
+        theta, info = _importance(stats, spec, **kwargs)
+        diverging = saturated = np.zeros(theta.shape[:2], dtype=bool) if theta is not None else None
+        if theta is None:  # unreliable weights: MCMC instead, and say so
+            info = {
+                "method": "nuts",
+                "fallback": f"importance sampling's pareto_k {info['pareto_k']:.2f} > 0.7",
+            }
+            theta, diverging, saturated = _sample_nutpie(stats, spec, **kwargs)
+    else:
+        sampler = _laplace if inference == "laplace" else _sample_nutpie
+        theta, diverging, saturated = sampler(stats, spec, **kwargs)
+    return theta, diverging, saturated, info
+
+
 def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, stats=None):
     """Sample the collapsed posterior and draw everything integrated out.
 
@@ -255,22 +276,14 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, 
     n_random, pp1 = stats.zw.shape[1:]
     key = "draws-{}-{}".format(*shape_class(n_random, pp1))
     ahead = _compile_ahead.start(key, f"{__name__}:compile_draws", n_random, pp1 - 1)
-    kwargs = dict(sampler_kwargs)
-    inference = kwargs.pop("inference", "nuts")
-    info = {"method": inference}
-    if inference == "importance":
-        theta, info = _importance(stats, spec, **kwargs)
-        diverging = saturated = np.zeros(theta.shape[:2], dtype=bool) if theta is not None else None
-        if theta is None:  # unreliable weights: MCMC instead, and say so
-            info = {
-                "method": "nuts",
-                "fallback": f"importance sampling's pareto_k {info['pareto_k']:.2f} > 0.7",
-            }
-            theta, diverging, saturated = _sample_nutpie(stats, spec, **kwargs)
-    else:
-        sampler = _laplace if inference == "laplace" else _sample_nutpie
-        theta, diverging, saturated = sampler(stats, spec, **kwargs)
-    _compile_ahead.wait(ahead)
+    try:
+        theta, diverging, saturated, info = _sample_theta(stats, spec, sampler_kwargs)
+    except BaseException:
+        if ahead is not None:
+            ahead.stop()
+        raise
+    if ahead is not None:
+        ahead.wait()
     args = (spec.n_random, spec.correlated, float(spec.prior_corr_eta), spec.beta_prior_sd)
     chol_cov, beta, groups = exact_draws(theta, stats, *args, rng)
     _compile_ahead.done(key)
@@ -286,7 +299,7 @@ def exact_draws(theta, stats, q, correlated, eta, beta_prior_sd, rng):
     blocks: an iterator, see :func:`fit_collapsed`)."""
     n_chains, n_draws, _ = theta.shape
     x = theta.reshape(n_chains * n_draws, -1)
-    chol_cov = _kernels.cov_chols(x[:, :-1], q, correlated, eta)
+    chol_cov = _kernels.cov_chols(np.ascontiguousarray(x[:, :-1]), q, correlated, eta)
     s = np.exp(x[:, -1])
     beta = draw_population(stats, chol_cov, s, beta_prior_sd, rng)
     return chol_cov, beta, group_draws_in_chunks(stats, chol_cov, s, beta, rng)
@@ -296,8 +309,8 @@ def compile_draws(q, p):
     """Compile (or load) the exact-draw kernels of ``q`` group effects and ``p``
     coefficients by running :func:`exact_draws` on a tiny problem with the
     argument types of a fit's (run in a second process by
-    :mod:`skhier._compile_ahead`): more than one block of draws and more than one
-    group, so that the arrays' layouts are those of a real fit."""
+    :mod:`skhier._compile_ahead`; every array the kernels take is contiguous, so
+    the sizes here do not matter)."""
     rng = np.random.default_rng(0)
     n_groups = 3
     zz = np.broadcast_to(np.eye(q), (n_groups, q, q)).copy()

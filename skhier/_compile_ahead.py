@@ -4,24 +4,29 @@ The first fit on a machine waits for numba to compile, one function after
 another, in one process.  Kernels that a fit needs only later (the collapsed
 engine's exact draws, needed once sampling is over) can be compiled meanwhile by
 a second Python process into the same per-user cache
-(:mod:`skhier._numba_cache`); when this process gets to them it waits for that
-process and loads them from the cache instead of compiling them itself.
+(:mod:`skhier._numba_cache`, whose writes are locked); when this process gets to
+them it waits for that process and loads them from the cache instead of
+compiling them itself.
 
-Only where it can help: numba's caching and JIT on, at least two CPUs, a
-writable cache directory, and a *marker* for this kind of kernel missing there
-(it is written once this process has run the kernels, so later processes never
-start a second process again).  Whatever goes wrong in the second process (no
-interpreter to start, an error, a timeout) costs nothing but the wait: this
-process then compiles the kernels itself, as it would have without it.  The
-kernels are the same code either way, so results do not depend on it (a kernel
-loaded from the cache is bit-identical to one compiled in place).
+Only where it can help: numba's JIT on, at least two CPUs, a Python interpreter
+to start, a writable cache directory, no other process compiling the same kernels
+ahead, and a *marker* for these kernels missing from the cache (written once a
+process has run them, so that later processes never start a second process
+again).  Whatever goes wrong in the second process (an error, a timeout) costs
+nothing but the wait: this process then compiles the kernels itself, as it would
+have without it.  The kernels are the same code either way, so results do not
+depend on it (a kernel loaded from the cache is bit-identical to one compiled in
+place).  ``SKHIER_COMPILE_AHEAD=0`` turns it off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from . import _numba_cache
@@ -40,29 +45,97 @@ def _n_cpus():
         return os.cpu_count() or 1
 
 
-def _marker(key):
-    import numba
-
-    name = f"{key}-numba{numba.__version__}-{_numba_cache.sources_digest()[:16]}"
-    return _numba_cache.cache_dir() / "compiled" / name
-
-
-def _enabled():
+def _jit_on():
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is a dependency
         return False
-    if numba.config.DISABLE_JIT or os.environ.get("SKHIER_COMPILE_AHEAD", "1") == "0":
-        return False
-    return not getattr(sys, "frozen", False) and bool(sys.executable) and _n_cpus() >= 2
+    return not numba.config.DISABLE_JIT
+
+
+def _python():
+    """The interpreter to start, or None (an embedding host, a frozen program)."""
+    exe = sys.executable
+    if getattr(sys, "frozen", False) or not exe:
+        return None
+    return exe if Path(exe).name.lower().startswith(("python", "pypy")) else None
+
+
+def _enabled():
+    off = os.environ.get("SKHIER_COMPILE_AHEAD", "1").strip().lower()
+    return off not in {"0", "false", "no", "off"} and _jit_on() and _n_cpus() >= 2
+
+
+def _marker(key):
+    """The marker of ``key``'s kernels, named by everything numba's cache entries
+    depend on: the sources, numba, Python, the CPU and a user's own cache place."""
+    import llvmlite.binding as llvm
+    import numba
+
+    parts = (
+        _numba_cache.sources_digest(),
+        numba.__version__,
+        sys.version_info[:2],
+        llvm.get_host_cpu_name(),
+        llvm.get_host_cpu_features().flatten(),
+        os.environ.get("NUMBA_CACHE_DIR", ""),
+    )
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+    return _numba_cache.cache_dir() / "compiled" / f"{key}-{digest}"
+
+
+class Ahead:
+    """A second process compiling kernels (see :func:`start`)."""
+
+    def __init__(self, process, claim):
+        self._process = process
+        self._claim = claim
+
+    def wait(self):
+        """Wait for it; one that does not finish within :data:`WAIT_S` is stopped."""
+        try:
+            self._process.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        self._release()
+
+    def stop(self):
+        """Stop it (this fit failed or was interrupted)."""
+        self._process.kill()
+        self._process.wait()
+        self._release()
+
+    def _release(self):
+        try:
+            self._claim.unlink()
+        except OSError:
+            pass
+
+
+def _claim(marker):
+    """Claim the compiling of ``marker``'s kernels (a file created exclusively, so
+    that parallel first fits start one second process, not one each); a claim
+    older than :data:`WAIT_S` is stale.  Also proves the directory writable."""
+    claim = marker.with_name(marker.name + ".compiling")
+    for _ in range(2):
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return claim
+        except FileExistsError:
+            try:
+                if time.time() - claim.stat().st_mtime < WAIT_S:
+                    return None
+                claim.unlink()
+            except OSError:
+                return None
+    return None
 
 
 def start(key, function, *args):
     """Run ``function(*args)`` (a module-level function of skhier, given as
-    ``"module:name"``; ``args`` ints or bools) in a second process, unless the
-    kernels of ``key`` are known to be compiled (or this process started that
-    already).  Returns the process to pass to :func:`wait`, or None."""
-    if key in _started or not _enabled():
+    ``"module:name"``; ``args`` ints) in a second process, unless that cannot help
+    (see the module's docstring).  Returns an :class:`Ahead`, or None."""
+    if key in _started or not _enabled() or _python() is None:
         return None
     _started.add(key)
     try:
@@ -70,44 +143,40 @@ def start(key, function, *args):
         if marker.exists():
             return None
         marker.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=marker.parent):  # writable?
+            pass
+        claim = _claim(marker)
+        if claim is None:
+            return None
         module, name = function.split(":")
-        root = str(Path(__file__).resolve().parent.parent)
         code = (
-            f"import sys; sys.path.insert(0, {root!r}); "
-            f"from {module} import {name}; {name}(*{tuple(args)!r})"
+            f"import sys; sys.path[:] = {list(sys.path)!r}; "
+            f"from {module} import {name}; {name}(*{tuple(int(a) for a in args)!r})"
         )
         env = dict(os.environ, SKHIER_COMPILE_AHEAD="0")
-        return subprocess.Popen(
-            [sys.executable, "-c", code],
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console
+        process = subprocess.Popen(
+            [_python(), "-c", code],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            creationflags=flags,
         )
+        return Ahead(process, claim)
     except Exception:  # noqa: BLE001 - no second process: compile here, as without it
         return None
 
 
-def wait(process):
-    """Wait for ``process`` (from :func:`start`; None: nothing to wait for); one
-    that does not finish within :data:`WAIT_S` is stopped."""
-    if process is None:
-        return
-    try:
-        process.wait(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def done(key):
-    """Record that the kernels of ``key`` are compiled and cached."""
-    if key in _done or not _enabled():
+    """Record that the kernels of ``key`` are compiled and cached (whether or not
+    a second process compiled them)."""
+    if key in _done or not _jit_on():
         return
     _done.add(key)
     try:
         marker = _marker(key)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
-    except OSError:
+    except Exception:  # noqa: BLE001 - no cache directory: nothing to record
         pass

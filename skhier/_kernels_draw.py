@@ -77,7 +77,7 @@ def _make_kernels(Q, PP1):
         return failed
 
     @_njit
-    def groups(zz, zw, sigma_inv, inv_s2, beta, rng, u_out):
+    def groups(zz, zw, sigma_inv, inv_s2, beta, rng, u_out, first):
         n_groups, n_draws = zw.shape[0], inv_s2.shape[0]
         q = Q if Q > 0 else zw.shape[1]
         pp1 = PP1 if PP1 > 0 else zw.shape[2]
@@ -106,7 +106,7 @@ def _make_kernels(Q, PP1):
                     for k in range(i + 1, q):
                         acc -= lg[k, i] * ud[k]
                     ud[i] = acc * rg[i]
-                    u_out[gi, i, d] = ud[i]
+                    u_out[gi, i, first + d] = ud[i]
 
     return population, groups
 
@@ -125,11 +125,12 @@ def population_kernel_for(q, pp1):
 
 
 def group_kernel_for(q, pp1):
-    """Pass 2: ``(zz, zw, sigma_inv, inv_s2, beta, rng, u_out)``, exact draws of
-    the effects of the groups in ``zz``/``zw`` given ``(Sigma^{-1}, 1 / s^2,
-    beta)`` per draw, in group-major layout: ``u_out`` is (c, q, S); the standard
-    normals come from the :class:`numpy.random.Generator` ``rng`` (group by
-    group, draw by draw)."""
+    """Pass 2: ``(zz, zw, sigma_inv, inv_s2, beta, rng, u_out, first)``, exact
+    draws of the effects of the groups in ``zz``/``zw`` given ``(Sigma^{-1}, 1 /
+    s^2, beta)`` per draw, in group-major layout: draw ``d`` goes to ``u_out[:, :,
+    first + d]`` (``u_out`` (c, q, S) whole, so that its type never depends on the
+    number of draws); the standard normals come from the
+    :class:`numpy.random.Generator` ``rng`` (group by group, draw by draw)."""
     return _kernels_of_class(*shape_class(q, pp1))[1]
 
 
@@ -180,7 +181,7 @@ def group_draws_in_chunks(stats, chol_cov, s, beta, rng, max_bytes=32 * 2**20):
             def run(a, ci=ci, zz=zz, zw=zw, u=u):
                 ds = slice(a, a + DRAW_BLOCK)
                 rng_block = np.random.default_rng((root, ci, a))
-                kernel(zz, zw, sigma_inv[ds], inv_s2[ds], beta[ds], rng_block, u[:, :, ds])
+                kernel(zz, zw, sigma_inv[ds], inv_s2[ds], beta[ds], rng_block, u, a)
 
             list(pool.map(run, range(0, n_draws, DRAW_BLOCK)))
             yield start, u

@@ -17,11 +17,20 @@ features), so one directory serves several machines and numba versions.
 A user-provided ``NUMBA_CACHE_DIR`` still wins.  Registering the locator uses
 numba's internal ``CacheImpl._locator_classes``; if that ever changes, numba's
 default (in-tree) cache is used and nothing else changes.
+
+Several processes may compile into one directory at once (a second process
+compiling ahead, parallel workers).  numba saves an entry by reading a function's
+index, choosing a free data file and writing both, with no lock: two processes
+saving at once could pick the same data file and leave the index mapping one
+signature to the other's machine code.  Saves into skhier's directory therefore
+hold a lock on the function's directory, and write the data before the index.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import sys
 from functools import cache
@@ -104,7 +113,76 @@ def _register():
         classes.insert(after[0] + 1 if after else 0, SkhierCacheLocator)
 
 
+def _lock_functions(fh):
+    """``(lock, unlock)`` of the open file ``fh``: whole-file exclusive locks."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte
+        import msvcrt
+
+        def locking(mode):
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), mode, 1)
+
+        return (lambda: locking(msvcrt.LK_LOCK)), (lambda: locking(msvcrt.LK_UNLCK))
+    return (lambda: fcntl.flock(fh, fcntl.LOCK_EX)), (lambda: fcntl.flock(fh, fcntl.LOCK_UN))
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock on the file ``path`` (created) while the block runs; none
+    where the file system gives none."""
+    fh = None
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - closed below
+        lock, unlock = _lock_functions(fh)
+        lock()
+    except OSError:
+        if fh is not None:
+            fh.close()
+        yield
+        return
+    try:
+        yield
+    finally:
+        unlock()
+        fh.close()
+
+
+def _lock_saves():
+    from numba.core import caching
+
+    cls = caching.IndexDataCacheFile
+    if getattr(cls.save, "_skhier", False):
+        return
+    numbas_save = cls.save
+
+    def save(self, key, data):
+        path = Path(self._cache_path)
+        try:
+            ours = cache_dir().parent in path.parents
+        except Exception:  # noqa: BLE001 - no home directory: not skhier's cache
+            ours = False
+        if not ours:
+            return numbas_save(self, key, data)
+        with _locked(path / ".lock"):
+            overloads = self._load_index()  # under the lock: the latest index
+            name = overloads.get(key)
+            if name is None:
+                taken = set(overloads.values())
+                name = next(
+                    n for n in (self._data_name(i) for i in itertools.count(1)) if n not in taken
+                )
+            self._save_data(name, data)  # data first: an index never names missing data
+            overloads[key] = name
+            self._save_index(overloads)
+
+    save._skhier = True
+    cls.save = save
+
+
 try:
     _register()
+    _lock_saves()
 except Exception:  # noqa: BLE001 - numba's internals changed: keep its default cache
     pass

@@ -214,7 +214,7 @@ def test_numba_conditional_draws_equal_numpy_reference():
     population_kernel_for(2, 4)(stats.zz, stats.zw, stats.ww, prior_sd, chol, s, e_beta, beta)
     np.testing.assert_allclose(beta, beta_ref, rtol=1e-9, atol=1e-12)
     args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, beta)
-    group_kernel_for(2, 4)(*args, np.random.default_rng(4), u)
+    group_kernel_for(2, 4)(*args, np.random.default_rng(4), u, 0)
     e_u = np.random.default_rng(4).standard_normal((6, 50, 2)).transpose(1, 0, 2)
     lg, h = _group_factors(stats, chol, s)
     hb = h[..., 3] - np.einsum("sgqa,sa->sgq", h[..., :3], beta)
@@ -270,8 +270,8 @@ def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     got_u, want_u = np.empty((7, q, 20)), np.empty((7, q, 20))
     args = (stats.zz, stats.zw, _sigma_inv(chol), 1 / s**2, got)
-    group_kernel_for(q, p + 1)(*args, np.random.default_rng(1), got_u)
-    general[1](*args, np.random.default_rng(1), want_u)
+    group_kernel_for(q, p + 1)(*args, np.random.default_rng(1), got_u, 0)
+    general[1](*args, np.random.default_rng(1), want_u, 0)
     np.testing.assert_allclose(got_u, want_u, rtol=1e-10, atol=1e-12)
 
 

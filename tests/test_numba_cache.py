@@ -83,13 +83,15 @@ FIT = (
 
 
 @pytest.mark.slow
-def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path):
+@pytest.mark.parametrize("ahead", ["0", "1"], ids=["one process", "compiling ahead"])
+def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path, ahead):
     """The same seed gives the same posterior in the process that compiles the
     kernels and in one that loads them from the cache: without the ``contract``
     fast-math flag LLVM fuses no multiply-adds differently in the two situations,
-    a difference NUTS would amplify from the last bit to the third digit."""
+    a difference NUTS would amplify from the last bit to the third digit.  (With a
+    second process compiling ahead, the first fit loads the exact-draw kernels.)"""
     cache = tmp_path / "cache"
-    env = {**os.environ, "SKHIER_CACHE_DIR": str(cache)}
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(cache), "SKHIER_COMPILE_AHEAD": ahead}
     env.pop("NUMBA_CACHE_DIR", None)
     runs, written = [], []
     for _ in range(2):
@@ -106,8 +108,12 @@ def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path)
 @pytest.fixture
 def ahead(tmp_path, monkeypatch):
     """skhier._compile_ahead with an empty cache directory and nothing started."""
+    from numba import config
+
     from skhier import _compile_ahead
 
+    if config.DISABLE_JIT:
+        pytest.skip("numba's JIT is off: nothing to compile ahead")
     monkeypatch.setenv("SKHIER_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SKHIER_COMPILE_AHEAD", raising=False)
     monkeypatch.setattr(_compile_ahead, "_started", set())
@@ -116,28 +122,96 @@ def ahead(tmp_path, monkeypatch):
     return _compile_ahead
 
 
+CHEAP = "skhier._numba_cache:sources_digest"  # stands in for a compiling function
+
+
 def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead, monkeypatch):
-    process = ahead.start("k1", "skhier._numba_cache:cache_dir")
+    process = ahead.start("k1", CHEAP)
     assert process is not None
-    ahead.wait(process)
-    assert process.returncode == 0
-    assert ahead.start("k1", "skhier._numba_cache:cache_dir") is None  # started already
+    claim = ahead._marker("k1").with_name(ahead._marker("k1").name + ".compiling")
+    assert claim.exists()  # parallel first fits do not start one process each
+    monkeypatch.setattr(ahead, "_started", set())
+    assert ahead.start("k1", CHEAP) is None
+    process.wait()
+    assert process._process.returncode == 0 and not claim.exists()
+    assert ahead.start("k1", CHEAP) is None  # this process started it already
     ahead.done("k2")
     assert ahead._marker("k2").exists()
-    assert ahead.start("k2", "skhier._numba_cache:cache_dir") is None  # compiled already
+    assert ahead.start("k2", CHEAP) is None  # compiled already
     monkeypatch.setenv("SKHIER_COMPILE_AHEAD", "0")
-    assert ahead.start("k3", "skhier._numba_cache:cache_dir") is None  # switched off
+    assert ahead.start("k3", CHEAP) is None  # switched off...
+    ahead.done("k3")
+    assert ahead._marker("k3").exists()  # ...but what is compiled is recorded
     monkeypatch.delenv("SKHIER_COMPILE_AHEAD")
     monkeypatch.setattr(ahead, "_n_cpus", lambda: 1)
-    assert ahead.start("k4", "skhier._numba_cache:cache_dir") is None  # one CPU: no gain
-    ahead.wait(None)
+    assert ahead.start("k4", CHEAP) is None  # one CPU: nothing to gain
+    monkeypatch.setattr(ahead, "_n_cpus", lambda: 2)
+    monkeypatch.setattr(sys, "executable", "/usr/sbin/httpd")  # embedded: no interpreter
+    assert ahead.start("k5", CHEAP) is None
 
 
-def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch):
+def test_compile_ahead_reclaims_a_stale_claim_and_survives_no_home(ahead, monkeypatch):
+    claim = ahead._marker("k").with_name(ahead._marker("k").name + ".compiling")
+    claim.parent.mkdir(parents=True)
+    claim.touch()
+    os.utime(claim, (0, 0))  # left behind by a process that died long ago
+    process = ahead.start("k", CHEAP)
+    assert process is not None
+    process.wait()
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(ahead._numba_cache, "cache_dir", no_home)
+    assert ahead.start("other", CHEAP) is None
+    ahead.done("other")  # a fit that has sampled must not fail here
+
+
+def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch, tmp_path):
     monkeypatch.setattr(ahead, "WAIT_S", 0.2)
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    ahead.wait(process)
-    assert process.returncode is not None and process.returncode != 0
+    claim = tmp_path / "claim"
+    claim.touch()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    ahead.Ahead(sleeper, claim).wait()
+    assert sleeper.returncode is not None and sleeper.returncode != 0
+    assert not claim.exists()
+
+
+def test_cache_saves_are_locked_and_write_the_data_before_the_index(tmp_path, monkeypatch):
+    """Two processes saving into one function's cache at once (a second process
+    compiling ahead, parallel workers) must not map a signature to the other's code:
+    skhier's saves hold a lock, and an index never names data not yet written."""
+    fcntl = pytest.importorskip("fcntl")
+    from numba.core import caching
+
+    monkeypatch.setenv("SKHIER_CACHE_DIR", str(tmp_path))
+    path = tmp_path / skhier.__version__ / "module"
+    path.mkdir(parents=True)
+    store = caching.IndexDataCacheFile(str(path), "f-1.py311", "stamp")
+    events = []
+
+    def locked():
+        with open(path / ".lock", "a+b") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
+    for name in ("_save_data", "_save_index"):
+        original = getattr(store, name)
+
+        def spy(*args, _name=name, _original=original):
+            events.append((_name, locked()))
+            return _original(*args)
+
+        monkeypatch.setattr(store, name, spy)
+    store.save("key-a", b"a")
+    store.save("key-b", b"b")
+    assert events == [("_save_data", True), ("_save_index", True)] * 2
+    assert store.load("key-a") == b"a" and store.load("key-b") == b"b"
+    assert not locked()
 
 
 LOADS = (
@@ -168,3 +242,29 @@ def test_kernels_compiled_ahead_are_the_ones_a_fit_loads(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0"]
+
+
+AHEAD = FIT.split("; print(")[0] + (
+    "; from skhier import _kernels; from skhier._kernels_draw import _kernels_of_class; "
+    "fs = (*_kernels_of_class(2, 3), _kernels.cov_chols); "
+    "print(sum(sum(f.stats.cache_hits.values()) for f in fs), "
+    "sum(sum(f.stats.cache_misses.values()) for f in fs))"
+)
+
+
+@pytest.mark.slow
+def test_a_cold_first_fit_loads_the_kernels_compiled_ahead(tmp_path):
+    """End to end: a first fit with an empty cache starts the second process, and
+    loads every exact-draw kernel it compiled instead of compiling it again."""
+    from skhier._compile_ahead import _n_cpus
+
+    if _n_cpus() < 2:
+        pytest.skip("one CPU: nothing is compiled ahead")
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("SKHIER_COMPILE_AHEAD", None)
+    out = subprocess.run([sys.executable, "-c", AHEAD], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    hits, misses = map(int, out.stdout.split())
+    assert (hits, misses) == (3, 0)
+    assert len(list((tmp_path / skhier.__version__ / "compiled").iterdir())) == 1  # the marker
