@@ -1,5 +1,5 @@
 """The "nuts" engine of generalized linear models: nutpie's NUTS on the explicit
-non-centered model, whose log density and gradient are skhier's own numba code
+model (non-centered or centered), whose log density and gradient are skhier's own numba code
 (:mod:`skhier._kernels_glmm`).
 
 It is the model of :func:`skhier._backend_pymc.build_model` (the same priors and
@@ -50,16 +50,39 @@ def rows_by_group(F, y, codes, offset, n_groups):
     return y, offset, Ft, starts, y_counts.astype(np.float64), y_values
 
 
+def group_mean_rows(F, codes, n_groups, shift):
+    """Each group's mean of ``F[:, 1:] + shift`` (G, p - 1); ``shift`` for a group
+    without rows."""
+    sizes = np.bincount(codes, minlength=n_groups)
+    out = np.empty((n_groups, F.shape[1] - 1))
+    for k in range(F.shape[1] - 1):
+        sums = np.bincount(codes, weights=F[:, 1 + k], minlength=n_groups)
+        out[:, k] = np.divide(sums, sizes, out=np.zeros(n_groups), where=sizes > 0) + shift[k]
+    return out
+
+
+def centered_coefs(z, beta, zbar, slope_idx):
+    """The group coefficients ``c`` (S, G, q) from the sampled ``(d, c[..., 1:])``
+    of the centered form (:func:`skhier._kernels_glmm._centered_coefs`, per draw)."""
+    out = z.copy()
+    out[:, :, 0] -= beta[:, 1:] @ zbar.T  # every slope at its population value...
+    for a, k in enumerate(slope_idx, start=1):  # ...but the group's own where it varies
+        out[:, :, 0] -= (z[:, :, a] - beta[:, 1 + k, None]) * zbar[:, k]
+    return out
+
+
 def _pack(F, y, codes, offset, n_groups, spec, shift):
     n_rows, p = F.shape
     q = spec.n_random
+    zbar = group_mean_rows(F, codes, n_groups, shift)
     y, offset, Ft, starts, y_counts, y_values = rows_by_group(F, y, codes, offset, n_groups)
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
     head += [float(spec.parametrization == "centered"), len(y_values)]
     parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], shift]
     parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, starts, y_counts]
-    buf = np.concatenate([np.ravel(a).astype(np.float64) for a in (*parts, y_values, Ft)])
+    parts += [y_values, Ft, zbar]
+    buf = np.concatenate([np.ravel(a).astype(np.float64) for a in parts])
     buf[0] = buf.size
     return buf
 
@@ -83,8 +106,10 @@ def _unpack(buf):
     y_values = buf[off + n_values : off + 2 * n_values]
     off += 2 * n_values
     Ft = buf[off : off + n_rows * p].reshape((p, n_rows))
+    off += n_rows * p
+    zbar = buf[off : off + n_groups * (p - 1)].reshape((n_groups, p - 1))
     return (family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates,
-            centered, shift, slope_idx, y_counts, y_values)  # fmt: skip
+            centered, shift, slope_idx, zbar, y_counts, y_values)  # fmt: skip
 
 
 def _make_c_logp():
@@ -96,14 +121,14 @@ def _make_c_logp():
         total = int(numba.carray(buf_ptr, (1,))[0])
         data = unpack(numba.carray(buf_ptr, (total,)))
         family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates = data[:11]
-        centered, shift, slope_idx, y_counts, y_values = data[11:16]
+        centered, shift, slope_idx, zbar, y_counts, y_values = data[11:17]
         x = numba.carray(x_ptr, (dim,))
         grad = numba.carray(grad_ptr, (dim,))
         logp = numba.carray(logp_ptr, (1,))
         try:
             value = glmm_density(
                 x, family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd,
-                rates, centered, shift, slope_idx, y_counts, y_values, grad,
+                rates, centered, shift, slope_idx, zbar, y_counts, y_values, grad,
             )  # fmt: skip
         except Exception:  # noqa: BLE001 - never let an error cross into Rust
             return 4
@@ -173,6 +198,8 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offse
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
     if spec.parametrization == "centered":  # u = c - mu(beta)
         beta = flat[:, :p]
+        zbar = group_mean_rows(F, codes, n_groups, shift)
+        z = centered_coefs(z, beta, zbar, spec.slope_idx)
         mu = np.column_stack(
             [beta[:, 0] - beta[:, 1:] @ shift, beta[:, 1:][:, list(spec.slope_idx)]]
         )

@@ -1,4 +1,4 @@
-"""numba log density (and gradient) of the explicit non-centered GLMM, for NUTS.
+"""numba log density (and gradient) of the explicit GLMM, for NUTS.
 
 The sampled vector is ``x = (beta, theta, z, rho)``:
 
@@ -11,7 +11,8 @@ The sampled vector is ``x = (beta, theta, z, rho)``:
 * ``z`` (G x q): standardized group effects, ``Normal(0, 1)``, ``u_g = C z_g``
   (non-centered); or, with ``centered``, the group coefficients themselves,
   ``c_g ~ Normal(mu, C C')`` with ``u_g = c_g - mu`` (better when every group's own
-  rows inform its effects well).  ``mu`` are the population means of the group
+  rows inform its effects well), the intercept sampled at the group's mean row
+  (:func:`_centered_coefs`).  ``mu`` are the population means of the group
   coefficients at the user's ``X = 0``: ``mu_0 = beta_0 - sum_k beta_k shift_k``
   (``F`` is centred, ``Z`` is not), ``mu_a = beta[1 + slope_idx[a - 1]]``;
 * ``rho`` (negative binomial only): ``log phi`` with ``phi ~ HalfNormal(1)`` and
@@ -80,6 +81,28 @@ def _group_coefs(x, u, shift, slope_idx, out):
 
 
 @_njit
+def _centered_coefs(x, zoff, p, slope_idx, zbar, out):
+    """The centered form's group coefficients ``c_g`` (G, q) from the sampled
+    ``(d_g, c_g[1:])``: ``d_g`` is the group's linear predictor at its own mean
+    row, ``c_g[0] = d_g - sum_k zbar_gk b_gk`` its intercept at ``X = 0`` (``b_gk``
+    its slope on column k: ``c_g[a]`` for a random slope, ``beta_k`` otherwise).
+    A shear with unit Jacobian, so the model is unchanged; but the data inform
+    ``d_g`` directly, and the population coefficients of features that differ
+    between groups (group-level predictors above all) are no longer confounded
+    with every group's intercept, a ridge NUTS crawls along."""
+    n_groups, q = out.shape
+    for g in range(n_groups):
+        c0 = x[zoff + g * q]
+        for k in range(p - 1):
+            c0 -= zbar[g, k] * x[1 + k]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            out[g, a] = x[zoff + g * q + a]
+            c0 -= zbar[g, k] * (out[g, a] - x[1 + k])
+        out[g, 0] = c0
+
+
+@_njit
 def _linear_predictor(offset, Ft, starts, coefs, out):
     """``eta = offset + F b_g`` for rows sorted by group (``starts``: each group's
     first row); ``Ft`` (p, n) holds ``F`` column by column, so every loop runs
@@ -144,7 +167,7 @@ def _log_lik(family, y, eta, alpha, r):
 
 @_njit
 def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_lkj,
-                 prior_sd, rates, centered, shift, slope_idx, y_counts, y_values,
+                 prior_sd, rates, centered, shift, slope_idx, zbar, y_counts, y_values,
                  grad):  # fmt: skip
     """Log posterior density at ``x`` (up to a constant); its gradient into ``grad``.
 
@@ -153,7 +176,9 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
     :func:`skhier._backend_glmm.rows_by_group` puts the rows in this layout.  ``y_values``
     are the distinct outcomes and ``y_counts`` how many rows have each: the negative
     binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)`` are computed once per
-    distinct count, not once per row."""
+    distinct count, not once per row.  ``zbar`` (G, p - 1): each group's mean of
+    the columns of ``Z``'s scale (``F[:, 1:] + shift``), for the centered form's
+    intercepts (:func:`_centered_coefs`)."""
     p, n_rows = Ft.shape
     m = q * (q - 1) // 2 if correlated else 0
     n_theta = q + m
@@ -173,10 +198,13 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
         for a in range(1, q):
             mu[a] = x[1 + slope_idx[a - 1]]
     u = np.zeros((n_groups, q))
+    cg = np.empty((n_groups, q))
+    if centered:
+        _centered_coefs(x, zoff, p, slope_idx, zbar, cg)
     for g in range(n_groups):
         for a in range(q):
             if centered:
-                u[g, a] = x[zoff + g * q + a] - mu[a]
+                u[g, a] = cg[g, a] - mu[a]
                 continue
             acc = 0.0
             for b in range(a + 1):
@@ -258,6 +286,15 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
             for b in range(a + 1):
                 g_chol[a, b] += s[g, a] * x[zoff + g * q + b]
                 grad[zoff + g * q + b] += chol[a, b] * s[g, a]
+    if centered:  # from the coefficients c_g to the sampled (d_g, c_g[1:]), and beta
+        for g in range(n_groups):
+            g0 = grad[zoff + g * q]
+            for k in range(p - 1):
+                grad[1 + k] -= zbar[g, k] * g0
+            for a in range(1, q):
+                k = slope_idx[a - 1]
+                grad[1 + k] += zbar[g, k] * g0
+                grad[zoff + g * q + a] -= zbar[g, k] * g0
     if centered:  # mu's dependence on beta
         grad[0] += g_mu[0]
         for k in range(1, p):

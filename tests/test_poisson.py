@@ -107,7 +107,7 @@ def test_exposure_is_routed_like_groups():
 def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=()):
     """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
     the dimension of x, and the raw rows; the groups ``empty`` have no rows."""
-    from skhier._backend_glmm import rows_by_group
+    from skhier._backend_glmm import group_mean_rows, rows_by_group
     from skhier._kernels_glmm import FAMILY_CODES
 
     p, q = 3, 2
@@ -127,7 +127,8 @@ def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=()):
     y_s, off_s, Ft, starts, counts, values = rows_by_group(F, y, codes, offset, n_groups)
     args = (FAMILY_CODES[family], y_s, off_s, Ft, starts, n_groups, q)
     args += (correlated, 2.0, np.full(p, 2.5), np.ones(q), centered)
-    args += (shift, slope_idx, counts, values)
+    zbar = group_mean_rows(F, codes, n_groups, shift)
+    args += (shift, slope_idx, zbar, counts, values)
     return args, dim, (F, Z, y, codes, offset)
 
 
@@ -155,23 +156,38 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
-def test_glmm_density_likelihood_matches_scipy(family):
+@pytest.mark.parametrize("centered", [False, True])
+def test_glmm_density_likelihood_matches_scipy(family, centered):
     """The kernel's density against scipy's log pmf on the unsorted rows plus the
-    priors written out (non-centered, independent effects: Normal on beta and z,
-    Exponential(1) on the SDs and HalfNormal(1) on the dispersion's phi, with the
-    log-Jacobians of their log transforms): equal up to a constant, so the change
-    between two points must agree."""
+    priors written out (independent effects: Normal on beta, on z (non-centered) or
+    on each group's coefficients around the population's (centered, the intercept
+    sampled as the group's linear predictor at its own mean row), Exponential(1) on
+    the SDs and HalfNormal(1) on the dispersion's phi, with the log-Jacobians of
+    their log transforms): equal up to a constant, so the change between two
+    points must agree."""
     from scipy import stats
 
     from skhier._kernels_glmm import glmm_density
 
     rng = np.random.default_rng(2)
     n_groups, p, q = 6, 3, 2
-    args, dim, (F, Z, y, codes, offset) = _glmm_args(family, False, False, rng, n_groups=n_groups)
+    args, dim, (F, Z, y, codes, offset) = _glmm_args(
+        family, False, centered, rng, n_groups=n_groups
+    )
 
     def reference(x):
         beta, z = x[:p], x[p + q : p + q + n_groups * q].reshape(n_groups, q)
-        u = z * np.exp(x[p : p + q])
+        tau = np.exp(x[p : p + q])
+        if centered:  # z = (d, c_1): d is the group's F b + Z u at its own mean row
+            fbar = np.array([F[codes == g].mean(0) for g in range(n_groups)])
+            zbar = np.array([Z[codes == g].mean(0) for g in range(n_groups)])
+            u1 = z[:, 1] - beta[2]  # the slope's population mean is beta[2]
+            u0 = z[:, 0] - fbar @ beta - zbar[:, 1] * u1
+            u = np.column_stack([u0, u1])
+            prior_u = -0.5 * np.sum((u / tau) ** 2) - n_groups * np.sum(np.log(tau))
+        else:
+            u = z * tau
+            prior_u = -0.5 * np.sum(z**2)
         eta = offset + F @ beta + np.einsum("ij,ij->i", Z, u[codes])
         if family == "bernoulli":
             lik = stats.bernoulli.logpmf(y, 1 / (1 + np.exp(-eta)))
@@ -181,7 +197,7 @@ def test_glmm_density_likelihood_matches_scipy(family):
             alpha = np.exp(-2 * x[-1])  # variance mu + mu^2 / alpha
             lik = stats.nbinom.logpmf(y, alpha, alpha / (alpha + np.exp(eta)))
         log_sd = x[p : p + q]
-        prior = -0.5 * np.sum((beta / 2.5) ** 2) - 0.5 * np.sum(z**2)
+        prior = -0.5 * np.sum((beta / 2.5) ** 2) + prior_u
         prior += np.sum(log_sd - np.exp(log_sd))
         if family == "negative_binomial":
             prior += x[-1] - 0.5 * np.exp(2 * x[-1])
@@ -222,3 +238,21 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     calls.clear()
     HierarchicalPoissonRegressor(parametrization="centered").fit(X, y, groups=g)
     assert calls == ["centered"]  # an explicit choice is respected
+
+
+def test_centered_coefs_after_sampling_equal_the_kernels():
+    """The draws' group coefficients are recovered from the sampled (d, c[1:]) by
+    the same shear the density applies."""
+    from skhier._backend_glmm import centered_coefs
+    from skhier._kernels_glmm import _centered_coefs
+
+    rng = np.random.default_rng(5)
+    n_groups, p, q, slope_idx = 4, 4, 3, np.array([2, 0])
+    zbar = rng.normal(size=(n_groups, p - 1))
+    x = rng.normal(size=(6, p + q + n_groups * q))
+    z = x[:, p + q :].reshape(6, n_groups, q)
+    got = centered_coefs(z, x[:, :p], zbar, slope_idx)
+    for s in range(6):
+        want = np.empty((n_groups, q))
+        _centered_coefs(x[s], p + q, p, slope_idx, zbar, want)
+        np.testing.assert_allclose(got[s], want, rtol=1e-12, atol=1e-12)
