@@ -30,8 +30,10 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     statsmodels' ``alpha``, ``1 / alpha`` in PyMC's parametrization), with
     ``sqrt(dispersion) ~ HalfNormal(1)`` shrinking toward Poisson (``dispersion = 0``).
 
-    The engine is NUTS (nutpie) on the explicit non-centered model, whose log density
-    and gradient are skhier's numba code (compiled once per machine);
+    The engine is NUTS (nutpie) on the explicit model, centered where the median
+    group's rows dominate its prior and non-centered otherwise
+    (``parametrization="auto"``); its log density and gradient are skhier's numba
+    code (compiled once per machine);
     ``engine="explicit"`` runs the same model in PyMC (the reference).
 
     Priors (features standardized internally; log scale)::

@@ -15,6 +15,7 @@ __all__ = [
     "SLEEPSTUDY_LME4",
     "load_contraception",
     "load_egsingle",
+    "load_epilepsy",
     "load_insteval",
     "load_radon",
     "load_sleepstudy",
@@ -217,6 +218,31 @@ def load_contraception() -> pd.DataFrame:
     ((1934, 6), 60)
     """
     return _read("contraception.csv.gz")
+
+
+def load_epilepsy() -> pd.DataFrame:
+    """Seizure counts of 59 epileptics in a randomized trial of progabide (Thall &
+    Vail 1990; MASS's ``epil``): counts, four visits per patient.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (236, 9)
+        ``y`` (seizures in the two weeks before the visit), ``trt`` ("placebo" or
+        "progabide"), ``base`` (seizures in the 8-week baseline period), ``age``
+        (years), ``V4`` (1: the fourth visit), ``subject`` (1-59), ``period``
+        (visit, 1-4), ``lbase`` (``log(base / 4)``, centred) and ``lage``
+        (``log(age)``, centred).  The classic model (Breslow & Clayton 1993;
+        Venables & Ripley 2002, section 10.4) is ``y ~ lbase * trt + lage + V4 +
+        (1 | subject)``, Poisson.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_epilepsy
+    >>> data = load_epilepsy()
+    >>> data.shape, data["subject"].nunique()
+    ((236, 9), 59)
+    """
+    return _read("epil.csv.gz")
 
 
 def make_hierarchical_regression(
