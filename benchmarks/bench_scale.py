@@ -13,8 +13,8 @@ sampling from 1,000 groups on, NUTS below); ``nuts``, ``importance`` and
 ``laplace`` force that inference; ``draws=250`` keeps 4 x 250 draws.  Each
 measurement runs in a fresh subprocess (peak memory = that process's maximum
 RSS, data included) after a small warm-up fit that compiles (or loads) the
-kernels the fit runs, so "fit" is a warm fit.  "model MB" is the pickled estimator; "predict 1M" predicts
-1,000,000 rows of seen groups.
+kernels the fit runs, so "fit" is a warm fit.  "model MB" is the pickled
+estimator; "predict 1M" predicts 1,000,000 rows of seen groups.
 
 Usage::
 

@@ -2,8 +2,9 @@
 model (non-centered or centered), whose log density and gradient are skhier's own numba code
 (:mod:`skhier._kernels_glmm`).
 
-It is the model of :func:`skhier._backend_pymc.build_model` (the same priors and
-parametrization) without PyMC: nothing is compiled per data set (numba compiles
+It is the model of :func:`skhier._backend_pymc.build_model` (the same priors; the
+same parametrization, but for the centered form's intercepts, sampled at each
+group's mean row) without PyMC: nothing is compiled per data set (numba compiles
 the density once per machine and caches it), and chains run in nutpie's Rust
 threads without the GIL.  One gradient streams over the rows, sorted by group
 (:func:`rows_by_group`), three times (linear predictor, likelihood, group sums).
@@ -74,8 +75,8 @@ def centered_coefs(z, beta, zbar, slope_idx):
 def _pack(F, y, codes, offset, n_groups, spec, shift):
     n_rows, p = F.shape
     q = spec.n_random
-    zbar = group_mean_rows(F, codes, n_groups, shift)
     y, offset, Ft, starts, y_counts, y_values = rows_by_group(F, y, codes, offset, n_groups)
+    zbar = group_mean_rows(F, codes, n_groups, shift)
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
     head += [float(spec.parametrization == "centered"), len(y_values)]
@@ -155,7 +156,7 @@ def _initial_point_fn(spec, n_dim):
         rng = np.random.default_rng(seed)
         x = rng.uniform(-0.5, 0.5, size=n_dim)
         x[p : p + q] += np.log(0.5)  # group SDs about 0.5 on the link scale
-        if spec.parametrization == "centered":  # effects of about that size
+        if spec.parametrization == "centered":  # group coefficients near the population's
             x[p + spec.n_random + spec.n_corr : n_dim - nb] *= 0.5
         if spec.likelihood == "negative_binomial":
             x[-1] = np.log(0.5) + 0.2 * x[-1]
@@ -198,8 +199,7 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offse
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
     if spec.parametrization == "centered":  # u = c - mu(beta)
         beta = flat[:, :p]
-        zbar = group_mean_rows(F, codes, n_groups, shift)
-        z = centered_coefs(z, beta, zbar, spec.slope_idx)
+        z = centered_coefs(z, beta, args[14], spec.slope_idx)  # the density's zbar
         mu = np.column_stack(
             [beta[:, 0] - beta[:, 1:] @ shift, beta[:, 1:][:, list(spec.slope_idx)]]
         )

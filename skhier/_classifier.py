@@ -33,7 +33,8 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     the model is conditionally Gaussian, so the group effects and population
     coefficients are drawn jointly and exactly, and the SDs by the same collapsed and
     interweaved steps as the Gaussian Gibbs engine.  ``engine="nuts"`` runs NUTS on
-    the explicit non-centered model (skhier's numba density), ``engine="explicit"``
+    the explicit model (skhier's numba density, centered or non-centered as
+    ``parametrization`` says), ``engine="explicit"``
     the textbook PyMC model (the reference; much slower).
 
     Priors (features standardized internally; log-odds scale)::

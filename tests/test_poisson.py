@@ -104,16 +104,17 @@ def test_exposure_is_routed_like_groups():
         assert requests["groups"] is True and requests["exposure"] is True, method
 
 
-def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=()):
+def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=(), slopes=(1,)):
     """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
-    the dimension of x, and the raw rows; the groups ``empty`` have no rows."""
+    the dimension of x, and the raw rows; the groups ``empty`` have no rows;
+    ``slopes``: the columns of ``F[:, 1:]`` with a random slope."""
     from skhier._backend_glmm import group_mean_rows, rows_by_group
     from skhier._kernels_glmm import FAMILY_CODES
 
-    p, q = 3, 2
+    p, q = 3, 1 + len(slopes)
     F = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
-    shift, slope_idx = np.array([0.3, -0.2]), np.array([1])
-    Z = np.column_stack([np.ones(n), F[:, 1 + slope_idx[0]] + shift[slope_idx[0]]])  # as design()
+    shift, slope_idx = np.array([0.3, -0.2]), np.array(slopes, dtype=np.int64)
+    Z = np.column_stack([np.ones(n)] + [F[:, 1 + k] + shift[k] for k in slopes])  # as design()
     codes = rng.integers(0, n_groups, n)
     codes[:n_groups] = np.arange(n_groups)[::-1]  # every group has rows...
     for e in empty:  # ...but these
@@ -132,15 +133,21 @@ def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=()):
     return args, dim, (F, Z, y, codes, offset)
 
 
+SLOPES = [(), (1,), (1, 0)]  # random intercepts only; one slope; two, out of order
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
 @pytest.mark.parametrize("correlated", [True, False])
 @pytest.mark.parametrize("centered", [True, False])
-def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered):
+@pytest.mark.parametrize("slopes", SLOPES)
+def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered, slopes):
     from skhier._kernels_glmm import glmm_density
 
     rng = np.random.default_rng(1)
     empty = (2, 6) if correlated else ()  # groups without rows, inside and at the end
-    args, dim, _ = _glmm_args(family, correlated, centered, rng, n_groups=7, empty=empty)
+    args, dim, _ = _glmm_args(
+        family, correlated, centered, rng, n_groups=7, empty=empty, slopes=slopes
+    )
     sizes = np.diff(args[4])  # rows per group, from starts
     assert sizes[list(empty)].sum() == 0 and sizes.sum() == 150
     x = 0.3 * rng.normal(size=dim)
@@ -157,7 +164,8 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
 @pytest.mark.parametrize("centered", [False, True])
-def test_glmm_density_likelihood_matches_scipy(family, centered):
+@pytest.mark.parametrize("slopes", SLOPES)
+def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
     """The kernel's density against scipy's log pmf on the unsorted rows plus the
     priors written out (independent effects: Normal on beta, on z (non-centered) or
     on each group's coefficients around the population's (centered, the intercept
@@ -170,20 +178,21 @@ def test_glmm_density_likelihood_matches_scipy(family, centered):
     from skhier._kernels_glmm import glmm_density
 
     rng = np.random.default_rng(2)
-    n_groups, p, q = 6, 3, 2
+    n_groups, p, q = 6, 3, 1 + len(slopes)
     args, dim, (F, Z, y, codes, offset) = _glmm_args(
-        family, False, centered, rng, n_groups=n_groups
+        family, False, centered, rng, n_groups=n_groups, slopes=slopes
     )
 
     def reference(x):
         beta, z = x[:p], x[p + q : p + q + n_groups * q].reshape(n_groups, q)
         tau = np.exp(x[p : p + q])
-        if centered:  # z = (d, c_1): d is the group's F b + Z u at its own mean row
+        if centered:  # z = (d, c[1:]): d is the group's F beta + Z u at its own mean row
             fbar = np.array([F[codes == g].mean(0) for g in range(n_groups)])
             zbar = np.array([Z[codes == g].mean(0) for g in range(n_groups)])
-            u1 = z[:, 1] - beta[2]  # the slope's population mean is beta[2]
-            u0 = z[:, 0] - fbar @ beta - zbar[:, 1] * u1
-            u = np.column_stack([u0, u1])
+            u = np.empty((n_groups, q))
+            for a, k in enumerate(slopes, start=1):  # a slope's population mean: beta
+                u[:, a] = z[:, a] - beta[1 + k]
+            u[:, 0] = z[:, 0] - fbar @ beta - np.sum(zbar[:, 1:] * u[:, 1:], axis=1)
             prior_u = -0.5 * np.sum((u / tau) ** 2) - n_groups * np.sum(np.log(tau))
         else:
             u = z * tau
@@ -240,19 +249,29 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     assert calls == ["centered"]  # an explicit choice is respected
 
 
-def test_centered_coefs_after_sampling_equal_the_kernels():
-    """The draws' group coefficients are recovered from the sampled (d, c[1:]) by
-    the same shear the density applies."""
+def test_centered_coefs_recover_the_group_coefficients():
+    """Round trip, written out independently: from group coefficients ``c`` form each
+    group's linear predictor at its mean row ``d`` by hand; the sampler's ``(d,
+    c[1:])`` map back to ``c``, after sampling and in the kernel."""
     from skhier._backend_glmm import centered_coefs
     from skhier._kernels_glmm import _centered_coefs
 
     rng = np.random.default_rng(5)
-    n_groups, p, q, slope_idx = 4, 4, 3, np.array([2, 0])
+    n_draws, n_groups, p, slope_idx = 6, 4, 4, np.array([2, 0])
+    q = 1 + len(slope_idx)
     zbar = rng.normal(size=(n_groups, p - 1))
-    x = rng.normal(size=(6, p + q + n_groups * q))
-    z = x[:, p + q :].reshape(6, n_groups, q)
-    got = centered_coefs(z, x[:, :p], zbar, slope_idx)
-    for s in range(6):
-        want = np.empty((n_groups, q))
-        _centered_coefs(x[s], p + q, p, slope_idx, zbar, want)
-        np.testing.assert_allclose(got[s], want, rtol=1e-12, atol=1e-12)
+    beta = rng.normal(size=(n_draws, p))
+    c = rng.normal(size=(n_draws, n_groups, q))
+    z = c.copy()
+    for s in range(n_draws):
+        for g in range(n_groups):
+            slope = beta[s, 1:].copy()  # the group's slope on each column of F[:, 1:]
+            for a, k in enumerate(slope_idx, start=1):
+                slope[k] = c[s, g, a]
+            z[s, g, 0] = c[s, g, 0] + zbar[g] @ slope
+    np.testing.assert_allclose(centered_coefs(z, beta, zbar, slope_idx), c, atol=1e-12)
+    for s in range(n_draws):
+        x = np.r_[beta[s], np.zeros(q), z[s].ravel()]
+        got = np.empty((n_groups, q))
+        _centered_coefs(x, p + q, p, slope_idx, zbar, got)
+        np.testing.assert_allclose(got, c[s], atol=1e-12)
