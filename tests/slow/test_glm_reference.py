@@ -132,6 +132,17 @@ def _aghq_ml(X, y, g, n_nodes=15, family=_bernoulli):
     return res.x[:-1], se[:-1], np.exp(res.x[-1])
 
 
+def _assert_agrees_with_ml(est, beta, se, sigma):
+    """Fixed effects within 0.5 ML standard errors, the group SD within 25%."""
+    ours = np.r_[est.intercept_, est.coef_]
+    assert np.all(np.abs(ours - beta) < 0.5 * se), (ours, beta, se)
+    assert est.group_intercept_sd_ == pytest.approx(sigma, rel=0.25), (
+        est.group_intercept_sd_,
+        sigma,
+    )
+    assert est.convergence_["max_r_hat"] < 1.01
+
+
 def test_contraception_agrees_with_adaptive_quadrature_ml():
     """``use ~ age + age^2 + urban + livch + (1 | district)`` on the real data: fixed
     effects within 0.5 ML standard errors, the district SD within 25%.  (The
@@ -145,13 +156,7 @@ def test_contraception_agrees_with_adaptive_quadrature_ml():
     design = np.column_stack([np.ones(len(y)), X.to_numpy()])
     beta, se, sigma = _aghq_ml(design, y, g)
     est = _fit(HierarchicalClassifier(random_slopes=None, random_state=0), X, y, data["district"])
-    ours = np.r_[est.intercept_, est.coef_]
-    assert np.all(np.abs(ours - beta) < 0.5 * se), (ours, beta, se)
-    assert est.group_intercept_sd_ == pytest.approx(sigma, rel=0.25), (
-        est.group_intercept_sd_,
-        sigma,
-    )
-    assert est.convergence_["max_r_hat"] < 1.01
+    _assert_agrees_with_ml(est, beta, se, sigma)
 
 
 def test_epilepsy_agrees_with_adaptive_quadrature_ml():
@@ -167,13 +172,7 @@ def test_epilepsy_agrees_with_adaptive_quadrature_ml():
     y = data["y"].to_numpy(float)
     beta, se, sigma = _aghq_ml(np.column_stack([np.ones(len(y)), X]), y, g, family=_poisson)
     est = _fit(HierarchicalPoissonRegressor(random_slopes=None, random_state=0), X, y, g)
-    ours = np.r_[est.intercept_, est.coef_]
-    assert np.all(np.abs(ours - beta) < 0.5 * se), (ours, beta, se)
-    assert est.group_intercept_sd_ == pytest.approx(sigma, rel=0.25), (
-        est.group_intercept_sd_,
-        sigma,
-    )
-    assert est.convergence_["max_r_hat"] < 1.01
+    _assert_agrees_with_ml(est, beta, se, sigma)
 
 
 @pytest.mark.parametrize("sizes", ["small groups (1-5 rows)", "mixed groups (2-40 rows)"])
