@@ -198,7 +198,8 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
     min_ess = ESS_PER_CHAIN_MIN * conv["n_chains"]
     if conv["min_ess_bulk"] < min_ess:
         problems.append(f"min bulk ESS {conv['min_ess_bulk']:.0f} < {min_ess}")
-        remedies.append("increase `draws`")
+        if not any("`draws`" in r for r in remedies):
+            remedies.append("increase `draws`")
     if problems:
         warn(
             "The sampler may not have converged: "

@@ -66,7 +66,15 @@ class HierarchicalGLMBase(HierarchicalBase):
         ``exposure`` per row or None."""
         self._check_engine()
         if n_factors(groups, self.group_col) > 1:
-            if self.engine not in ("auto", "gibbs") or "gibbs" not in self._ENGINES:
+            if "gibbs" not in self._ENGINES:
+                families = ", ".join(self._gibbs_families())
+                raise ValueError(
+                    f"{type(self).__name__} takes one grouping factor (several grouping "
+                    f"factors need the Gibbs engine, which fits {families} outcomes only); "
+                    f"got {n_factors(groups, self.group_col)}. Fit one factor, or combine "
+                    "the factors' labels into one (e.g. 'school:class')."
+                )
+            if self.engine not in ("auto", "gibbs"):
                 raise ValueError(
                     f"{type(self).__name__} with several grouping factors needs the Gibbs "
                     f"engine, which fits {', '.join(self._gibbs_families())} outcomes; got "
@@ -107,7 +115,10 @@ class HierarchicalGLMBase(HierarchicalBase):
     def _check_exposure(self, exposure, n_rows):
         if exposure is None:
             return None
-        exposure = np.asarray(exposure, dtype=np.float64).ravel()
+        exposure = np.asarray(exposure, dtype=np.float64)
+        if exposure.ndim == 0:  # one exposure for every row
+            exposure = np.full(n_rows, float(exposure))
+        exposure = exposure.ravel()
         if exposure.shape[0] != n_rows:
             raise ValueError(f"`exposure` has {exposure.shape[0]} values for {n_rows} rows of X.")
         if not (np.isfinite(exposure).all() and (exposure > 0).all()):

@@ -10,7 +10,7 @@ from ._base import SHARED_CONSTRAINTS
 from ._dask import refuse
 from ._glm import HierarchicalGLMBase
 from ._warn import warn
-from .exceptions import CountTargetWarning
+from .exceptions import CountTargetWarning, MissingExposureWarning
 
 
 class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
@@ -140,14 +140,18 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
             :class:`~skhier.exceptions.CountTargetWarning`).
         groups : array-like, POPULATION or None, default=None
             Group label of each row, as in :meth:`HierarchicalRegressor.fit`.
-        exposure : array-like of shape (n_samples,), default=None
-            Positive exposure of each row (None: 1).
+        exposure : float or array-like of shape (n_samples,), default=None
+            Positive exposure of each row, or one for every row (None: 1).
 
         Returns
         -------
         self : HierarchicalPoissonRegressor
         """
-        return self._fit_inputs(self._model_inputs(X, y, groups, exposure))
+        self._fit_inputs(self._model_inputs(X, y, groups, exposure))
+        self._fit_with_exposure = exposure is not None and bool(
+            np.any(np.asarray(exposure, dtype=np.float64) != 1.0)
+        )
+        return self
 
     def _model_inputs(self, X, y, groups, exposure=None):
         refuse(X, y, groups, exposure, what=f"{type(self).__name__}.fit")
@@ -191,7 +195,8 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
             )
 
     def predict(self, X, *, groups=None, exposure=None):
-        """Posterior mean of the expected count ``exposure * exp(eta)``.
+        """Posterior mean of the expected count ``exposure * exp(eta)``; without
+        ``exposure`` (a float, or one per row), the rate per unit of exposure.
 
         Returns
         -------
@@ -226,6 +231,14 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         """D^2: the fraction of Poisson deviance explained (as ``PoissonRegressor.score``)."""
         from sklearn.metrics import d2_tweedie_score
 
+        if exposure is None and getattr(self, "_fit_with_exposure", False):
+            warn(
+                "This model was fit with `exposure`, but score() got none: it compares "
+                "the counts y with expected counts per unit of exposure. Pass "
+                "score(X, y, groups=..., exposure=...); in cross-validation pass it in "
+                "params=, as groups.",
+                MissingExposureWarning,
+            )
         pred = self.predict(X, groups=groups, exposure=exposure)
         return d2_tweedie_score(y, pred, sample_weight=sample_weight, power=1)
 

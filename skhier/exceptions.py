@@ -5,9 +5,11 @@ from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 __all__ = [
     "BinaryTargetWarning",
     "ConvergenceWarning",
+    "CountTargetWarning",
     "FewGroupsWarning",
     "GroupIdFeatureWarning",
     "IdentifiabilityWarning",
+    "MissingExposureWarning",
     "MissingGroupsError",
     "NestingWarning",
     "NoGroupsWarning",
@@ -65,6 +67,11 @@ class BinaryTargetWarning(UserWarning):
 
 class CountTargetWarning(UserWarning):
     """A count model was fit to a target with non-integer values."""
+
+
+class MissingExposureWarning(UserWarning):
+    """A count model fit with ``exposure`` was scored without it: the observed
+    counts would be compared with expected counts per unit of exposure."""
 
 
 class UnseenGroupError(ValueError):

@@ -1,5 +1,7 @@
 """HierarchicalPoissonRegressor: counts, exposure, negative binomial, checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -275,3 +277,34 @@ def test_centered_coefs_recover_the_group_coefficients():
         got = np.empty((n_groups, q))
         _centered_coefs(x, p + q, p, slope_idx, zbar, got)
         np.testing.assert_allclose(got, c[s], atol=1e-12)
+
+
+def test_exposure_may_be_one_number_and_scoring_without_it_warns():
+    """A constant exposure is a float; a model fit with exposure and scored without
+    it would compare counts with rates per unit of exposure: it warns."""
+    from skhier.exceptions import MissingExposureWarning
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(8), 10)
+    X = rng.normal(size=(80, 1))
+    y = rng.poisson(2.0 * np.exp(0.3 * X[:, 0]))
+    est = HierarchicalPoissonRegressor(draws=50, tune=50, chains=2, random_state=0)
+    est.fit(X, y, groups=g, exposure=2.0)
+    np.testing.assert_allclose(
+        est.predict(X[:3], groups=g[:3], exposure=2.0),
+        est.predict(X[:3], groups=g[:3], exposure=np.full(3, 2.0)),
+    )
+    with pytest.warns(MissingExposureWarning, match="exposure"):
+        est.score(X, y, groups=g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MissingExposureWarning)
+        est.score(X, y, groups=g, exposure=2.0)
+
+
+def test_several_factors_name_the_one_factor_limit():
+    est = HierarchicalPoissonRegressor(draws=20, tune=20, chains=1)
+    X = np.random.default_rng(0).normal(size=(40, 1))
+    groups = np.column_stack([np.repeat(np.arange(4), 10), np.tile(np.arange(10), 4)])
+    with pytest.raises(ValueError, match="takes one grouping factor") as info:
+        est.fit(X, np.ones(40, dtype=int), groups=groups)
+    assert "engine='auto'" not in str(info.value)
