@@ -255,6 +255,18 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
             _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
     # ------------------------------------------------------------ predicting
+    def _interval_prob(self, prob):
+        """``prob`` (``interval_prob`` when None), checked to lie in (0, 1)."""
+        prob = self.interval_prob if prob is None else prob
+        if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
+            raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
+        return prob
+
+    @staticmethod
+    def _check_n_samples(n_samples):
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+
     def _is_multi(self) -> bool:
         """Fit with several grouping factors."""
         return getattr(self, "_factors", None) is not None

@@ -247,7 +247,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         -------
         interval : ndarray of shape (n_samples, 2)
         """
-        prob = self._check_prob(self.interval_prob if prob is None else prob)
+        prob = self._interval_prob(prob)
         return self._response_summary(X, groups, prob)[1]
 
     def predict(self, X, *, groups=None):

@@ -13,7 +13,6 @@ draws on the response scale.
 from __future__ import annotations
 
 from dataclasses import replace
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -204,8 +203,7 @@ class HierarchicalGLMBase(HierarchicalBase):
 
     def _outcome_draws(self, X, groups, n_samples, random_state, exposure=None):
         """Posterior predictive draws of the outcome, (n_rows, n_samples)."""
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        self._check_n_samples(n_samples)
         X, codes, new_codes = self._prepare(X, groups)
         log_exposure = self._log_exposure(exposure, X.shape[0])
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
@@ -215,9 +213,3 @@ class HierarchicalGLMBase(HierarchicalBase):
         post = self.posterior_
         disp = None if post.dispersion is None else post.joint("dispersion")[idx]
         return FAMILIES[post.family].sample(mean, disp, rng)
-
-    @staticmethod
-    def _check_prob(prob):
-        if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
-            raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
-        return prob

@@ -206,7 +206,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
 
     def predict_rate_interval(self, X, *, groups=None, exposure=None, prob=None):
         """Equal-tailed credible interval of the expected count ``exposure * exp(eta)``."""
-        prob = self._check_prob(self.interval_prob if prob is None else prob)
+        prob = self._interval_prob(prob)
         return self._response_summary(X, groups, prob, exposure)[1]
 
     def predict_interval(self, X, *, groups=None, exposure=None, prob=None):
@@ -217,7 +217,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         -------
         interval : ndarray of shape (n_samples, 2)
         """
-        prob = self._check_prob(self.interval_prob if prob is None else prob)
+        prob = self._interval_prob(prob)
         n_joint = self.posterior_.n_joint
         draws = self._outcome_draws(X, groups, n_joint, self._predict_seed, exposure)
         tail = (1.0 - prob) / 2.0

@@ -3,7 +3,7 @@ the model specification, the engine call and the prediction methods)."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
@@ -394,9 +394,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         interval : ndarray of shape (n_samples, 2)
             Lower and upper bounds.
         """
-        prob = self.interval_prob if prob is None else prob
-        if not (isinstance(prob, Real) and 0.0 < prob < 1.0):
-            raise ValueError(f"`prob` must be a float in (0, 1); got {prob!r}.")
+        prob = self._interval_prob(prob)
         if _dask.is_dask(X):
             return _dask_predict.lazy(self, "predict_interval", X, groups, prob=prob)
         X, codes, new_codes = self._prepare(X, groups)
@@ -423,8 +421,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         -------
         y_samples : ndarray of shape (n_samples_X, n_samples)
         """
-        if not isinstance(n_samples, Integral) or n_samples < 1:
-            raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+        self._check_n_samples(n_samples)
         if _dask.is_dask(X):
             draws = _dask_predict.sample_kwargs(self, n_samples, random_state)
             return _dask_predict.lazy(self, "sample_y", X, groups, **draws)
