@@ -25,7 +25,6 @@ import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -96,7 +95,8 @@ class Ahead:
         try:
             self._process.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
-            self.stop()
+            self._process.kill()
+            self._process.wait()
         self._release()
 
     def stop(self):
@@ -143,9 +143,7 @@ def start(key, function, *args):
         if marker.exists():
             return None
         marker.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=marker.parent):  # writable?
-            pass
-        claim = _claim(marker)
+        claim = _claim(marker)  # (fails, as an OSError, where the directory is read-only)
         if claim is None:
             return None
         module, name = function.split(":")
