@@ -3,6 +3,7 @@
 from ._classifier import HierarchicalClassifier
 from ._groups import POPULATION
 from ._poisson import HierarchicalPoissonRegressor
+from ._precompile import precompile
 from ._regressor import HierarchicalRegressor
 from ._scoring import make_group_scorer
 
@@ -12,5 +13,6 @@ __all__ = [
     "HierarchicalPoissonRegressor",
     "HierarchicalRegressor",
     "make_group_scorer",
+    "precompile",
 ]
 __version__ = "0.1.0"

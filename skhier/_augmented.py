@@ -42,6 +42,7 @@ import numpy as np
 
 from ._kernels import _njit, _njit_inline, cov_chol, density_of, draw_one, n_corr_params
 from ._kernels_grad import shape_class
+from ._numba.jit import specialized
 
 NU_PRIOR_SHAPE = 2.0
 NU_PRIOR_RATE = 0.1
@@ -258,6 +259,7 @@ def chain_for(q, pp1):
 @cache
 def _chain_of_class(Q, PP1):
     @_njit
+    @specialized(Q, PP1)
     def chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
         return run_chain(
             Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out

@@ -22,11 +22,13 @@ from functools import cache
 
 import numpy as np
 
-from . import _compile_ahead, _kernels
+from . import _kernels
 from ._collapsed import SufficientStats, sufficient_stats
 from ._kernels import density_of, numba
 from ._kernels_draw import DRAW_BLOCK, draw_population, group_draws_in_chunks
 from ._kernels_grad import shape_class
+from ._numba import ahead as _compile_ahead
+from ._numba.jit import cfunc, specialized
 from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
 from ._spec import design
@@ -105,7 +107,7 @@ def _make_c_logp(Q, PP1):
             finite = finite and np.isfinite(g[i])
         return 0 if finite else 4
 
-    return numba.cfunc(C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
+    return cfunc(C_LOGP_SIG)(specialized(Q, PP1)(c_logp))
 
 
 @cache

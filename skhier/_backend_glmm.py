@@ -19,6 +19,7 @@ import numpy as np
 from ._kernels import cov_chols
 from ._kernels_glmm import FAMILY_CODES, glmm_density
 from ._kernels_linalg import _njit_inline
+from ._numba.jit import cfunc
 from ._nutpie import C_LOGP_SIG, NativeModel, python_model
 from ._nutpie import sample as sample_nuts
 from ._spec import design
@@ -139,7 +140,7 @@ def _make_c_logp():
             finite = finite and np.isfinite(grad[i])
         return 0 if finite else 4
 
-    return numba.cfunc(C_LOGP_SIG, cache=True, error_model="numpy")(c_logp)
+    return cfunc(C_LOGP_SIG)(c_logp)
 
 
 @cache

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._likelihoods import GLM_FAMILIES
 from ._spec import design
+from ._warn import import_quietly
 
 
 def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=False):
@@ -23,7 +24,7 @@ def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=Fa
     ``user_units``: also record the reported parameters in the user's units as
     deterministics (``mu_a``, ``mu_b``, ``sigma_a``, ``sigma_b``, ``a``, ``eps``).
     """
-    import pymc as pm
+    pm = import_quietly("pymc")
 
     F, Z, ys = design(X, y, spec, scaling)
     q = spec.n_random
@@ -45,7 +46,7 @@ def build_factors_model(X, y, codes, spec, scaling, offset=None, user_units=Fals
     """The explicit PyMC model of several grouping factors (non-centered): one
     block of effects ``u[factor]`` per factor, deviations from the population, with
     their own SDs ``tau[factor]`` (and ``corr[factor]``)."""
-    import pymc as pm
+    pm = import_quietly("pymc")
 
     F, _, ys = design(X, y, spec, scaling)
     with pm.Model() as model:
@@ -149,7 +150,7 @@ def _glm_likelihood(pm, family, eta, y):
 def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, offset=None):
     """Sample the explicit model with PyMC's NUTS; same return value as
     :func:`skhier._backend_collapsed.fit_collapsed`."""
-    import pymc as pm
+    pm = import_quietly("pymc")
 
     model = build_model(X, y, codes, n_groups, spec, scaling, offset)
     # GLMs: nutpie, PyMC's fast NUTS (compiled once per model structure by numba)

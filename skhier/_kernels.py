@@ -14,7 +14,7 @@ from functools import cache
 
 import numpy as np
 
-from ._kernels_grad import pass1_of, pass2_of, shape_class
+from ._kernels_grad import SHAPE_CLASSES, pass1_of, pass2_of, shape_class
 from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import them here)
     _mul,
     _njit,
@@ -30,6 +30,7 @@ from ._kernels_linalg import (  # noqa: F401 - re-exported (other kernels import
     scaled,
     shifted_column,
 )
+from ._numba.jit import specialized
 
 
 @_njit
@@ -165,6 +166,7 @@ def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
 
 def _make_density(Q, PP1):
     @_njit
+    @specialized(Q, PP1)
     def log_density_and_grad(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
         return density(Q, PP1, x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta)
 
@@ -172,10 +174,8 @@ def _make_density(Q, PP1):
 
 
 # one per shape class of _kernels_grad.shape_class (nothing compiles until called)
-_D23, _D34, _D45, _D10, _D20, _D00 = (
-    _make_density(Q, PP1) for Q, PP1 in ((2, 3), (3, 4), (4, 5), (1, 0), (2, 0), (0, 0))
-)
-_DENSITIES = {(2, 3): _D23, (3, 4): _D34, (4, 5): _D45, (1, 0): _D10, (2, 0): _D20, (0, 0): _D00}
+_DENSITIES = {cls: _make_density(*cls) for cls in SHAPE_CLASSES}
+_D23, _D34, _D45, _D10, _D20, _D00 = _DENSITIES.values()
 
 
 def density_for(q, pp1):
@@ -188,6 +188,7 @@ def _make_value(Q, PP1):
     over the groups with nothing stored (importance weights need no gradient)."""
 
     @_njit
+    @specialized(Q, PP1)
     def log_density(x, n_obs, zz, zw, ww, prior_sd, rate, correlated, eta):
         n_groups = zw.shape[0]
         q = Q if Q > 0 else zw.shape[1]

@@ -40,6 +40,7 @@ from ._kernels_linalg import (
     scaled,
     shifted_column,
 )
+from ._numba.jit import specialized
 
 #: draws per task of the thread pool (fixed, so results do not depend on threads)
 DRAW_BLOCK = 128
@@ -49,6 +50,7 @@ def _make_kernels(Q, PP1):
     """Both passes with ``q = Q`` and ``p + 1 = PP1`` fixed (0: read from the data)."""
 
     @_njit
+    @specialized(Q, PP1)
     def population(zz, zw, ww, prior_sd, chol_cov, s, e_beta, beta_out):
         n_draws, n_groups = s.shape[0], zw.shape[0]
         q = Q if Q > 0 else zw.shape[1]
@@ -77,6 +79,7 @@ def _make_kernels(Q, PP1):
         return failed
 
     @_njit
+    @specialized(Q, PP1)
     def groups(zz, zw, sigma_inv, inv_s2, beta, rng, u_out, first):
         n_groups, n_draws = zw.shape[0], inv_s2.shape[0]
         q = Q if Q > 0 else zw.shape[1]

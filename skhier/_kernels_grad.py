@@ -31,12 +31,14 @@ from __future__ import annotations
 import numpy as np
 
 from ._kernels_linalg import _njit, _njit_inline, group_factor, scaled
+from ._numba.jit import specialized
 
 
 def _make_passes(Q, PP1):
     """Both passes with ``q = Q`` and ``p + 1 = PP1`` fixed (0: read from the data)."""
 
     @_njit
+    @specialized(Q, PP1)
     def pass1(zz, zw, ww, sigma_inv, inv_s2):
         n_groups = zw.shape[0]
         q = Q if Q > 0 else zw.shape[1]
@@ -74,6 +76,7 @@ def _make_passes(Q, PP1):
         return g, logdet, msum, amat
 
     @_njit
+    @specialized(Q, PP1)
     def pass2(amat, beta, lp_inv, su):
         n_groups = amat.shape[0]
         q = Q if Q > 0 else amat.shape[1]
@@ -100,6 +103,9 @@ def _make_passes(Q, PP1):
 
     return pass1, pass2
 
+
+#: the compiled shape classes ``(Q, PP1)`` (see :func:`shape_class`)
+SHAPE_CLASSES = ((2, 3), (3, 4), (4, 5), (1, 0), (2, 0), (0, 0))
 
 _P1_23, _P2_23 = _make_passes(2, 3)
 _P1_34, _P2_34 = _make_passes(3, 4)

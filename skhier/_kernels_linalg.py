@@ -10,32 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _numba_cache  # noqa: F401 - before any cached function is defined
+from ._numba.jit import njit as _njit
+from ._numba.jit import njit_inline as _njit_inline
 
 try:
     import numba
-
-    _FLAGS = {
-        "cache": True,
-        "nogil": True,
-        "error_model": "numpy",
-        # no "contract": with it, a kernel compiled in this process and the same kernel
-        # loaded from the cache fused multiply-adds differently, so the same seed gave
-        # a (slightly) different NUTS posterior (tests/test_numba_cache.py)
-        "fastmath": {"reassoc", "arcp"},
-    }
-    _njit = numba.njit(**_FLAGS)
-    #: inlined into the caller's numba IR before typing, so arguments that are
-    #: compile-time constants there prune the callee's branches (nothing compiles
-    #: for a branch never taken)
-    _njit_inline = numba.njit(inline="always", **_FLAGS)
 except ImportError:  # pragma: no cover - numba is a dependency
     numba = None
-
-    def _njit(f):
-        return f
-
-    _njit_inline = _njit
 
 
 @_njit_inline

@@ -20,6 +20,7 @@ from ._group_draws import quantiles
 from ._groups import POPULATION
 from ._posterior_factors import FactorsPosterior
 from ._spec import FactorTerm, resolve_random_slopes
+from ._warn import import_quietly
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ def summary_table(est, group_level, diag) -> pd.DataFrame:
 
 def to_inference_data(est):
     """ArviZ ``InferenceData``: the kept joint draws, one dim per factor's levels."""
-    import arviz as az
+    az = import_quietly("arviz")
 
     post = est.posterior_
     features = est._feature_names()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._numba.jit import cfunc
+from ._warn import import_quietly
+
 try:
     import numba
 except ImportError:  # pragma: no cover - numba is a dependency
@@ -29,10 +32,9 @@ def _c_expand(dim, n_expanded, x_ptr, out_ptr, buf_ptr):
 if numba is not None:
     _dbl = numba.types.CPointer(numba.types.double)
     C_LOGP_SIG = numba.types.int64(numba.types.uint64, _dbl, _dbl, _dbl, _dbl)
-    _c_expand = numba.cfunc(
-        numba.types.int64(numba.types.uint64, numba.types.uint64, _dbl, _dbl, _dbl),
-        cache=True,
-    )(_c_expand)
+    _c_expand = cfunc(numba.types.int64(numba.types.uint64, numba.types.uint64, _dbl, _dbl, _dbl))(
+        _c_expand
+    )
 
 
 class NativeModel:
@@ -112,7 +114,7 @@ def sample(native, fallback, *, draws, tune, chains, seed, target_accept, progre
     """Run NUTS on the model ``native()`` (or ``fallback()``, the Python-callback one,
     when nutpie's low-level interface changed); ``(theta (C, D, n), diverging,
     saturated)``."""
-    import nutpie
+    nutpie = import_quietly("nutpie")
 
     def run(model):
         return nutpie.sample(

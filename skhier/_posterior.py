@@ -26,6 +26,7 @@ from ._group_draws import (
     reduce_group_draws,
 )
 from ._likelihoods import GLM_FAMILIES
+from ._warn import import_quietly
 
 #: parameters with one value per group (their draws are the kept ones only)
 GROUP_NAMES = ("group_intercept", "group_coef")
@@ -227,7 +228,7 @@ class Posterior:
     # ------------------------------------------------------------------ arviz
     def to_inference_data(self, feature_names, group_labels):
         """ArviZ ``InferenceData`` with named dimensions: the kept joint draws."""
-        import arviz as az
+        az = import_quietly("arviz")
 
         effects = ["intercept", *feature_names]
         coords = {

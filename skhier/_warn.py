@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import warnings
@@ -33,3 +34,14 @@ def _user_stacklevel() -> int:
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` with the stack level of the user's code."""
     warnings.warn(message, category, stacklevel=_user_stacklevel())
+
+
+def import_quietly(name: str):
+    """Import the third-party module ``name`` (arviz, nutpie, pymc: each imports
+    ArviZ) without ArviZ's import-time notice about its coming refactor, a
+    FutureWarning about ArviZ's API that skhier's users do not call."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"\s*ArviZ is undergoing a major refactor", category=FutureWarning
+        )
+        return importlib.import_module(name)

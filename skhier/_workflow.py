@@ -21,6 +21,7 @@ from ._checks import check_numeric_target
 from ._dask import refuse
 from ._likelihoods import of_posterior
 from ._prior import draw_prior
+from ._warn import import_quietly
 from .exceptions import UnseenGroupWarning
 
 _SEED_MAX = 2**31 - 1
@@ -274,7 +275,7 @@ def no_exposure(exposure):
 def _data_groups(observed_data, **groups):
     """InferenceData with ``y`` in each of ``groups`` ((chain, draw, obs_id)) and in
     ``observed_data`` ((obs_id,))."""
-    import arviz as az
+    az = import_quietly("arviz")
 
     return az.from_dict(
         **{name: {"y": values} for name, values in groups.items()},

@@ -243,4 +243,29 @@ def _build_parser():
     plot.add_argument("--dpi", type=int, default=150, help="resolution (default 150)")
     plot.add_argument("-o", "--output", required=True, help="image file (.png, .pdf, .svg)")
     plot.set_defaults(func=run_plot)
+
+    pre = sub.add_parser(
+        "precompile",
+        help="compile every kernel ahead of time (Docker images, cluster workers)",
+        description="Compile (or load) every specialisation of skhier's numba kernels into "
+        "the kernel cache ($SKHIER_CACHE_DIR, else the user cache directory), so that no "
+        "later fit on this machine waits for compilation. Takes a few minutes.",
+    )
+    pre.add_argument("--jobs", type=int, default=1, help="processes compiling at once (default 1)")
+    pre.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    pre.set_defaults(func=_run_precompile)
     return parser
+
+
+def _run_precompile(args) -> int:
+    from ._precompile import precompile
+
+    if args.jobs < 1:
+        raise CLIError(f"--jobs must be at least 1; got {args.jobs}.")
+    import time
+
+    start = time.perf_counter()
+    seconds = precompile(jobs=args.jobs, verbose=not args.quiet)
+    if not args.quiet:
+        print(f"{len(seconds)} specialisations ready in {time.perf_counter() - start:.0f} s")
+    return 0

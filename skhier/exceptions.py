@@ -5,6 +5,7 @@ from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 __all__ = [
     "BinaryTargetWarning",
     "ConvergenceWarning",
+    "KernelCacheWarning",
     "CountTargetWarning",
     "FewGroupsWarning",
     "GroupIdFeatureWarning",
@@ -72,6 +73,11 @@ class CountTargetWarning(UserWarning):
 class MissingExposureWarning(UserWarning):
     """A count model fit with ``exposure`` was scored without it: the observed
     counts would be compared with expected counts per unit of exposure."""
+
+
+class KernelCacheWarning(UserWarning):
+    """skhier's compiled kernels cannot be kept on disk (an unwritable cache
+    directory, a full disk): fits are correct, but new processes compile again."""
 
 
 class UnseenGroupError(ValueError):

@@ -45,7 +45,7 @@ def test_kernels_are_cached_per_user_and_survive_a_reinstall(tmp_path):
     hits, misses, path = _run(first, cache)
     assert (hits, misses) == (0, 1)
     assert path == cache / skhier.__version__ / "_kernels_linalg"
-    assert list(path.glob("*n_corr_params*.nbi"))
+    assert list(path.glob("*n_corr_params*.nbc"))
     assert _run(first, cache)[:2] == (1, 0)
     assert _run(_install(tmp_path / "env2"), cache)[:2] == (1, 0)  # reinstalled elsewhere
     edited = _install(tmp_path / "env3")
@@ -61,7 +61,8 @@ def test_no_usable_cache_directory_falls_back_to_numbas_cache(monkeypatch):
     """No home directory (a service account) or no permission: numba's next locator."""
     from numba.core import caching
 
-    from skhier import _kernels_linalg, _numba_cache
+    from skhier import _kernels_linalg
+    from skhier._numba import cache as _numba_cache
 
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
     locator = next(c for c in impl._locator_classes if c.__name__ == "SkhierCacheLocator")
@@ -107,10 +108,10 @@ def test_a_fit_is_the_same_whether_its_kernels_were_compiled_or_loaded(tmp_path,
 
 @pytest.fixture
 def ahead(tmp_path, monkeypatch):
-    """skhier._compile_ahead with an empty cache directory and nothing started."""
+    """skhier._numba.ahead with an empty cache directory and nothing started."""
     from numba import config
 
-    from skhier import _compile_ahead
+    from skhier._numba import ahead as _compile_ahead
 
     if config.DISABLE_JIT:
         pytest.skip("numba's JIT is off: nothing to compile ahead")
@@ -122,18 +123,17 @@ def ahead(tmp_path, monkeypatch):
     return _compile_ahead
 
 
-CHEAP = "skhier._numba_cache:sources_digest"  # stands in for a compiling function
+CHEAP = "skhier._numba.cache:sources_digest"  # stands in for a compiling function
 
 
 def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead, monkeypatch):
     process = ahead.start("k1", CHEAP)
     assert process is not None
-    claim = ahead._marker("k1").with_name(ahead._marker("k1").name + ".compiling")
-    assert claim.exists()  # parallel first fits do not start one process each
     monkeypatch.setattr(ahead, "_started", set())
-    assert ahead.start("k1", CHEAP) is None
+    assert ahead.start("k1", CHEAP) is None  # parallel first fits do not start one each
     process.wait()
-    assert process._process.returncode == 0 and not claim.exists()
+    assert process._process.returncode == 0
+    assert ahead._claim(ahead._marker("k1")) is not None  # released
     assert ahead.start("k1", CHEAP) is None  # this process started it already
     ahead.done("k2")
     assert ahead._marker("k2").exists()
@@ -150,12 +150,24 @@ def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead
     assert ahead.start("k5", CHEAP) is None
 
 
-def test_compile_ahead_reclaims_a_stale_claim_and_survives_no_home(ahead, monkeypatch):
-    claim = ahead._marker("k").with_name(ahead._marker("k").name + ".compiling")
-    claim.parent.mkdir(parents=True)
-    claim.touch()
-    os.utime(claim, (0, 0))  # left behind by a process that died long ago
-    process = ahead.start("k", CHEAP)
+def test_a_claim_left_by_a_killed_process_blocks_nothing(ahead, monkeypatch):
+    """The claim is a lock the operating system releases with its process: a
+    first fit killed (or interrupted) while compiling ahead leaves nothing that
+    stops or delays the next one."""
+    marker = ahead._marker("k")
+    marker.parent.mkdir(parents=True)
+    code = (
+        "import sys, time; from pathlib import Path; from skhier._numba import ahead; "
+        f"c = ahead._claim(Path({str(marker)!r})); print(c is not None, flush=True); "
+        "time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "True"
+    assert ahead.start("k", CHEAP) is None  # held: another process is compiling these
+    holder.kill()
+    holder.wait()
+    monkeypatch.setattr(ahead, "_started", set())
+    process = ahead.start("k", CHEAP)  # at once, not after a time-out
     assert process is not None
     process.wait()
 
@@ -169,49 +181,11 @@ def test_compile_ahead_reclaims_a_stale_claim_and_survives_no_home(ahead, monkey
 
 def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch, tmp_path):
     monkeypatch.setattr(ahead, "WAIT_S", 0.2)
-    claim = tmp_path / "claim"
-    claim.touch()
+    claim = open(tmp_path / "claim", "a+b")  # noqa: SIM115 - closed by the Ahead
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     ahead.Ahead(sleeper, claim).wait()
     assert sleeper.returncode is not None and sleeper.returncode != 0
-    assert not claim.exists()
-
-
-def test_cache_saves_are_locked_and_write_the_data_before_the_index(tmp_path, monkeypatch):
-    """Two processes saving into one function's cache at once (a second process
-    compiling ahead, parallel workers) must not map a signature to the other's code:
-    skhier's saves hold a lock, and an index never names data not yet written."""
-    fcntl = pytest.importorskip("fcntl")
-    from numba.core import caching
-
-    monkeypatch.setenv("SKHIER_CACHE_DIR", str(tmp_path))
-    path = tmp_path / skhier.__version__ / "module"
-    path.mkdir(parents=True)
-    store = caching.IndexDataCacheFile(str(path), "f-1.py311", "stamp")
-    events = []
-
-    def locked():
-        with open(path / ".lock", "a+b") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
-
-    for name in ("_save_data", "_save_index"):
-        original = getattr(store, name)
-
-        def spy(*args, _name=name, _original=original):
-            events.append((_name, locked()))
-            return _original(*args)
-
-        monkeypatch.setattr(store, name, spy)
-    store.save("key-a", b"a")
-    store.save("key-b", b"b")
-    assert events == [("_save_data", True), ("_save_index", True)] * 2
-    assert store.load("key-a") == b"a" and store.load("key-b") == b"b"
-    assert not locked()
+    assert claim.closed
 
 
 LOADS = (
@@ -256,7 +230,7 @@ AHEAD = FIT.split("; print(")[0] + (
 def test_a_cold_first_fit_loads_the_kernels_compiled_ahead(tmp_path):
     """End to end: a first fit with an empty cache starts the second process, and
     loads every exact-draw kernel it compiled instead of compiling it again."""
-    from skhier._compile_ahead import _n_cpus
+    from skhier._numba.ahead import _n_cpus
 
     if _n_cpus() < 2:
         pytest.skip("one CPU: nothing is compiled ahead")
@@ -268,3 +242,60 @@ def test_a_cold_first_fit_loads_the_kernels_compiled_ahead(tmp_path):
     hits, misses = map(int, out.stdout.split())
     assert (hits, misses) == (3, 0)
     assert len(list((tmp_path / skhier.__version__ / "compiled").iterdir())) == 1  # the marker
+
+
+# fits some shapes of skhier._precompile's registry in one process; one line per fit
+SHAPES_IN_ONE = (
+    "import sys, warnings; warnings.simplefilter('ignore')\n"
+    "from skhier._precompile import data, fit, shapes\n"
+    "for name in sys.argv[1:]:\n"
+    "    est = fit(name); X, y, g = data(shapes()[name])\n"
+    "    out = est.predict_proba(X, groups=g) if hasattr(est, 'predict_proba') else "
+    "est.predict(X, groups=g)\n"
+    "    print(name, repr(out.ravel().tolist()), flush=True)\n"
+)
+
+
+def _fit_shapes(names, cache, ahead="0"):
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(cache), "SKHIER_COMPILE_AHEAD": ahead}
+    env.pop("NUMBA_CACHE_DIR", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", SHAPES_IN_ONE, *names], env=env, stdout=subprocess.PIPE, text=True
+    )
+
+
+def _results(process):
+    out, _ = process.communicate()
+    assert process.returncode == 0, f"exit {process.returncode}"
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+@pytest.mark.slow
+def test_one_cache_of_every_specialisation_serves_each_model_its_own_code(tmp_path):
+    """The failure of numba's per-process symbol names, caught: a cache filled
+    with every specialisation of the registry (skhier._precompile), each compiled
+    in its own process, two at once; then one process fits several models from it,
+    in two orders, and each fit equals its fit with an empty cache to the last bit."""
+    from skhier._kernels_grad import SHAPE_CLASSES
+    from skhier._precompile import shapes
+
+    registry = shapes()
+    names = [n for n in registry if n.startswith("normal-nuts-")]
+    assert len(names) == len(SHAPE_CLASSES)
+    names += ["normal-importance-1features-1effects", "student_t-1features-2effects"]
+    names += ["binary-one-factor", "counts-negative-binomial", "normal-crossed"]
+    shared = tmp_path / "shared"
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(shared)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    fill = "from skhier import precompile; precompile(jobs=2)"
+    filling = subprocess.run([sys.executable, "-c", fill], env=env, capture_output=True, text=True)
+    assert filling.returncode == 0, filling.stderr
+    fresh = {}
+    for i in range(0, len(names), 2):  # each with an empty cache of its own, two at once
+        procs = [_fit_shapes([n], tmp_path / f"empty-{n}") for n in names[i : i + 2]]
+        for p in procs:
+            fresh.update(_results(p))
+    for order in (names, names[::-1]):
+        got = _results(_fit_shapes(order, shared))
+        differs = [n for n in order if got[n] != fresh[n]]
+        assert not differs, f"fits that are not their empty-cache fit (order {order}): {differs}"

@@ -4,7 +4,7 @@ The first fit on a machine waits for numba to compile, one function after
 another, in one process.  Kernels that a fit needs only later (the collapsed
 engine's exact draws, needed once sampling is over) can be compiled meanwhile by
 a second Python process into the same per-user cache
-(:mod:`skhier._numba_cache`, whose writes are locked); when this process gets to
+(:mod:`skhier._numba.cache`, whose entries are written atomically); when this process gets to
 them it waits for that process and loads them from the cache instead of
 compiling them itself.
 
@@ -25,10 +25,9 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from . import _numba_cache
+from . import cache as _numba_cache
 
 #: seconds this process waits for the other one before compiling by itself
 WAIT_S = 120.0
@@ -72,9 +71,8 @@ def _marker(key):
     import numba
 
     parts = (
-        _numba_cache.sources_digest(),
+        _numba_cache.stamp(),
         numba.__version__,
-        sys.version_info[:2],
         llvm.get_host_cpu_name(),
         llvm.get_host_cpu_features().flatten(),
         os.environ.get("NUMBA_CACHE_DIR", ""),
@@ -97,38 +95,45 @@ class Ahead:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        self._release()
+        self._claim.close()
 
     def stop(self):
         """Stop it (this fit failed or was interrupted)."""
         self._process.kill()
         self._process.wait()
-        self._release()
+        self._claim.close()
 
-    def _release(self):
-        try:
-            self._claim.unlink()
-        except OSError:
-            pass
+
+def _try_lock(fh):
+    """An exclusive lock on the open file ``fh`` without waiting (OSError if taken)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte
+        import msvcrt
+
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NLCK, 1)
+        return
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _claim(marker):
-    """Claim the compiling of ``marker``'s kernels (a file created exclusively, so
-    that parallel first fits start one second process, not one each); a claim
-    older than :data:`WAIT_S` is stale.  Also proves the directory writable."""
-    claim = marker.with_name(marker.name + ".compiling")
-    for _ in range(2):
-        try:
-            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return claim
-        except FileExistsError:
-            try:
-                if time.time() - claim.stat().st_mtime < WAIT_S:
-                    return None
-                claim.unlink()
-            except OSError:
-                return None
-    return None
+    """Claim the compiling of ``marker``'s kernels: an open file holding an
+    exclusive lock (parallel first fits start one second process, not one each).
+    The operating system releases the lock when this process ends, however it
+    ends (Ctrl-C, a kill), so a claim never outlives its process to block or slow
+    a later fit.  None if another process holds it, or the directory is read-only."""
+    path = marker.with_name(marker.name + ".compiling")
+    try:
+        fh = open(path, "a+b")  # noqa: SIM115 - held open by the Ahead while it runs
+    except OSError:
+        return None
+    try:
+        _try_lock(fh)
+    except OSError:
+        fh.close()
+        return None
+    return fh
 
 
 def start(key, function, *args):
