@@ -260,16 +260,16 @@ def chain_for(q, pp1):
 def _chain_of_class(Q, PP1):
     @_njit
     @specialized(Q, PP1)
-    def chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
+    def chain(rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out, stop):
         return run_chain(
-            Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out
+            Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out, stop
         )
 
     return chain
 
 
 @_njit_inline
-def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out):
+def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_accept, out, stop):
     """One chain of the Gibbs sampler (see the module docstring), warm-up included;
     ``(Q, PP1)`` is the density's shape class (compile-time constants through
     :func:`chain_for`).
@@ -308,6 +308,8 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
     collected = np.empty((max(window_hi - window_lo, 1), d + 1))  # (x, e_nu) draws
     shear = 0.0
     for it in range(tune + draws):
+        if stop[0] != 0:  # interrupted (skhier._threads.thread_map)
+            return eps
         weighted_stats(F, Z, y, codes, w, zz, zw, ww)
         div, cap = False, False
         for _ in range(HMC_PER_SWEEP):

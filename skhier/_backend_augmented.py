@@ -11,7 +11,6 @@ the collapsed engine plus ``nu``.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from ._augmented import chain_for
 from ._backend_collapsed import laplace_fit, n_params, standardized_draws
 from ._collapsed import sufficient_stats
 from ._spec import design
+from ._threads import stop_flag, thread_map
 
 
 def fit_augmented(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
@@ -67,11 +67,11 @@ def fit_augmented(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng):
             tune,
             float(sampler_kwargs["target_accept"]),
             outs[c],
+            stop,
         )
 
-    workers = max(1, min(chains, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(chain, range(chains)))
+    stop = stop_flag()
+    thread_map(chain, range(chains), os.cpu_count() or 1, stop)
     theta, beta, u, nu, diverging, capped = (np.stack(parts) for parts in zip(*outs, strict=True))
     result = standardized_draws(
         theta,

@@ -10,13 +10,13 @@ joint draws (``store_draws``).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._group_draws import kept_per_chain, kept_positions
 from ._spec import FactorTerm, design
+from ._threads import stop_flag, thread_map
 
 #: scale of the reference inverse-Wishart used by the covariance proposal
 #: (standardized scale; it cancels in the acceptance ratio)
@@ -201,13 +201,13 @@ def fit_gibbs(X, y, codes, spec, scaling, *, sampler_kwargs, rng, store_draws="a
             float(spec.prior_corr_eta), correlated, _PSI, w.M3, w.Cy, w.yy, lay.anc,
             out["beta"][c], out["s"][c],
             out["tau"][c], out["corr"][c], out["u"][c], out["usum"][c], out["ucross"][c], tries,
-            augment, yobs, off, *base,
+            augment, yobs, off, *base, stop,
         )  # fmt: skip
 
     import os
 
-    with ThreadPoolExecutor(max_workers=max(1, min(n_chains, os.cpu_count() or 1))) as pool:
-        list(pool.map(chain, range(n_chains)))
+    stop = stop_flag()
+    thread_map(chain, range(n_chains), os.cpu_count() or 1, stop)
     return _split_factors(out, lay, spec, n_chains * n_draws, kept)
 
 

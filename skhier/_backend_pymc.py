@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _interrupts
 from ._likelihoods import GLM_FAMILIES
 from ._spec import design
 from ._warn import import_quietly
@@ -154,7 +155,11 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, o
 
     model = build_model(X, y, codes, n_groups, spec, scaling, offset)
     # GLMs: nutpie, PyMC's fast NUTS (compiled once per model structure by numba)
-    fast = {"nuts_sampler": "nutpie"} if spec.likelihood in GLM_FAMILIES else {}
+    fast = (
+        {"nuts_sampler": "nutpie"}
+        if spec.likelihood in GLM_FAMILIES
+        else {"callback": _interrupts.pymc_callback}
+    )
     with model:
         idata = pm.sample(
             draws=sampler_kwargs["draws"],
@@ -169,6 +174,7 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, sampler_kwargs, rng, o
             var_names=["beta", "tau", "u"]
             + [name for name in ("s", "corr", "nu", "alpha") if name in model.named_vars],
         )
+    _interrupts.check()  # PyMC returns the draws so far on Ctrl-C
     post = idata.posterior
     return {
         "corr": np.asarray(post["corr"].values) if "corr" in post else None,

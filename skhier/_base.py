@@ -8,6 +8,7 @@ checks, the model specification, the engine call and the prediction methods.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import replace
 from numbers import Integral, Real
@@ -19,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _checks, _dask, _diagnostics
+from . import _checks, _dask, _diagnostics, _memory
 from ._engines import IMPORTANCE_MIN_GROUPS, resolve_engine, resolve_inference, run_engine  # noqa: F401
 from ._groups import (
     POPULATION,
@@ -29,6 +30,7 @@ from ._groups import (
     split_group_column,
     unique_labels,
 )
+from ._interrupts import never_swallowed
 from ._posterior import Posterior
 from ._report import ReportMixin
 from ._spec import ModelSpec, Scaling, resolve_random_slopes
@@ -76,6 +78,26 @@ SHARED_CONSTRAINTS: dict = {
     "group_col": [str, list, None],
     "nested": ["boolean", list, None],
 }
+
+
+def fit_or_restore(fit):
+    """Decorator of ``fit``: a fit that does not finish (an error, Ctrl-C) leaves
+    the estimator as it was before the call -- a fitted model keeps its previous
+    fit, an unfitted one stays unfitted -- never half of a new fit; and a Ctrl-C
+    that a sampler swallowed is raised all the same (:mod:`skhier._interrupts`)."""
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        before = dict(self.__dict__)
+        try:
+            with never_swallowed():
+                return fit(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    return wrapper
 
 
 class FitInputs(NamedTuple):
@@ -185,6 +207,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
     def _fit_inputs(self, inputs: FitInputs):
         """Sample the posterior of the model in ``inputs`` (from ``_model_inputs``)."""
         _forget(self, ("dispersion_", "dispersion_interval_", *_WORKFLOW_ATTRS))
+        _memory.check_fit(self, inputs.spec, 0 if inputs.spec.factors else len(self.groups_))
         if inputs.spec.factors:
             from . import _multi
 

@@ -8,7 +8,7 @@ from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
-from ._base import SHARED_CONSTRAINTS
+from ._base import SHARED_CONSTRAINTS, fit_or_restore
 from ._dask import refuse
 from ._glm import HierarchicalGLMBase
 from ._workflow import no_exposure as _no_exposure
@@ -140,6 +140,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         self.nested = nested
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @fit_or_restore
     def fit(self, X, y, *, groups=None):
         """Sample the posterior of the hierarchical logistic model.
 

@@ -63,12 +63,19 @@ class RowBlocks(NamedTuple):
         import dask
 
         call = dask.delayed(_apply, pure=True)
-        return [call(func, self.split, part, args, kwargs) for part in self.parts]
+        return [call(func, self.split, part, args, kwargs, i) for i, part in enumerate(self.parts)]
 
 
-def _apply(func, split, part, args, kwargs):
+def _apply(func, split, part, args, kwargs, index):
     x, y, groups = split(*part) if split is not None else part
-    return func(x, y, groups, *args, **kwargs)
+    try:
+        return func(x, y, groups, *args, **kwargs)
+    except (ValueError, TypeError) as exc:  # bad data in one partition: say which
+        try:
+            named = type(exc)(f"Partition {index} of the Dask input: {exc}")
+        except Exception:  # noqa: BLE001 - an exception type with another signature
+            raise exc from None
+        raise named from exc
 
 
 def row_blocks(X, y=None, groups=None) -> RowBlocks:

@@ -192,6 +192,17 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
             "check identifiability (e.g. with one row per group sigma_a and eps are "
             "not separable: use random_slopes=None or tighter `prior_group_sd`)"
         )
+    unknown = [
+        name
+        for name, key in (("r_hat", "max_r_hat"), ("bulk ESS", "min_ess_bulk"))
+        if np.isnan(conv[key]) and not (name == "r_hat" and conv.get("method") == "importance")
+    ]
+    if unknown:  # never a silent pass: NaN compares False with every threshold
+        problems.append(
+            f"{' and '.join(unknown)} could not be computed (NaN: too few draws, or draws "
+            "that do not vary)"
+        )
+        remedies.append("increase `draws`")
     if conv["max_r_hat"] > R_HAT_MAX:
         problems.append(f"max r_hat {conv['max_r_hat']:.3f} > {R_HAT_MAX}")
         remedies.append("increase `tune` and `draws`, and use at least 4 `chains`")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from ._interrupts import check as check_interrupted
+
 
 def resolve_engine(engine, inference, likelihood):
     """The engine that fits this model: ``engine="auto"`` picks the fastest exact one
@@ -67,9 +69,11 @@ def run_engine(X, y, codes, n_groups, spec, scaling, sampler_kwargs, rng, offset
         extra = {} if offset is None else {"offset": offset}
         if stats is not None:
             extra["stats"] = stats
-        return backend(
+        draws = backend(
             X, y, codes, n_groups, spec, scaling, sampler_kwargs=sampler_kwargs, rng=rng, **extra
         )
+        check_interrupted()  # a sampler that swallowed Ctrl-C returned part of its draws
+        return draws
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _predict
+from . import _memory, _predict
 from ._base import _SEED_MAX, FitInputs, HierarchicalBase
 from ._factors import n_factors
 from ._likelihoods import FAMILIES
@@ -205,6 +205,7 @@ class HierarchicalGLMBase(HierarchicalBase):
         """Posterior predictive draws of the outcome, (n_rows, n_samples)."""
         self._check_n_samples(n_samples)
         X, codes, new_codes = self._prepare(X, groups)
+        _memory.check_samples(X.shape[0], n_samples, X.shape[1])
         log_exposure = self._log_exposure(exposure, X.shape[0])
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
         total = self.posterior_.n_joint

@@ -17,10 +17,10 @@ gradient evaluations per draw.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from scipy import special
+
+from ._threads import thread_map
 
 #: above this Pareto k_hat the importance weights are unreliable
 K_HAT_MAX = 0.7
@@ -41,8 +41,7 @@ def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_thre
     scale = np.sqrt(rng.chisquare(PROPOSAL_DF, n_proposals) / PROPOSAL_DF)
     x = mode + (z @ chol.T) / scale[:, None]
     log_q = -0.5 * (PROPOSAL_DF + d) * np.log1p((z**2).sum(1) / scale**2 / PROPOSAL_DF)
-    with ThreadPoolExecutor(n_threads) as pool:
-        log_p = np.fromiter(pool.map(log_density, x), dtype=np.float64, count=n_proposals)
+    log_p = np.array(thread_map(log_density, x, n_threads), dtype=np.float64)
     log_w = np.where(np.isfinite(log_p), log_p - log_q, -np.inf)
     smoothed, k_hat = psis(log_w)
     weights = np.exp(smoothed)

@@ -41,6 +41,7 @@ from ._kernels_linalg import (
     shifted_column,
 )
 from ._numba.jit import specialized
+from ._threads import thread_map
 
 #: draws per task of the thread pool (fixed, so results do not depend on threads)
 DRAW_BLOCK = 128
@@ -153,8 +154,7 @@ def draw_population(stats, chol_cov, s, prior_sd, rng):
         args = (stats.zz, stats.zw, stats.ww, prior_sd, chol_cov[sl], s[sl], e_beta[sl])
         return kernel(*args, beta[sl])
 
-    with ThreadPoolExecutor(_n_threads()) as pool:
-        failed = np.concatenate(list(pool.map(run, range(0, len(s), DRAW_BLOCK))))
+    failed = np.concatenate(thread_map(run, range(0, len(s), DRAW_BLOCK), _n_threads()))
     if failed.any():  # P numerically indefinite: the reference floors its eigenvalues
         idx = np.flatnonzero(failed)
         beta[idx] = draw_conditional(stats, chol_cov[idx], s[idx], prior_sd, rng)[0]

@@ -285,7 +285,7 @@ def _in_tree(tree_f, first, depth, f):
 def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff,
     mdim, plev, loff, tree_f, toff, croff, beta_prec, rates, s_rate, eta, correlated, psi,
     M3, Cy, yy, anc, out_beta, out_s, out_tau, out_corr, out_u, usum, ucross,
-    marginal_tries, augment, yobs, offset, F0, Z0, C0):  # fmt: skip
+    marginal_tries, augment, yobs, offset, F0, Z0, C0, stop):  # fmt: skip
     """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
     ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
     with every draw's effects summed into ``usum`` and their per-level outer
@@ -356,6 +356,8 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     prop_scale = 2.38 / np.sqrt(n_theta)
     yy_tot = yy.sum()
     for it in range(n_tune + n_draws):
+        if stop[0] != 0:  # interrupted (skhier._threads.thread_map)
+            return
         if augment:
             pg_refresh(
                 rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,

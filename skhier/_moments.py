@@ -189,6 +189,13 @@ def combine_all(parts) -> Moments:
         )
     counts = np.array([p.n_obs for p in filled], dtype=np.float64)
     shift = (counts @ np.array([p.shift for p in filled])) / counts.sum()
+    kinds = [_label_kinds(p.labels) for p in filled if len(p.labels)]
+    if len(set().union(*kinds)) > 1 and all(len(k) == 1 for k in kinds):
+        raise TypeError(
+            "The group labels are numbers in some pieces of the data (partitions) and "
+            "strings or other objects in others, so 1 and '1' would be different groups. "
+            "Give the group column one dtype everywhere, e.g. ddf['g'].astype(str)."
+        )
     first = filled[0].labels
     same = all(len(p.labels) == len(first) and np.array_equal(p.labels, first) for p in filled)
     labels = (
@@ -207,6 +214,13 @@ def combine_all(parts) -> Moments:
     values = tuple(sorted(values)) if values is not None and len(values) <= 2 else None
     abs_max = np.max([p.abs_max for p in filled], axis=0)
     return replace(total, abs_max=abs_max, y_values=values)
+
+
+def _label_kinds(labels):
+    """``{"number"}``, ``{"string"}`` or both: what a piece's (unique) labels are."""
+    if labels.dtype.kind in "biuf":
+        return {"number"}
+    return {"string" if isinstance(v, str) else "number" for v in labels}
 
 
 def _as_labels(labels):

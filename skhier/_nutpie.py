@@ -117,7 +117,10 @@ def sample(native, fallback, *, draws, tune, chains, seed, target_accept, progre
     nutpie = import_quietly("nutpie")
 
     def run(model):
-        return nutpie.sample(
+        # nutpie's blocking call turns Ctrl-C into the draws so far (a partial trace
+        # that would look like a finished fit): wait here, and stop the chains and
+        # re-raise instead
+        sampler = nutpie.sample(
             model,
             draws=draws,
             tune=tune,
@@ -126,7 +129,13 @@ def sample(native, fallback, *, draws, tune, chains, seed, target_accept, progre
             progress_bar=progressbar,
             target_accept=target_accept,
             save_warmup=False,
+            blocking=False,
         )
+        try:
+            return sampler.wait()
+        except BaseException:
+            sampler.cancel()
+            raise
 
     try:
         trace = run(native())

@@ -117,6 +117,13 @@ def _validate_columns(est, X) -> int:
 
 def _block_moments(x, y, g, n_features):
     """The moments of one partition, validated as ``fit`` validates in memory."""
+    if hasattr(x, "columns"):  # name the columns with missing values
+        missing = [str(c) for c in x.columns if x[c].isna().any()]
+        if missing:
+            raise ValueError(
+                f"X has missing values (NaN) in column(s) {missing}. Drop or impute them "
+                "first, e.g. ddf.dropna() or a SimpleImputer in a Pipeline fit in memory."
+            )
     x = check_array(x, dtype=np.float64, ensure_min_samples=0, input_name="X")
     if x.shape[1] != n_features:
         raise ValueError(f"A partition of X has {x.shape[1]} columns, not {n_features}.")

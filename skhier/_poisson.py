@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import SHARED_CONSTRAINTS
+from ._base import SHARED_CONSTRAINTS, fit_or_restore
 from ._dask import refuse
 from ._glm import HierarchicalGLMBase
 from ._warn import warn
@@ -129,6 +129,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         return self.family
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @fit_or_restore
     def fit(self, X, y, *, groups=None, exposure=None):
         """Sample the posterior of the hierarchical count model.
 

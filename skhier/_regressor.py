@@ -10,12 +10,13 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _dask, _dask_predict, _multi, _predict
+from . import _checks, _dask, _dask_predict, _memory, _multi, _predict
 from ._base import (
     _SEED_MAX,
     SHARED_CONSTRAINTS,
     FitInputs,
     HierarchicalBase,
+    fit_or_restore,
     resolve_engine,
 )
 from ._factors import n_factors
@@ -295,6 +296,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
+    @fit_or_restore
     def fit(self, X, y, *, groups=None):
         """Sample the posterior of the hierarchical model.
 
@@ -426,6 +428,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             draws = _dask_predict.sample_kwargs(self, n_samples, random_state)
             return _dask_predict.lazy(self, "sample_y", X, groups, **draws)
         X, codes, new_codes = self._prepare(X, groups)
+        _memory.check_samples(X.shape[0], n_samples, X.shape[1])
         rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
         total = self.posterior_.n_joint
         draw_idx = rng.choice(total, size=n_samples, replace=n_samples > total)

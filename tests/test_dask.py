@@ -413,3 +413,21 @@ def test_lazy_prediction_checks_unseen_levels_of_several_factors():
     est.set_params(unseen_groups="raise")
     with pytest.raises(Exception, match="student"):
         est.predict(lazy_frame)
+
+
+def test_bad_data_in_one_partition_is_named():
+    """A partition with NaN in X, or whose group labels have another dtype: one
+    clear error naming the partition and the column, as in memory."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "g": np.arange(60) % 6})
+    frame["y"] = frame["x"] + rng.normal(size=60)
+    est = HierarchicalRegressor(draws=20, tune=20, chains=1, group_col="g")
+    bad = frame.copy()
+    bad.loc[45, "x"] = np.nan  # in the last of three partitions
+    ddf = dd.from_pandas(bad, npartitions=3, sort=False)
+    with pytest.raises(ValueError, match=r"Partition 2 .*NaN.*\['x'\]"):
+        est.fit(ddf[["x", "g"]], ddf["y"])
+    parts = [frame.iloc[:30], frame.iloc[30:].assign(g=lambda d: d["g"].astype(str))]
+    mixed = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
+    with pytest.raises(TypeError, match="numbers in some .* strings"):
+        est.fit(mixed[["x", "g"]], mixed["y"])

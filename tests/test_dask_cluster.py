@@ -84,3 +84,43 @@ def test_grid_search_through_joblib_dask_backend(client, data):
     for counts in per_worker.values():
         assert max(counts) <= 1 and sum(counts) >= 1
     assert sum(sum(c) for c in per_worker.values()) >= 2  # both shape classes were fit
+
+
+def _kill_worker_once(part, marker):
+    """A map_partitions step that kills its own worker process the first time it
+    runs anywhere (preemption, an out-of-memory kill), guarded by a marker file."""
+    import os
+    import signal
+
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return part
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return part  # never reached
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_pass_changes_nothing(data, tmp_path):
+    """A worker process dies during the out-of-core fit's pass, and again during a
+    lazy prediction: Dask recomputes the lost partitions from the graph, and both
+    equal the in-memory results -- never a result computed from part of the data."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    kw = dict(FAST, inference="laplace", group_col="g")
+    cols = ["x0", "x1", "g"]
+    with cluster, distributed.Client(cluster) as client:
+        ddf = dd.from_pandas(data, npartitions=6)
+        killer = ddf.map_partitions(_kill_worker_once, str(tmp_path / "fit"), meta=ddf._meta)
+        local = HierarchicalRegressor(**kw).fit(data[cols], data["y"])
+        remote = HierarchicalRegressor(**kw).fit(killer[cols], killer["y"])
+        assert (tmp_path / "fit").exists(), "no worker was killed"
+        np.testing.assert_allclose(remote.coef_, local.coef_, rtol=1e-6)
+        np.testing.assert_allclose(remote.group_intercept_, local.group_intercept_, atol=1e-6)
+        killer = ddf.map_partitions(_kill_worker_once, str(tmp_path / "pred"), meta=ddf._meta)
+        pred = remote.predict(killer[cols]).compute().to_numpy()
+        assert (tmp_path / "pred").exists()
+        np.testing.assert_allclose(pred, local.predict(data[cols]))
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed ones

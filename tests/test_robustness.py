@@ -124,3 +124,41 @@ def test_parallel_cross_validation_is_deterministic():
     parallel = cross_val_score(est, df, y, cv=cv, n_jobs=2)
     np.testing.assert_array_equal(serial, parallel)
     np.testing.assert_array_equal(parallel, cross_val_score(est, df, y, cv=cv, n_jobs=2))
+
+
+def test_what_would_not_fit_in_memory_is_refused_up_front(monkeypatch):
+    """Kept draws or predictive samples beyond the memory available: a MemoryError
+    before any sampling, with the size needed and the option that reduces it."""
+    import time
+
+    from skhier import _memory
+
+    rng = np.random.default_rng(0)
+    g = np.arange(2000) % 200
+    X = rng.normal(size=(2000, 1))
+    y = X[:, 0] + rng.normal(size=200)[g] + rng.normal(size=2000)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 4 * 2**20)  # 4 MiB free
+    est = HierarchicalRegressor(store_draws="all", draws=4000, chains=4)
+    start = time.perf_counter()
+    with pytest.raises(
+        MemoryError, match=r"16,000 joint draws of 400 group effects.*48\.8 MiB.*store_draws=.auto."
+    ):
+        est.fit(X, y, groups=g)
+    assert time.perf_counter() - start < 5  # refused, not sampled
+    assert not hasattr(est, "posterior_")
+    est.set_params(store_draws="auto", draws=100, tune=100, chains=2).fit(X, y, groups=g)
+    with pytest.raises(MemoryError, match="sample_y for 2,000 rows x 1,000 samples"):
+        est.sample_y(X, groups=g, n_samples=1000)
+    assert est.sample_y(X[:10], groups=g[:10], n_samples=5).shape == (10, 5)
+
+
+def test_nan_diagnostics_of_a_chain_sampler_are_never_a_pass():
+    from skhier._diagnostics import warn_if_not_converged
+    from skhier.exceptions import ConvergenceWarning
+
+    conv = {"n_divergences": 0, "n_chains": 4, "n_draws": 3000, "method": "nuts",
+            "max_r_hat": float("nan"), "min_ess_bulk": float("nan")}  # fmt: skip
+    with pytest.warns(ConvergenceWarning, match="r_hat and bulk ESS could not be computed"):
+        warn_if_not_converged(conv, "collapsed")
+    importance = dict(conv, method="importance", min_ess_bulk=5000.0)  # no chains: no r_hat
+    warn_if_not_converged(importance, "collapsed")  # (pytest: warnings are errors)
