@@ -154,8 +154,15 @@ def check_numeric_target(y) -> bool:
     try:
         arr.astype(np.float64)
     except (TypeError, ValueError):
+        values = pd.unique(pd.Series(arr.ravel(), dtype=object).dropna())
+        hint = (
+            f" It has two values ({', '.join(repr(str(v)) for v in values)}): for a binary "
+            "outcome use skhier.HierarchicalClassifier."
+            if len(values) == 2
+            else ""
+        )
         raise TypeError(
             f"`y` must be numeric; got values of dtype {arr.dtype} that cannot be "
-            "converted to float. Encode the target as numbers."
+            f"converted to float. Encode the target as numbers.{hint}"
         ) from None
     return False

@@ -19,8 +19,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
 
     Binary outcomes with group-varying intercepts and slopes on the log-odds scale::
 
-        a[g]    ~ Normal(mu_a, sigma_a)
-        b[g, k] ~ Normal(mu_b[k], sigma_b[k])
+        (a[g], b[g]) ~ MultivariateNormal((mu_a, mu_b), Sigma)   # sigma_a, sigma_b, LKJ
         y[i]    ~ Bernoulli(p[i]),   logit(p[i]) = a[g[i]] + X[i] @ b[g[i]]
 
     Groups with few rows, or with only 0s or only 1s (quasi-separation), get finite

@@ -134,24 +134,61 @@ def run_predict(args) -> int:
         elif args.interval is not None:
             bounds = est.predict_interval(X, prob=args.interval, **kwargs)
             out["lower"], out["upper"] = bounds[:, 0], bounds[:, 1]
+    fmt = _float_format(args)
     if args.output in (None, "-"):
-        out.to_csv(sys.stdout, index=False)
+        out.to_csv(sys.stdout, index=False, float_format=fmt)
     else:
-        out.to_csv(args.output, index=False)
+        out.to_csv(args.output, index=False, float_format=fmt)
     return 0
 
 
 def run_summary(args) -> int:
+    fmt = _float_format(args)
     est = _load(args.model)
     table = est.summary(group_level=args.groups)
     if args.output:
-        table.to_csv(args.output, index_label="parameter")
+        table.to_csv(args.output, index_label="parameter", float_format=fmt)
         return 0
     features, groups = _columns_of(est, None, strict=False)
     print(f"{type(est).__name__}: features {_quoted(features)}, group column(s) {_quoted(groups)}")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(table if args.full_precision else readable_summary(table).to_string())
     print(_convergence(est))
     return 0
+
+
+def _float_format(args):
+    """CSV float format of ``--digits`` / ``--full-precision``."""
+    if args.full_precision:
+        return None
+    if args.digits < 1:
+        raise CLIError(f"--digits must be at least 1; got {args.digits}.")
+    return f"%.{args.digits}g"
+
+
+def readable_summary(table):
+    """The summary as text, each row to the precision its uncertainty warrants: its
+    mean, sd and interval with the decimals of two significant digits of its sd
+    (251.2 and 7.3 beside 0.084 and 0.27, not 251.2 beside 0.08407); r_hat with 3
+    decimals, ESS as a whole number."""
+    import numpy as np
+    import pandas as pd
+
+    values = [c for c in table.columns if c not in ("r_hat", "ess_bulk")]
+    out = pd.DataFrame(index=table.index)
+    sd = table["sd"].to_numpy(dtype=float) if "sd" in table else np.ones(len(table))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        decimals = np.clip(1 - np.floor(np.log10(np.abs(sd))), 0, 8)
+    decimals = np.where(np.isfinite(decimals), decimals, 3).astype(int)
+    for col in values:
+        out[col] = [
+            "" if not np.isfinite(v) else f"{v:.{d}f}"
+            for v, d in zip(table[col].to_numpy(dtype=float), decimals, strict=True)
+        ]
+    if "r_hat" in table:
+        out["r_hat"] = [f"{v:.3f}" if np.isfinite(v) else "" for v in table["r_hat"]]
+    if "ess_bulk" in table:
+        out["ess_bulk"] = [f"{v:.0f}" if np.isfinite(v) else "" for v in table["ess_bulk"]]
+    return out
 
 
 def run_plot(args) -> int:

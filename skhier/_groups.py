@@ -292,6 +292,6 @@ def _near_misses(examples, classes, max_classes=5000) -> str:
         if match is None:
             close = difflib.get_close_matches(label, names, n=1, cutoff=0.8)
             match = close[0] if close else None
-        if match is not None:
-            out.append(f"{label!r} -> {match!r}")
+        if match is not None:  # as the user wrote them: str, not numpy's np.str_('...')
+            out.append(f"{str(label)!r} -> {str(match)!r}")
     return ", ".join(out)

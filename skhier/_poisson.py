@@ -18,8 +18,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
 
     Counts with group-varying intercepts and slopes on the log scale::
 
-        a[g]    ~ Normal(mu_a, sigma_a)
-        b[g, k] ~ Normal(mu_b[k], sigma_b[k])
+        (a[g], b[g]) ~ MultivariateNormal((mu_a, mu_b), Sigma)   # sigma_a, sigma_b, LKJ
         y[i]    ~ Poisson(mu[i])   or   NegativeBinomial(mu[i], alpha)
         log(mu[i]) = log(exposure[i]) + a[g[i]] + X[i] @ b[g[i]]
 

@@ -28,12 +28,16 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     """Bayesian hierarchical (multilevel) linear regression with partial pooling.
 
     Each group ``g`` has its own intercept ``a[g]`` and slopes ``b[g]``, drawn
-    from a population distribution whose means (``mu_a``, ``mu_b``) and spreads
-    (``sigma_a``, ``sigma_b``) are learned from the data::
+    from a population distribution whose means (``mu_a``, ``mu_b``), spreads
+    (``sigma_a``, ``sigma_b``) and correlations are learned from the data::
 
-        a[g]    ~ Normal(mu_a, sigma_a)
-        b[g, k] ~ Normal(mu_b[k], sigma_b[k])
-        y[i]    ~ Normal(a[g[i]] + X[i] @ b[g[i]], eps)
+        (a[g], b[g]) ~ MultivariateNormal((mu_a, mu_b), Sigma)
+        Sigma = diag(sigma_a, sigma_b) @ R @ diag(sigma_a, sigma_b),  R ~ LKJ(prior_corr_eta)
+        y[i]         ~ Normal(a[g[i]] + X[i] @ b[g[i]], eps)
+
+    (the default, lme4's ``(x | g)``); with ``correlated_effects=False`` the
+    effects are independent, ``a[g] ~ Normal(mu_a, sigma_a)`` and ``b[g, k] ~
+    Normal(mu_b[k], sigma_b[k])`` (lme4's ``(x || g)``).
 
     The smaller ``sigma_a`` is, the more alike the groups are and the more each
     group's estimate shrinks toward ``mu_a`` - strongly for small groups, hardly

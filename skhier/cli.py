@@ -207,6 +207,7 @@ def _build_parser():
     pred.add_argument("--exposure", help="poisson: column of exposures")
     pred.add_argument("--group", help="group column, for a model saved without group_col")
     pred.add_argument("-o", "--output", help="output CSV (default or '-': stdout)")
+    _precision_options(pred)
     pred.set_defaults(func=run_predict)
 
     summ = sub.add_parser(
@@ -223,6 +224,7 @@ def _build_parser():
         help="also list every group's parameters a[g], b[g, feature]",
     )
     summ.add_argument("-o", "--output", help="write the table as CSV instead of printing it")
+    _precision_options(summ)
     summ.set_defaults(func=run_summary)
 
     plot = sub.add_parser(
@@ -255,6 +257,21 @@ def _build_parser():
     pre.add_argument("--quiet", action="store_true", help="print nothing but errors")
     pre.set_defaults(func=_run_precompile)
     return parser
+
+
+def _precision_options(parser):
+    parser.add_argument(
+        "--digits",
+        type=int,
+        default=6,
+        help="significant digits of the numbers written to CSV (default 6; the printed "
+        "summary shows each parameter to two significant digits of its sd)",
+    )
+    parser.add_argument(
+        "--full-precision",
+        action="store_true",
+        help="write and print every number with all its digits",
+    )
 
 
 def _run_precompile(args) -> int:

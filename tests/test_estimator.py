@@ -306,6 +306,7 @@ def test_public_api():
         "HierarchicalPoissonRegressor",
         "POPULATION",
         "make_group_scorer",
+        "precompile",
     }
     assert repr(POPULATION) == "skhier.POPULATION"
 

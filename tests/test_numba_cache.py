@@ -133,7 +133,9 @@ def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead
     assert ahead.start("k1", CHEAP) is None  # parallel first fits do not start one each
     process.wait()
     assert process._process.returncode == 0
-    assert ahead._claim(ahead._marker("k1")) is not None  # released
+    claim = ahead._claim(ahead._marker("k1"))
+    assert claim is not None  # released
+    claim.close()
     assert ahead.start("k1", CHEAP) is None  # this process started it already
     ahead.done("k2")
     assert ahead._marker("k2").exists()
@@ -166,6 +168,7 @@ def test_a_claim_left_by_a_killed_process_blocks_nothing(ahead, monkeypatch):
     assert ahead.start("k", CHEAP) is None  # held: another process is compiling these
     holder.kill()
     holder.wait()
+    holder.stdout.close()
     monkeypatch.setattr(ahead, "_started", set())
     process = ahead.start("k", CHEAP)  # at once, not after a time-out
     assert process is not None

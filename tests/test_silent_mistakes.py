@@ -111,6 +111,17 @@ def test_typo_in_a_label_warns_with_count_and_suggestion(by_name, radon):
     n_rows = int((groups == "St Louis").sum())
     assert f"{n_rows} of {len(X)} rows" in message
     assert "'St Louis' -> 'ST LOUIS'" in message
+    assert "np.str_" not in message  # the labels as the user wrote them
+
+
+def test_a_two_valued_string_target_points_to_the_classifier():
+    rng = np.random.default_rng(0)
+    X, g = rng.normal(size=(40, 1)), np.arange(40) % 4
+    y = np.where(rng.uniform(size=40) < 0.5, "yes", "no")
+    with pytest.raises(TypeError, match="two values .*HierarchicalClassifier"):
+        HierarchicalRegressor(**TINY).fit(X, y, groups=g)
+    with pytest.raises(TypeError, match="Encode the target as numbers.$"):
+        HierarchicalRegressor(**TINY).fit(X, np.array(["a", "b", "c", "d"] * 10), groups=g)
 
 
 def test_ids_where_the_model_was_fit_on_names_warns_that_nothing_matches(by_name, radon):
