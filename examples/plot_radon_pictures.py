@@ -16,7 +16,10 @@ of :mod:`skhier.plot` that returns a matplotlib ``Axes``:
    density of log radon against data sets replicated from the priors alone, then
    from the posterior.
 4. **Group predictions** (:func:`~skhier.plot.plot_group_predictions`): the fitted
-   lines of six counties across ``basement`` with 90% credible bands of the mean.
+   lines of six counties across ``basement`` with 90% credible bands of the mean,
+   one small panel per county (given an array of Axes) so the bands do not overlap.
+
+Counties are labelled by name (``county.name``).
 
 Run::
 
@@ -35,7 +38,7 @@ from skhier.plot import plot_forest, plot_group_predictions, plot_ppc, plot_shri
 
 def main(fast=False):
     radon = load_radon()
-    X, y, county = radon[["basement"]], radon["log.radon"], radon["county"]
+    X, y, county = radon[["basement"]], radon["log.radon"], radon["county.name"].rename("county")
     settings = {"draws": 200, "tune": 200, "chains": 2} if fast else {}
     est = HierarchicalRegressor(random_slopes=None, random_state=0, **settings)
     est.fit(X, y, groups=county)
@@ -56,9 +59,9 @@ def main(fast=False):
     prior_ax.set_xlim(-15, 15)  # the default priors allow far wider data than these
     plot_ppc(est, X, y, groups=county, random_state=0, ax=post_ax)
 
-    _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    _, axes = plt.subplots(2, 3, figsize=(9, 5.5), sharex=True, sharey=True, layout="constrained")
     plot_group_predictions(
-        est, X, groups=county, feature="basement", y=y, band="mean", prob=0.9, ax=ax
+        est, X, groups=county, feature="basement", y=y, band="mean", prob=0.9, ax=axes
     )
     return est
 

@@ -6,9 +6,9 @@ Fits ``Reaction ~ Days + (Days | Subject)`` on the raw data and draws, with
 and slope (added reaction time per day) three ways: the subject's own least-squares
 line (no pooling, open circles), the hierarchical model's posterior means with their
 credible intervals (partial pooling, filled), and one line for everybody (complete
-pooling, dashed). Every subject has 10 rows, so they all sit at one group size,
-spread sideways in the order of their own estimates; the arrows show how far the
-model pulls each subject toward the population mean (dotted).
+pooling, dashed). Every subject has 10 rows, so instead of an axis of group sizes the
+subjects stand side by side, sorted by their own estimates; the arrows show how far
+the model pulls each subject toward the population mean (dotted).
 
 Run::
 

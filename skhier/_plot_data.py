@@ -104,14 +104,35 @@ def effect_index(est, effect, names) -> int:
     )
 
 
-def effect_label(est, k, names, yname):
-    scale = LINK_SCALE[family(est)]
+def effect_label(est, k, names, yname=None):
+    """Axis label of an effect with its unit: on the link scale, else per ``yname``
+    (the outcome's name, unknown to a plot of the estimator alone)."""
+    what = LINK_SCALE[family(est)] or yname
     if k < 0:
         at = ", ".join(f"{n} = 0" for n in names)
-        what = scale or yname
-        return f"intercept ({what} at {at})" if at else f"intercept ({what})"
-    unit = f"{scale or yname} per unit of {names[k]}"
-    return f"slope of {names[k]} ({unit})"
+        at = "every feature = 0" if len(at) > 30 else at
+        inside = " ".join(filter(None, [what, f"at {at}" if at else ""]))
+        return f"intercept ({inside})" if inside else "intercept"
+    return f"slope of {names[k]} ({what + ' ' if what else ''}per unit of {names[k]})"
+
+
+def effect_name(k, names):
+    """A short readable name of an effect: "intercept" or "Days slope"."""
+    return "intercept" if k < 0 else f"{names[k]} slope"
+
+
+def group_name(est, groups=None):
+    """What the groups (the first factor's, when several) are called: the name of
+    ``groups`` (a Series or frame), else the estimator's ``group_col``, else "group"."""
+    columns = getattr(groups, "columns", None)
+    if columns is not None and len(columns) > 0:
+        return str(columns[0])
+    name = getattr(groups, "name", None)
+    if name is not None:
+        return str(name)
+    col = getattr(est, "group_col", None) if groups is None else None
+    col = col[0] if isinstance(col, (list, tuple)) and col else col
+    return "group" if col is None else str(col)
 
 
 # --------------------------------------------------------------- pooling fits
@@ -226,6 +247,50 @@ def bandwidth(values):
     iqr = np.subtract(*np.percentile(values, [75, 25])) / 1.34
     spread = min(sd, iqr) if iqr > 0 else sd
     return 0.9 * (spread if spread > 0 else 1.0) * len(values) ** -0.2
+
+
+def forest_effects(est, k, factor, effect):
+    """``(levels, means, intervals, reference, its label, texts)`` of a forest plot: the
+    groups' effects (one factor), or one factor's deviations (several)."""
+    names = feature_names(est)
+    if hasattr(est, "factors_"):
+        factor = est.factors_[0] if factor is None else factor
+        if factor not in est.group_effects_:
+            raise ValueError(f"`factor` must be one of {list(est.factors_)}; got {factor!r}.")
+        fe = est.group_effects_[factor]
+        if k >= 0:
+            require_slope(est, fe.random_slope_mask, k, effect, names)
+        levels = fe.levels
+        mean = fe.intercept if k < 0 else fe.coef[:, k]
+        interval = fe.intercept_interval if k < 0 else fe.coef_interval[:, k]
+        ref, ref_label, group = 0.0, "population (deviation 0)", str(factor)
+        if len(levels) and isinstance(levels[0], tuple):
+            group += " (labelled outer/inner)"  # nested levels
+        what = "intercept" if k < 0 else f"slope of {names[k]}"
+        xlabel, title = f"deviation from the population {what}", f"Levels of {factor}"
+    else:
+        if factor is not None:
+            raise ValueError(
+                f"`factor={factor!r}` applies to models fit with several grouping factors; "
+                "this one has one. Leave factor=None."
+            )
+        if k >= 0:
+            require_slope(est, est.random_slope_mask_, k, effect, names)
+        levels = est.groups_
+        mean = est.group_intercept_ if k < 0 else est.group_coef_[:, k]
+        interval = est.group_intercept_interval_ if k < 0 else est.group_coef_interval_[:, k]
+        ref = est.intercept_ if k < 0 else est.coef_[k]
+        ref_label = f"population mean ({effect_name(k, names)})"
+        group, xlabel = group_name(est), effect_label(est, k, names)
+        title = f"Group {'intercepts' if k < 0 else f'slopes of {names[k]}'}"
+    text = {"xlabel": xlabel, "ylabel": group, "title": title}
+    return levels, mean, interval, ref, ref_label, text
+
+
+def feature_names(est):
+    """``feature_names_in_``, else x0, x1..."""
+    names = getattr(est, "feature_names_in_", None)
+    return [f"x{i}" for i in range(est.n_features_in_)] if names is None else list(map(str, names))
 
 
 def level_name(level) -> str:

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from . import _plot_data as data
+from ._plot_axes import legend_on_top
+from ._plot_axes import sqrt_ticks as _sqrt_ticks
 
 
 def _counts_kw(est, exposure):
@@ -56,7 +58,7 @@ def ppc_continuous(ax, observed, reps, name, yname):
     ax.set_ylabel("density")
 
 
-def ppc_binary(ax, observed, reps, labels, prob, name, ylabel):
+def ppc_binary(ax, observed, reps, labels, prob, name, ylabel, group="group"):
     """Proportion of 1s per group (first factor), observed and replicated."""
     if labels is None:
         codes, names = np.zeros(len(observed), dtype=np.intp), np.array(["all rows"])
@@ -80,26 +82,35 @@ def ppc_binary(ax, observed, reps, labels, prob, name, ylabel):
         ax.set_xticks(x, [data.level_name(v) for v in np.asarray(names)[order]], rotation=90)
     else:
         ax.set_xticks([])
-    ax.set_xlabel("group (sorted by the observed proportion)" if labels is not None else "")
+    ax.set_xlabel(f"{group} (sorted by the observed proportion)" if labels is not None else "")
     ax.set_ylabel(ylabel)
     ax.set_ylim(-0.03, 1.03)
+    ax.set_yticks(np.linspace(0, 1, 6))
 
 
 def ppc_counts(ax, observed, reps, prob, name, yname):
-    """Rootogram-like: how many rows have each count, observed (bars) and replicated."""
+    """Rootogram-like: how many rows have each count (in bins of several counts when
+    they reach far), observed (bars) and replicated."""
     top = int(min(max(observed.max(), np.nanquantile(reps, 0.99)), 100))
-    k = np.arange(top + 1)
-    obs = np.bincount(np.minimum(observed, top).astype(np.intp), minlength=top + 1)
-    capped = np.minimum(np.nan_to_num(reps, nan=0.0, posinf=top), top).astype(np.intp)
-    freq = np.stack([np.bincount(c, minlength=top + 1) for c in capped.T])
+    width = int(np.ceil((top + 1) / 40))  # at most 40 bars
+    n_bins = top // width + 1
+    obs = np.bincount(np.minimum(observed, top).astype(np.intp) // width, minlength=n_bins)
+    capped = np.minimum(np.nan_to_num(reps, nan=0.0, posinf=top), top).astype(np.intp) // width
+    freq = np.stack([np.bincount(c, minlength=n_bins) for c in capped.T])
     lo, hi = np.quantile(freq, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
-    ax.bar(k, obs, width=0.8, color="0.85", edgecolor="0.5", label="observed")
+    k = np.arange(n_bins) * width + (width - 1) / 2
+    ax.bar(k, obs, width=0.8 * width, color="0.85", edgecolor="0.5", label="observed")
     ax.vlines(k, lo, hi, color="C0", alpha=0.6, lw=2, label=f"{name}: {prob:.0%} interval")
     ax.plot(k, freq.mean(0), "o", color="C0", ms=4, label=f"{name}: mean")
     ax.set_yscale("function", functions=(_sqrt, np.square))
-    more = f" (the last bar: {top} or more)" if (observed > top).any() or (reps > top).any() else ""
-    ax.set_xlabel(f"{yname}{more}")
-    ax.set_ylabel("rows with this count (square-root scale)")
+    _sqrt_ticks(ax, max(obs.max(), hi.max()))
+    last = (n_bins - 1) * width
+    more = (observed > top).any() or (reps > top).any()
+    notes = [f"bins of {width}"] if width > 1 else []
+    notes += [f"the last bar: {last} or more"] if more else []
+    ax.set_xlabel(f"{yname} ({'; '.join(notes)})" if notes else yname)
+    what = "this count" if width == 1 else "a count in this bin"
+    ax.set_ylabel(f"rows with {what} (square-root scale)")
 
 
 def _sqrt(v):
@@ -164,13 +175,18 @@ def group_predictions(
         raise ValueError(f"`ax` has {len(axes)} Axes for {len(pick)} groups; pass one or enough.")
     yv = None if y is None else data.outcome(est, y, features.shape[0])
     in_x = getattr(est, "group_col", None) is not None and hasattr(X, "columns")
+    panels = len(axes) > 1
+    values = np.unique(features[:, j])
+    binary = len(values) == 2  # drawn at its two values, not along a line between them
+    rng = np.random.default_rng(0)  # jitter of the observed points: the same every time
     for i, g in enumerate(pick):
-        ax, color = axes[i if len(axes) > 1 else 0], f"C{i % 10}"
+        ax, color = axes[i if panels else 0], f"C{i % 10}"
         rows = codes == g
         span = features[rows, j] if np.ptp(features[rows, j]) > 0 else features[:, j]
-        grid = np.tile(features[rows].mean(0), (n_points, 1))
-        grid[:, j] = np.linspace(span.min(), span.max(), n_points)
-        label = est.groups_[g : g + 1].repeat(n_points)
+        at = values if binary else np.linspace(span.min(), span.max(), n_points)
+        grid = np.tile(features[rows].mean(0), (len(at), 1))
+        grid[:, j] = at
+        label = est.groups_[g : g + 1].repeat(len(at))
         if hasattr(X, "columns"):
             grid = pd.DataFrame(grid, columns=names)
             if in_x:
@@ -178,11 +194,12 @@ def group_predictions(
         kw = {} if in_x else {"groups": label}
         mean = est.predict_proba(grid, **kw)[:, 1] if fam == "binomial" else est.predict(grid, **kw)
         lo, hi = _band(est, grid, kw, band, prob)
-        x = np.asarray(grid)[:, j] if not hasattr(grid, "columns") else grid[names[j]].to_numpy()
-        ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
-        ax.plot(x, mean, color=color, label=data.level_name(est.groups_[g]))
+        alpha = 0.15 if panels or len(pick) == 1 else 0.08  # lighter where bands overlap
+        ax.fill_between(at, lo, hi, color=color, alpha=alpha, lw=0)
+        marker = "o" if binary else None
+        ax.plot(at, mean, color=color, marker=marker, ms=4, label=data.level_name(est.groups_[g]))
         if yv is not None:
-            ax.scatter(features[rows, j], yv[rows], color=color, s=12)
+            _observed(ax, features[rows, j], yv[rows], fam, binary, np.ptp(values), color, rng)
     yname = "y" if getattr(y, "name", None) is None else str(y.name)
     ylabel = {"gaussian": yname, "poisson": f"expected {yname} (exposure 1)"}
     if fam == "binomial":
@@ -191,8 +208,39 @@ def group_predictions(
     what = (
         "predictive interval (noise included)" if band == "predictive" else "interval of the mean"
     )
-    for ax in axes[: len(pick)] if len(axes) > 1 else axes:
-        ax.set_xlabel(names[j])
-        ax.set_ylabel(ylabel[fam])
-        ax.legend(title="group", fontsize="small")
-        ax.set_title(f"Posterior mean and {p:.0%} {what}")
+    title, group = f"Posterior mean and {p:.0%} {what}", data.group_name(est, groups)
+    for ax, g in zip(axes[: len(pick)] if panels else axes, pick, strict=False):
+        spec = ax.get_subplotspec() if panels else None
+        if spec is None or spec.is_last_row():
+            ax.set_xlabel(names[j])
+        if spec is None or spec.is_first_col():
+            ax.set_ylabel(ylabel[fam])
+        if binary:
+            ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.margins(x=0.12)
+        if fam == "binomial":
+            ax.set_ylim(-0.03, 1.03)
+        if panels:  # each panel names its group; the figure says what the band is
+            ax.set_title(f"{group} {data.level_name(est.groups_[g])}", fontsize="medium")
+        else:
+            ax.set_title(title)
+            legend_on_top(ax, ncol=min(len(pick), 6), title=group)
+        if fam == "binomial":
+            ax.set_yticks(np.linspace(0, 1, 6))
+    fig = axes[0].figure
+    if panels and getattr(fig, "_suptitle", None) is None:
+        fig.suptitle(title)
+
+
+def _observed(ax, x, y, fam, binary, width, color, rng):
+    """The observed rows of a group: 0/1 outcomes moved a little inside [0, 1] (off the
+    frame, apart from each other); a 0/1 feature jittered sideways; small and
+    see-through, so that the curves and bands stay visible."""
+    if binary and width > 0:
+        x = x + rng.uniform(-0.05, 0.05, len(x)) * width
+    if fam == "binomial":
+        inward = rng.uniform(0.01, 0.06, len(y))
+        y = np.where(y > 0.5, 1.0 - inward, inward)
+        ax.scatter(x, y, color=color, s=8, alpha=0.35, lw=0)
+    else:
+        ax.scatter(x, y, color=color, s=12, alpha=0.6, lw=0)

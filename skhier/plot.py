@@ -16,6 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 from . import _plot_data as data
 from . import _plot_draw
 from ._plot_axes import axes_or_new as _axes
+from ._plot_axes import group_axis as _group_axis
+from ._plot_axes import legend_on_top as _legend_on_top
 from ._plot_axes import log_size_axis as _log_size_axis
 from ._plot_axes import series_name as _name
 
@@ -40,7 +42,9 @@ def plot_shrinkage(
     """Partial pooling, pictured: each group alone, all groups together, and the model.
 
     For every group with rows in ``X``, three estimates of one effect (the intercept or
-    one feature's slope), against the group's number of rows (log scale):
+    one feature's slope), against the group's number of rows (log scale; when every
+    group has the same number of rows, the groups side by side instead, sorted by
+    their no-pooling estimates):
 
     - *no pooling* (open circles): the group fitted alone, by ordinary least squares
       on an intercept and the same features (regressor), or by an unpenalized
@@ -61,8 +65,10 @@ def plot_shrinkage(
     Arrows go from each group's own estimate to the model's.  Small groups move far,
     large groups barely move, and all of them move less the larger the group SD
     (``sigma_a``, in the title) is: that is what the model learns from the spread of
-    the groups.  Groups of one size are spread sideways, in the order of their own
-    estimates.
+    the groups.  On the log axis, groups of one size are spread a little sideways,
+    in the order of their own estimates.  The legend names the population mean by
+    its feature (``"population mean (Days slope)"``; ``x0``, ``x1``... when fit on an
+    array).
 
     Parameters
     ----------
@@ -97,8 +103,8 @@ def plot_shrinkage(
     >>> est = HierarchicalRegressor(random_state=0)
     >>> est = est.fit(df[["Days"]], df["Reaction"], groups=df["Subject"])
     >>> ax = plot_shrinkage(est, df[["Days"]], df["Reaction"], groups=df["Subject"])
-    >>> ax.get_xlabel()
-    'rows in group (log scale)'
+    >>> ax.get_xlabel()  # 10 rows per subject: subjects side by side, not a size axis
+    'Subject (10 rows each), sorted by no-pooling estimate'
     """
     check_is_fitted(est)
     data.check_one_factor(est, "plot_shrinkage")
@@ -117,16 +123,17 @@ def plot_shrinkage(
     own = data.no_pooling(features, yv, codes, len(est.groups_), fam, pooled[1:], offset)
     if k < 0:
         mean, interval = est.group_intercept_, est.group_intercept_interval_
-        population, sd, pop_name = est.intercept_, est.group_intercept_sd_, "intercept_"
+        population, sd = est.intercept_, est.group_intercept_sd_
     else:
         data.require_slope(est, est.random_slope_mask_, k, effect, names)
         mean, interval = est.group_coef_[:, k], est.group_coef_interval_[:, k]
-        population, sd, pop_name = est.coef_[k], est.group_coef_sd_[k], f"coef_[{k}]"
+        population, sd = est.coef_[k], est.group_coef_sd_[k]
     sizes = np.bincount(codes[codes >= 0], minlength=len(est.groups_))
     alone = own[:, k + 1]
     present = np.flatnonzero(sizes > 0)
     order = present[np.lexsort((np.where(np.isnan(alone), mean, alone)[present], sizes[present]))]
-    x = data.dodge(sizes[order])
+    same_size = len(np.unique(sizes[order])) == 1
+    x = np.arange(len(order)) if same_size else data.dodge(sizes[order])
 
     ax = _axes(ax)
     prob = f"{est.interval_prob:.0%}"
@@ -143,12 +150,22 @@ def plot_shrinkage(
                     arrowprops={"arrowstyle": "->", "color": "0.45", "lw": 0.8, "shrinkB": 3},
                 )
     ax.axhline(pooled[k + 1], ls="--", color="C2", label="complete pooling: groups ignored")
-    ax.axhline(population, ls=":", color="k", label=f"population mean ({pop_name})")
-    _log_size_axis(ax, sizes[order])
+    pop_label = f"population mean ({data.effect_name(k, names)})"
+    ax.axhline(population, ls=":", color="k", label=pop_label)
+    if same_size:  # a log axis of one size would stack every group on one tick
+        group = data.group_name(est, groups)
+        which = "no-pooling estimate" if np.isfinite(alone[order]).any() else "posterior mean"
+        _group_axis(
+            ax,
+            [data.level_name(v) for v in np.asarray(est.groups_)[order]],
+            f"{group} ({sizes[order[0]]} rows each), sorted by {which}",
+        )
+    else:
+        _log_size_axis(ax, sizes[order])
     ax.set_ylabel(data.effect_label(est, k, names, _name(y)))
     kind = "intercepts" if k < 0 else f"slopes of {names[k]}"
     ax.set_title(f"Shrinkage of the group {kind} (group SD {sd:.3g})")
-    ax.legend(fontsize="small")
+    _legend_on_top(ax, ncol=2)
     return ax
 
 
@@ -205,35 +222,8 @@ def plot_forest(
     10
     """
     check_is_fitted(est)
-    names = [str(n) for n in getattr(est, "feature_names_in_", [])] or [
-        f"x{i}" for i in range(est.n_features_in_)
-    ]
-    k = data.effect_index(est, effect, names)
-    if hasattr(est, "factors_"):
-        factor = est.factors_[0] if factor is None else factor
-        if factor not in est.group_effects_:
-            raise ValueError(f"`factor` must be one of {list(est.factors_)}; got {factor!r}.")
-        fe = est.group_effects_[factor]
-        if k >= 0:
-            data.require_slope(est, fe.random_slope_mask, k, effect, names)
-        levels = fe.levels
-        mean = fe.intercept if k < 0 else fe.coef[:, k]
-        interval = fe.intercept_interval if k < 0 else fe.coef_interval[:, k]
-        ref, ref_label, what = 0.0, "population (deviation 0)", f"deviation of {factor} levels"
-    else:
-        if factor is not None:
-            raise ValueError(
-                f"`factor={factor!r}` applies to models fit with several grouping factors; "
-                "this one has one. Leave factor=None."
-            )
-        if k >= 0:
-            data.require_slope(est, est.random_slope_mask_, k, effect, names)
-        levels = est.groups_
-        mean = est.group_intercept_ if k < 0 else est.group_coef_[:, k]
-        interval = est.group_intercept_interval_ if k < 0 else est.group_coef_interval_[:, k]
-        ref = est.intercept_ if k < 0 else est.coef_[k]
-        ref_label = f"population mean ({'intercept_' if k < 0 else f'coef_[{k}]'})"
-        what = "group"
+    k = data.effect_index(est, effect, data.feature_names(est))
+    levels, mean, interval, ref, ref_label, text = data.forest_effects(est, k, factor, effect)
     if max_groups is not None and not (
         isinstance(max_groups, (int, np.integer)) and max_groups >= 1
     ):
@@ -253,16 +243,17 @@ def plot_forest(
     ax.plot(mean[order], pos, "o", color="C0", ms=4, label="posterior mean")
     ax.axvline(ref, ls=":", color="k", label=ref_label)
     ax.set_yticks(pos, [data.level_name(level) for level in np.asarray(levels)[order]])
-    ax.set_ylim(-0.7, len(order) + 1.3)  # a free band at the top for the legend
-    ax.set_xlabel(f"{what} {'intercept' if k < 0 else f'slope of {names[k]}'}")
+    ax.set_ylim(-0.7, len(order) - 0.3)
+    ax.set_xlabel(text["xlabel"])
+    ax.set_ylabel(text["ylabel"])
     note = ""
     if len(order) < shown and sort:
         note = f" ({len(order)} of {shown}, the most extreme)"
         ax.axhline(max_groups // 2 - 0.5, color="0.6", lw=0.8, ls=(0, (1, 3)))
     elif len(order) < shown:
         note = f" (the first {len(order)} of {shown})"
-    ax.set_title(f"{what.capitalize()} effects{note}")
-    ax.legend(fontsize="small", loc="upper center", ncol=3)
+    ax.set_title(f"{text['title']}{note}")
+    _legend_on_top(ax, ncol=3)
     return ax
 
 
@@ -340,11 +331,15 @@ def plot_ppc(
         _plot_draw.ppc_continuous(ax, observed, reps, name, yname)
     elif fam == "binomial":
         ylabel = f"proportion of {yname} = {data.positive_class(est, y)}"
-        _plot_draw.ppc_binary(ax, observed, reps, labels, prob, name, ylabel)
+        group = data.group_name(est, groups)
+        _plot_draw.ppc_binary(ax, observed, reps, labels, prob, name, ylabel, group)
     else:
         _plot_draw.ppc_counts(ax, observed, reps, prob, name, yname)
     ax.set_title(f"{name.capitalize()} check ({reps.shape[1]} replicated data sets)")
-    ax.legend(fontsize="small")
+    if fam == "poisson":  # (a square-root axis) the long tail leaves room for it
+        ax.legend(fontsize="small")
+    else:
+        _legend_on_top(ax, ncol=3)
     return ax
 
 
@@ -366,8 +361,12 @@ def plot_group_predictions(
 
     For each group: the posterior mean prediction (``est.predict``; for a classifier
     ``est.predict_proba`` of ``classes_[1]``) on a grid over the range of ``feature``
-    in that group's rows, the other features held at the group's means; a band; and
-    the observed rows when ``y`` is given.
+    in that group's rows (at its two values only for a 0/1 feature), the other
+    features held at the group's means; a band; and the observed rows when ``y`` is
+    given, small and see-through (0/1 outcomes moved slightly inside [0, 1], a 0/1
+    feature jittered sideways, so that points do not hide each other).  Bands of
+    several groups on one Axes overlap: for one panel per group pass an array of
+    Axes (each titled by its group, the band described in the figure's title).
 
     Parameters
     ----------

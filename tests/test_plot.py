@@ -104,6 +104,28 @@ def _legend(ax):
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def _labels(ax):
+    return ax.get_legend_handles_labels()[1]
+
+
+def _legend_covers_no_data(ax):
+    """Every point, segment and band drawn in data units lies below the legend."""
+    from matplotlib.collections import LineCollection, PathCollection
+
+    ax.figure.canvas.draw()
+    xy = [line.get_xydata() for line in ax.get_lines() if line.get_transform() == ax.transData]
+    for c in ax.collections:
+        if isinstance(c, LineCollection):
+            xy += c.get_segments()
+        elif isinstance(c, PathCollection):
+            xy.append(c.get_offsets())
+        else:
+            xy += [path.vertices for path in c.get_paths()]
+    xy = np.concatenate([np.asarray(a, dtype=float).reshape(-1, 2) for a in xy])
+    top = ax.transData.transform(xy[np.isfinite(xy).all(1)])[:, 1].max()
+    return top < ax.get_legend().get_window_extent().y0
+
+
 def _plotted_order(values, attribute):
     """Indices into ``attribute`` of the plotted ``values`` (which must be its entries)."""
     order = [np.flatnonzero(attribute == v) for v in values]
@@ -136,17 +158,20 @@ def test_shrinkage_regressor_intercepts(reg, sleep):
     # no pooling = each subject's own least-squares line, computed independently
     own = {g: np.polyfit(d["Days"], d["Reaction"], 1) for g, d in X.join(y).groupby(subject)}
     np.testing.assert_allclose(alone.get_ydata(), [own[reg.groups_[i]][1] for i in order])
-    # all subjects have 10 rows: spread around 10, in the order of their own estimates
+    # all subjects have 10 rows: no axis of sizes (one tick) but the subjects side by
+    # side, in the order of their own estimates, named on the ticks
     assert np.all(np.diff(alone.get_ydata()) >= 0)
-    assert np.all(np.abs(np.log10(partial.get_xdata() / 10)) <= 0.1 + 1e-12)
-    assert ax.get_xscale() == "log"
+    np.testing.assert_array_equal(partial.get_xdata(), np.arange(18))
+    assert ax.get_xscale() == "linear"
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == [str(g) for g in reg.groups_[order]]
+    assert ax.get_xlabel() == "Subject (10 rows each), sorted by no-pooling estimate"
     intervals = np.array([seg[:, 1] for seg in ax.collections[0].get_segments()])
     np.testing.assert_allclose(intervals, reg.group_intercept_interval_[order])
     complete = _line(ax, "complete pooling: groups ignored").get_ydata()[0]
     assert complete == pytest.approx(LinearRegression().fit(X, y).intercept_)
-    assert _line(ax, "population mean (intercept_)").get_ydata()[0] == reg.intercept_
+    assert _line(ax, "population mean (intercept)").get_ydata()[0] == reg.intercept_
     assert len(ax.texts) == 18  # one arrow per subject
-    assert ax.get_xlabel() == "rows in group (log scale)"
     assert ax.get_ylabel() == "intercept (Reaction at Days = 0)"
     assert f"{reg.group_intercept_sd_:.3g}" in ax.get_title()
     assert _legend(ax) == [
@@ -154,8 +179,9 @@ def test_shrinkage_regressor_intercepts(reg, sleep):
         "no pooling: each group alone",
         "partial pooling: posterior mean",
         "complete pooling: groups ignored",
-        "population mean (intercept_)",
+        "population mean (intercept)",
     ]
+    assert _legend_covers_no_data(ax)
 
 
 def test_shrinkage_regressor_slopes_on_given_axes(reg, sleep):
@@ -172,6 +198,20 @@ def test_shrinkage_regressor_slopes_on_given_axes(reg, sleep):
     assert complete == pytest.approx(LinearRegression().fit(X, y).coef_[0])
     assert len(ax.texts) == 0
     assert ax.get_ylabel() == "slope of Days (Reaction per unit of Days)"
+    assert "population mean (Days slope)" in _labels(ax)  # the feature, not coef_[0]
+    assert _line(ax, "population mean (Days slope)").get_ydata()[0] == reg.coef_[0]
+
+
+def test_unnamed_features_are_x0_x1_in_labels(sleep):
+    X, y, subject = sleep
+    est = _fit(HierarchicalRegressor(**TINY), X.to_numpy(), y.to_numpy(), groups=subject)
+    ax = plot_shrinkage(est, X.to_numpy(), y.to_numpy(), groups=subject.to_numpy(), effect=0)
+    assert "population mean (x0 slope)" in _labels(ax)
+    assert ax.get_xlabel() == "group (10 rows each), sorted by no-pooling estimate"
+    assert ax.get_ylabel() == "slope of x0 (y per unit of x0)"
+    ax = plot_forest(est, effect=0)
+    assert "population mean (x0 slope)" in _labels(ax)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("slope of x0 (per unit of x0)", "group")
 
 
 def test_plots_read_group_col(sleep):
@@ -200,7 +240,9 @@ def test_shrinkage_classifier(clf, contraception):
     order = _plotted_order(partial.get_ydata(), clf.group_intercept_)
     alone = _line(ax, "no pooling: each group alone").get_ydata()
     sizes = district.value_counts().reindex(clf.groups_).to_numpy()
-    assert np.all(np.diff(sizes[order]) >= 0)  # x axis: group size
+    assert np.all(np.diff(sizes[order]) >= 0)  # x axis: group size, as sizes differ
+    assert (ax.get_xscale(), ax.get_xlabel()) == ("log", "rows in group (log scale)")
+    assert _legend_covers_no_data(ax)
     assert np.all(np.isfinite(alone))  # districts with no (or only) users stay finite
     use = (y == "yes").to_numpy()
     rural = X.groupby(district)["urban"].max().reindex(clf.groups_).to_numpy() == 0
@@ -264,15 +306,18 @@ def test_forest_sorted_with_population_line(reg):
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(g) for g in reg.groups_[order]]
     intervals = np.array([seg[:, 0] for seg in ax.collections[0].get_segments()])
     np.testing.assert_array_equal(intervals, reg.group_intercept_interval_[order])
-    assert _line(ax, "population mean (intercept_)").get_xdata()[0] == reg.intercept_
-    assert ax.get_xlabel() == "group intercept"
-    assert _legend(ax) == ["95% interval", "posterior mean", "population mean (intercept_)"]
+    assert _line(ax, "population mean (intercept)").get_xdata()[0] == reg.intercept_
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("intercept (at Days = 0)", "group")
+    assert ax.get_title() == "Group intercepts"
+    assert _legend(ax) == ["95% interval", "posterior mean", "population mean (intercept)"]
+    assert _legend_covers_no_data(ax)
 
 
 def test_forest_slopes_unsorted_and_truncated(reg):
     ax = plot_forest(reg, effect="Days", sort=False, max_groups=5)
     np.testing.assert_array_equal(_line(ax, "posterior mean").get_xdata(), reg.group_coef_[:5, 0])
-    assert ax.get_xlabel() == "group slope of Days"
+    assert ax.get_xlabel() == "slope of Days (per unit of Days)"
+    assert _line(ax, "population mean (Days slope)").get_xdata()[0] == reg.coef_[0]
     ax = plot_forest(reg, effect=0, max_groups=5)  # the most extreme: 2 lowest, 3 highest
     slopes = np.sort(reg.group_coef_[:, 0])
     np.testing.assert_array_equal(
@@ -293,9 +338,12 @@ def test_forest_of_each_factor():
     means = _line(ax, "posterior mean").get_xdata()
     np.testing.assert_array_equal(means, np.sort(school.intercept))
     assert _line(ax, "population (deviation 0)").get_xdata()[0] == 0
+    assert ax.get_xlabel() == "deviation from the population intercept"
+    assert ax.get_title() == "Levels of schoolid"
     ax = plot_forest(est, factor="childid", max_groups=10)
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == 10 and all("/" in s for s in labels)  # "school/child"
+    assert ax.get_ylabel() == "childid (labelled outer/inner)"
     np.testing.assert_array_equal(
         _line(ax, "posterior mean").get_xdata()[-5:],
         np.sort(est.group_effects_["childid"].intercept)[-5:],
@@ -307,6 +355,8 @@ def test_forest_of_each_factor():
 
 
 # --------------------------------------------------------------------- ppc
+
+
 def test_ppc_continuous(reg, sleep):
     X, y, subject = sleep
     ax = plot_ppc(reg, X, y, groups=subject, n_draws=20, random_state=0)
@@ -407,7 +457,8 @@ def test_group_predictions_chosen_groups_on_several_axes(reg, sleep):
     )
     assert out is axes
     assert [ax.get_lines()[0].get_label() for ax in axes] == ["308", "309"]
-    assert "interval of the mean" in axes[0].get_title()
+    assert [ax.get_title() for ax in axes] == ["Subject 308", "Subject 309"]
+    assert "interval of the mean" in axes[0].figure.get_suptitle()  # said once, above
     with pytest.raises(ValueError, match="not groups of the model"):
         plot_group_predictions(reg, X, groups=subject, group_labels=[1])
 
@@ -421,7 +472,38 @@ def test_group_predictions_classifier(clf, contraception):
         proba = clf.predict_proba(grid, groups=np.repeat(label, len(grid)))[:, 1]
         np.testing.assert_allclose(line.get_ydata(), proba)
     assert ax.get_ylabel() == "P(use = yes)"
-    points = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections[1::2]])
-    assert set(points) == {0.0, 1.0}  # observed outcomes, 1 for "yes"
+    points = ax.collections[1::2]
+    heights = np.concatenate([c.get_offsets()[:, 1] for c in points])
+    assert set(np.round(heights)) == {0.0, 1.0}  # observed outcomes, 1 for "yes"...
+    inside = np.abs(heights - np.round(heights))  # ...drawn just inside [0, 1], jittered
+    assert inside.min() >= 0.01 and inside.max() <= 0.06 and len(np.unique(inside)) > 10
+    assert all(c.get_alpha() <= 0.4 and c.get_sizes()[0] <= 10 for c in points)
+    assert all(band.get_alpha() <= 0.1 for band in ax.collections[::2])  # 3 groups overlap
+    assert list(ax.get_xticks()) == [0.0, 1.0]  # a 0/1 feature: predicted at 0 and 1 only
+    labels = [line.get_label() for line in ax.get_lines()]
+    observed = {str(g): y[district == g] for g in clf.groups_}
+    for c, label in zip(points, labels, strict=True):
+        y_g = (observed[label] == clf.classes_[1]).astype(float).to_numpy()
+        assert sorted(np.round(c.get_offsets()[:, 1])) == sorted(y_g)
     with pytest.raises(ValueError, match='`band` must be "mean"'):
         plot_group_predictions(clf, X, groups=district, band="predictive")
+
+
+def test_ppc_counts_reaching_far_are_binned():
+    """Counts up to 100 (epilepsy's seizures): bars of several counts, at most 40,
+    the x label says so, and the square-root axis has ticks from 0 up."""
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(12), 8)
+    y = rng.poisson(np.exp(rng.normal(2.0, 1.0, 12)[g]))
+    y[0] = 100
+    est = _fit(
+        HierarchicalPoissonRegressor(random_slopes=None, **TINY), np.zeros((96, 1)), y, groups=g
+    )
+    ax = plot_ppc(est, np.zeros((96, 1)), y, groups=g, n_draws=20)
+    bars = ax.patches
+    assert 10 <= len(bars) <= 41
+    width = bars[1].get_x() - bars[0].get_x()
+    assert width > 1 and f"bins of {round(width)}" in ax.get_xlabel()
+    assert sum(b.get_height() for b in bars) == len(y)  # every row in one bar
+    ticks = ax.get_yticks()
+    assert ticks[0] == 0 and 1 in ticks and np.all(np.diff(ticks) > 0)
