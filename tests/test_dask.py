@@ -431,3 +431,34 @@ def test_bad_data_in_one_partition_is_named():
     mixed = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])
     with pytest.raises(TypeError, match="numbers in some .* strings"):
         est.fit(mixed[["x", "g"]], mixed["y"])
+
+
+def test_ctrl_c_during_a_dask_pass_reaches_the_caller():
+    """Ctrl-C while Dask reads the partitions: KeyboardInterrupt within seconds,
+    the estimator unfitted, and the next fit works."""
+    import _thread
+    import signal
+    import threading
+    import time
+
+    frame = _simulate(n=2000, n_groups=20)
+    ddf = dd.from_pandas(frame, npartitions=20)
+
+    def slow(part):
+        time.sleep(0.5)
+        return part
+
+    slowed = ddf.map_partitions(slow, meta=ddf._meta)
+    est = HierarchicalRegressor(group_col="g", **FAST)
+    timer = threading.Timer(1.0, _thread.interrupt_main, args=(signal.SIGINT,))
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(slowed[["x0", "x1", "g"]], slowed["y"])
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - start < 4.0  # the whole pass would take 5 s on 2 threads
+    assert not [k for k in vars(est) if k.endswith("_")]
+    est.fit(ddf[["x0", "x1", "g"]], ddf["y"])
+    assert np.isfinite(est.coef_).all()
