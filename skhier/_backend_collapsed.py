@@ -311,7 +311,7 @@ def compile_draws(q, p):
     """Compile (or load) the exact-draw kernels of ``q`` group effects and ``p``
     coefficients by running :func:`exact_draws` on a tiny problem with the
     argument types of a fit's (run in a second process by
-    :mod:`skhier._compile_ahead`; every array the kernels take is contiguous, so
+    :mod:`skhier._numba.ahead`; every array the kernels take is contiguous, so
     the sizes here do not matter)."""
     rng = np.random.default_rng(0)
     n_groups = 3
