@@ -140,7 +140,7 @@ def _make_c_logp():
             finite = finite and np.isfinite(grad[i])
         return 0 if finite else 4
 
-    return cfunc(C_LOGP_SIG)(c_logp)
+    return cfunc(C_LOGP_SIG, fastmath=True)(c_logp)
 
 
 @cache

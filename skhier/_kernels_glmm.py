@@ -31,12 +31,12 @@ import math
 
 import numpy as np
 
-from ._kernels_linalg import _njit, cov_chol, cov_chol_grad
+from ._kernels_linalg import _njit, _njit_inline, cov_chol, cov_chol_grad
 
 FAMILY_CODES = {"bernoulli": 0, "poisson": 1, "negative_binomial": 2}
 
 
-@_njit
+@_njit_inline
 def _digamma(x):
     """psi(x) for x > 0: recurrence up to 6, then the asymptotic series."""
     out = 0.0
@@ -63,7 +63,7 @@ def _forward_solve(chol, q, b, out):
         out[a] = acc / chol[a, a]
 
 
-@_njit
+@_njit_inline
 def _group_coefs(x, u, shift, slope_idx, out):
     """Each group's coefficients on the columns of ``F``: ``F_i b_g = F_i beta + Z_i
     u_g``, as ``Z = [1, F[:, 1 + slope_idx] + shift[slope_idx]]`` (``F`` is centred,
@@ -80,7 +80,7 @@ def _group_coefs(x, u, shift, slope_idx, out):
             out[g, 0] += u[g, a] * shift[k]
 
 
-@_njit
+@_njit_inline
 def _centered_coefs(x, zoff, p, slope_idx, zbar, out):
     """The centered form's group coefficients ``c_g`` (G, q) from the sampled
     ``(d_g, c_g[1:])``: ``d_g`` is the group's linear predictor at its own mean
@@ -102,7 +102,7 @@ def _centered_coefs(x, zoff, p, slope_idx, zbar, out):
         out[g, 0] = c0
 
 
-@_njit
+@_njit_inline
 def _linear_predictor(offset, Ft, starts, coefs, out):
     """``eta = offset + F b_g`` for rows sorted by group (``starts``: each group's
     first row); ``Ft`` (p, n) holds ``F`` column by column, so every loop runs
@@ -121,7 +121,7 @@ def _linear_predictor(offset, Ft, starts, coefs, out):
                 seg[i] += col[i] * c
 
 
-@_njit
+@_njit_inline
 def _group_sums(r, Ft, starts, out):
     """``t_g = sum_i r_i F_i`` over each group's rows into ``out`` (G, p)."""
     for g in range(starts.shape[0] - 1):
@@ -135,7 +135,7 @@ def _group_sums(r, Ft, starts, out):
             out[g, a] = acc
 
 
-@_njit
+@_njit_inline
 def _log_lik(family, y, eta, alpha, r):
     """The rows' log likelihood given ``eta`` (without the negative binomial's
     per-count ``lgamma`` terms); ``r = d/deta`` into ``r``; returns ``(value,
@@ -165,7 +165,7 @@ def _log_lik(family, y, eta, alpha, r):
     return value, d_alpha
 
 
-@_njit
+@_njit_inline
 def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_lkj,
                  prior_sd, rates, centered, shift, slope_idx, zbar, y_counts, y_values,
                  grad):  # fmt: skip

@@ -85,11 +85,19 @@ def caching() -> bool:
 FLAGS = {
     "nogil": True,
     "error_model": "numpy",
-    # no "contract": with it, a kernel compiled in this process and the same kernel
-    # loaded from the cache fused multiply-adds differently, so the same seed gave
-    # a (slightly) different NUTS posterior (tests/test_numba_cache.py)
-    "fastmath": {"reassoc", "arcp"},
+    # Value-exact floating point: no fast-math flags.  A function called by several
+    # kernels is linked into each of them as a copy that LLVM optimizes again in its
+    # new context, and a process runs whichever copy of the symbol it loaded first;
+    # with "reassoc", "arcp" or "contract" two copies could round differently, so a
+    # posterior would depend on which models the process had fit before, or on
+    # whether a kernel was compiled or loaded (tests/test_numba_cache.py).  Without
+    # them every copy computes the same bits.
 }
+
+#: fast-math for entry points only (:func:`cfunc`): a C callback is no other
+#: kernel's callee, so its body -- with the ``njit_inline`` helpers inlined into it
+#: -- exists once, and nothing else can run another optimization of it
+ENTRY_FASTMATH = {"reassoc", "arcp"}
 
 
 def njit(f):
@@ -108,10 +116,12 @@ def njit_inline(f):
     return numba.njit(inline="always", cache=caching(), **FLAGS)(_record(f))
 
 
-def cfunc(signature):
-    """numba's ``cfunc`` for C callbacks (nutpie's densities), cached."""
+def cfunc(signature, fastmath=False):
+    """numba's ``cfunc`` for C callbacks (nutpie's densities), cached;
+    ``fastmath``: :data:`ENTRY_FASTMATH` (see there)."""
+    flags = {"fastmath": ENTRY_FASTMATH} if fastmath else {}
 
     def compile_(f):
-        return numba.cfunc(signature, cache=caching(), error_model="numpy")(_record(f))
+        return numba.cfunc(signature, cache=caching(), error_model="numpy", **flags)(_record(f))
 
     return compile_
