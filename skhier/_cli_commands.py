@@ -135,10 +135,14 @@ def run_predict(args) -> int:
             bounds = est.predict_interval(X, prob=args.interval, **kwargs)
             out["lower"], out["upper"] = bounds[:, 0], bounds[:, 1]
     fmt = _float_format(args)
+    if fmt is not None:  # the columns skhier adds; the user's own stay as they were read
+        for col in out.columns.difference(data.columns):
+            if out[col].dtype.kind == "f":
+                out[col] = [fmt % v for v in out[col]]
     if args.output in (None, "-"):
-        out.to_csv(sys.stdout, index=False, float_format=fmt)
+        out.to_csv(sys.stdout, index=False)
     else:
-        out.to_csv(args.output, index=False, float_format=fmt)
+        out.to_csv(args.output, index=False)
     return 0
 
 
@@ -151,7 +155,8 @@ def run_summary(args) -> int:
         return 0
     features, groups = _columns_of(est, None, strict=False)
     print(f"{type(est).__name__}: features {_quoted(features)}, group column(s) {_quoted(groups)}")
-    print(table if args.full_precision else readable_summary(table).to_string())
+    print(table.to_string(float_format=repr) if args.full_precision else (
+        readable_summary(table).to_string()))  # fmt: skip
     print(_convergence(est))
     return 0
 

@@ -290,7 +290,7 @@ def _near_misses(examples, classes, max_classes=5000) -> str:
     for label in strings:
         match = normal.get(" ".join(label.lower().split()))
         if match is None:
-            close = difflib.get_close_matches(label, names, n=1, cutoff=0.8)
+            close = difflib.get_close_matches(label, names, n=1, cutoff=0.75)
             match = close[0] if close else None
         if match is not None:  # as the user wrote them: str, not numpy's np.str_('...')
             out.append(f"{str(label)!r} -> {str(match)!r}")

@@ -161,13 +161,18 @@ def precompile(names=None, *, jobs=1, verbose=False):
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1; got {jobs}.")
     seconds = {}
+    if verbose:
+        from ._numba.cache import cache_dir
+
+        print(f"compiling {len(names)} specialisations into {cache_dir()}, {jobs} at a time "
+              "(a few minutes)", flush=True)  # fmt: skip
     if jobs == 1:
         for name in names:
             start = time.perf_counter()
             fit(name)
             seconds[name] = time.perf_counter() - start
             if verbose:
-                print(f"{name:<32} {seconds[name]:6.1f} s", flush=True)
+                print(f"{name:<40} {seconds[name]:6.1f} s", flush=True)
         return seconds
     pending, running = list(names), {}
     try:
@@ -193,4 +198,4 @@ def _run_jobs(pending, running, jobs, seconds, verbose):
             if process.returncode != 0:
                 raise RuntimeError(f"compiling {name} failed:\n{process.stderr.read()[-2000:]}")
             if verbose:
-                print(f"{name:<32} {seconds[name]:6.1f} s", flush=True)
+                print(f"{name:<40} {seconds[name]:6.1f} s", flush=True)

@@ -264,8 +264,9 @@ def _precision_options(parser):
         "--digits",
         type=int,
         default=6,
-        help="significant digits of the numbers written to CSV (default 6; the printed "
-        "summary shows each parameter to two significant digits of its sd)",
+        help="significant digits of the numbers skhier writes to CSV (default 6; the input "
+        "columns of predict stay as read; the printed summary shows each parameter to two "
+        "significant digits of its sd)",
     )
     parser.add_argument(
         "--full-precision",

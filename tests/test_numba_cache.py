@@ -116,7 +116,7 @@ def ahead(tmp_path, monkeypatch):
     if config.DISABLE_JIT:
         pytest.skip("numba's JIT is off: nothing to compile ahead")
     monkeypatch.setenv("SKHIER_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("SKHIER_COMPILE_AHEAD", raising=False)
+    monkeypatch.setenv("SKHIER_COMPILE_AHEAD", "1")  # whatever else the machine runs
     monkeypatch.setattr(_compile_ahead, "_started", set())
     monkeypatch.setattr(_compile_ahead, "_done", set())
     monkeypatch.setattr(_compile_ahead, "_n_cpus", lambda: 2)
@@ -144,12 +144,31 @@ def test_compile_ahead_starts_one_process_per_kind_until_its_marker_exists(ahead
     assert ahead.start("k3", CHEAP) is None  # switched off...
     ahead.done("k3")
     assert ahead._marker("k3").exists()  # ...but what is compiled is recorded
-    monkeypatch.delenv("SKHIER_COMPILE_AHEAD")
+    monkeypatch.setenv("SKHIER_COMPILE_AHEAD", "1")
     monkeypatch.setattr(ahead, "_n_cpus", lambda: 1)
     assert ahead.start("k4", CHEAP) is None  # one CPU: nothing to gain
     monkeypatch.setattr(ahead, "_n_cpus", lambda: 2)
     monkeypatch.setattr(sys, "executable", "/usr/sbin/httpd")  # embedded: no interpreter
     assert ahead.start("k5", CHEAP) is None
+
+
+def test_compile_ahead_waits_for_an_idle_cpu_unless_forced(ahead, monkeypatch):
+    """Left to itself (``auto``), a first fit compiles ahead only while a CPU is
+    idle: on a busy machine a second compiling process slows the fit down."""
+    monkeypatch.delenv("SKHIER_COMPILE_AHEAD")
+    monkeypatch.setattr(ahead, "_idle_cpus", lambda: 0.3)
+    assert ahead.start("busy", CHEAP) is None
+    monkeypatch.setattr(ahead, "_started", set())
+    monkeypatch.setattr(ahead, "_idle_cpus", lambda: 1.2)
+    process = ahead.start("busy", CHEAP)
+    assert process is not None
+    process.wait()
+    monkeypatch.setattr(ahead, "_started", set())
+    monkeypatch.setattr(ahead, "_idle_cpus", lambda: 0.3)
+    monkeypatch.setenv("SKHIER_COMPILE_AHEAD", "1")  # forced
+    process = ahead.start("forced", CHEAP)
+    assert process is not None
+    process.wait()
 
 
 def test_a_claim_left_by_a_killed_process_blocks_nothing(ahead, monkeypatch):
@@ -239,7 +258,7 @@ def test_a_cold_first_fit_loads_the_kernels_compiled_ahead(tmp_path):
         pytest.skip("one CPU: nothing is compiled ahead")
     env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path)}
     env.pop("NUMBA_CACHE_DIR", None)
-    env.pop("SKHIER_COMPILE_AHEAD", None)
+    env["SKHIER_COMPILE_AHEAD"] = "1"  # (left to "auto", a busy test machine would skip it)
     out = subprocess.run([sys.executable, "-c", AHEAD], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     hits, misses = map(int, out.stdout.split())

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import skhier
-
 SOURCE = Path(__file__).resolve().parent.parent / "skhier"
 
 

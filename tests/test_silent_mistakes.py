@@ -112,6 +112,9 @@ def test_typo_in_a_label_warns_with_count_and_suggestion(by_name, radon):
     assert f"{n_rows} of {len(X)} rows" in message
     assert "'St Louis' -> 'ST LOUIS'" in message
     assert "np.str_" not in message  # the labels as the user wrote them
+    typo = radon["county.name"].replace({"ANOKA": "ANQKA"})  # one letter off
+    with pytest.warns(UnseenGroupWarning, match="'ANQKA' -> 'ANOKA'"):
+        by_name.predict(X, groups=typo)
 
 
 def test_a_two_valued_string_target_points_to_the_classifier():

@@ -59,9 +59,22 @@ def _python():
     return exe if Path(exe).name.lower().startswith(("python", "pypy")) else None
 
 
+def _idle_cpus():
+    """CPUs not busy now (by the 1-minute load average), where the platform tells."""
+    try:
+        return _n_cpus() - os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows)
+        return float(_n_cpus())
+
+
 def _enabled():
-    off = os.environ.get("SKHIER_COMPILE_AHEAD", "1").strip().lower()
-    return off not in {"0", "false", "no", "off"} and _jit_on() and _n_cpus() >= 2
+    """``SKHIER_COMPILE_AHEAD``: ``0`` off, ``1`` on wherever there are two CPUs,
+    unset (``auto``) also only while a CPU is idle: on a busy machine a second
+    process compiling would slow the first fit down, not speed it up."""
+    setting = os.environ.get("SKHIER_COMPILE_AHEAD", "auto").strip().lower()
+    if setting in {"0", "false", "no", "off"} or not _jit_on() or _n_cpus() < 2:
+        return False
+    return setting in {"1", "true", "yes", "on"} or _idle_cpus() >= 0.75
 
 
 def _marker(key):
