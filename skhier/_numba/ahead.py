@@ -60,7 +60,15 @@ def _python():
 
 
 def _idle_cpus():
-    """CPUs not busy now (by the 1-minute load average), where the platform tells."""
+    """CPUs not busy now, where the platform tells: on Linux from the tasks running
+    at this moment (``/proc/loadavg``; this one is among them), elsewhere from the
+    1-minute load average."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        return float(_n_cpus() - (running - 1))
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return _n_cpus() - os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average (Windows)
