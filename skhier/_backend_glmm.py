@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numba
 import numpy as np
 
 from ._kernels import cov_chols
@@ -114,33 +115,37 @@ def _unpack(buf):
             centered, shift, slope_idx, zbar, y_counts, y_values)  # fmt: skip
 
 
+#: inlined into the C callback (a separate function costs ~1 s of compilation)
+_unpack_inline = _njit_inline(_unpack)
+
+
+def _c_logp_callback(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
+    """The density as nutpie's C callback (a module-level function, not a closure:
+    a closure over a dispatcher gives numba's cache a key that changes with every
+    process, so the callback would be compiled again by every new process)."""
+    total = int(numba.carray(buf_ptr, (1,))[0])
+    data = _unpack_inline(numba.carray(buf_ptr, (total,)))
+    family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates = data[:11]
+    centered, shift, slope_idx, zbar, y_counts, y_values = data[11:17]
+    x = numba.carray(x_ptr, (dim,))
+    grad = numba.carray(grad_ptr, (dim,))
+    logp = numba.carray(logp_ptr, (1,))
+    try:
+        value = glmm_density(
+            x, family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd,
+            rates, centered, shift, slope_idx, zbar, y_counts, y_values, grad,
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - never let an error cross into Rust
+        return 4
+    logp[0] = value
+    finite = np.isfinite(value)
+    for i in range(dim):
+        finite = finite and np.isfinite(grad[i])
+    return 0 if finite else 4
+
+
 def _make_c_logp():
-    import numba
-
-    unpack = _njit_inline(_unpack)  # (a separate function costs ~1 s of compilation)
-
-    def c_logp(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
-        total = int(numba.carray(buf_ptr, (1,))[0])
-        data = unpack(numba.carray(buf_ptr, (total,)))
-        family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates = data[:11]
-        centered, shift, slope_idx, zbar, y_counts, y_values = data[11:17]
-        x = numba.carray(x_ptr, (dim,))
-        grad = numba.carray(grad_ptr, (dim,))
-        logp = numba.carray(logp_ptr, (1,))
-        try:
-            value = glmm_density(
-                x, family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd,
-                rates, centered, shift, slope_idx, zbar, y_counts, y_values, grad,
-            )  # fmt: skip
-        except Exception:  # noqa: BLE001 - never let an error cross into Rust
-            return 4
-        logp[0] = value
-        finite = np.isfinite(value)
-        for i in range(dim):
-            finite = finite and np.isfinite(grad[i])
-        return 0 if finite else 4
-
-    return cfunc(C_LOGP_SIG, fastmath=True)(c_logp)
+    return cfunc(C_LOGP_SIG, fastmath=True)(_c_logp_callback)
 
 
 @cache

@@ -139,6 +139,32 @@ def test_a_function_made_twice_under_one_name_is_refused():
         jit.njit(factory(2))
     named = [jit.njit(jit.specialized(k)(factory(k))) for k in (3, 4)]
     assert named[0](1) == 4 and named[1](1) == 5
+    inner = jit.njit(jit.specialized("inner")(factory(5)))
+
+    def closure_over_a_dispatcher(x):
+        return inner(x)
+
+    with pytest.raises(RuntimeError, match="captures a compiled function"):
+        jit.njit(closure_over_a_dispatcher)
+
+
+@pytest.mark.slow
+def test_every_kernel_is_loaded_by_the_next_process(tmp_path):
+    """A fit in a new process with the cache its predecessor filled compiles and
+    writes nothing: every kernel's cache key is the same in every process (a
+    closure over a dispatcher once made the GLMM callback's key differ each time,
+    so every process compiled it again)."""
+    fits = (
+        "import warnings; warnings.simplefilter('ignore'); from skhier._precompile import fit; "
+        "[fit(n) for n in ('counts-poisson', 'binary-one-factor', 'student_t-1features-2effects')]"
+    )
+    written = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", fits], env=_env(tmp_path), capture_output=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        written.append({p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.nbc")})
+    assert written[0], "nothing was cached"
+    assert written[1] == written[0], sorted(set(written[1]) - set(written[0]))
 
 
 def test_every_specialisation_has_a_name_of_its_own():
@@ -174,6 +200,7 @@ def _processes_using(cache):
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGINT, /proc")
 def test_a_first_fit_interrupted_while_compiling_leaves_nothing_behind(tmp_path):
     """Ctrl-C during the first fit's compilation (compiling ahead in a second

@@ -12,7 +12,8 @@ first body for both -- another model's code, silently.  Here:
 - :func:`njit`, :func:`njit_inline` and :func:`cfunc` record every function they
   compile by name and raise if a *different* function arrives under a name
   already taken -- a factory that forgets :func:`specialized` fails on its second
-  use, in the test suite, instead of corrupting a user's cache.
+  use, in the test suite, instead of corrupting a user's cache -- or if a closure
+  captures another compiled function (its cache key would differ in every process).
 
 Whether compiled code is kept on disk is decided here, once, before any kernel
 is built (:func:`skhier._numba.cache.usable`): where no cache directory is
@@ -41,6 +42,13 @@ def _cells(f):
 
 
 def _record(f):
+    cells = _cells(f) or ()
+    if any(hasattr(c, "py_func") or hasattr(c, "_pyfunc") for c in cells):
+        raise RuntimeError(
+            f"{f.__qualname__} captures a compiled function in its closure: numba keys its "
+            "cache on the pickled closure, which for a dispatcher differs in every process, "
+            "so it would compile again in each one. Refer to it as a module global."
+        )
     name = f"{f.__module__}.{f.__qualname__}"
     known = COMPILED.get(name)
     if known is not None and known is not f:
