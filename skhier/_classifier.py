@@ -68,7 +68,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     draws, tune, chains : int, default=1000, 500, 4
         Kept draws and burn-in sweeps per chain, and the number of chains.
     target_accept : float or None
-        NUTS' target acceptance (explicit engine only).
+        NUTS' target acceptance (``"nuts"`` and ``"explicit"`` engines; the Gibbs engine has none).
 
     Attributes
     ----------

@@ -151,7 +151,7 @@ def precompile(names=None, *, jobs=1, verbose=False):
     Examples
     --------
     >>> from skhier import precompile
-    >>> seconds = precompile(["normal-nuts-q1-p2"])  # doctest: +SKIP
+    >>> seconds = precompile(["normal-nuts-1features-1effects"])  # doctest: +SKIP
     """
     known = shapes()
     names = list(known) if names is None else list(names)

@@ -117,8 +117,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         evenly over the chains (for :meth:`sample_y`, :meth:`predict_interval`,
         ``idata_``); ``predict``, ``return_std`` and the group intervals use every
         draw regardless.  ``"auto"``: all while they take at most 128 MB, else as
-        many as fit (at least 64).  An int bounds the model's size: ``store_draws
-        x groups x (features + 1) x 8`` bytes.
+        many as fit (at least 64).  An int keeps about that many (rounded up to a
+        multiple of ``chains``): ``chains * ceil(store_draws / chains) x groups x
+        (features + 1) x 8`` bytes.
     target_accept : float or None, default=None
         Target acceptance rate of NUTS (of HMC in the augmented engine); raise it
         when divergences are reported.  None: 0.8 for the collapsed engine, 0.9
@@ -198,7 +199,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         is NaN, ``min_ess_bulk`` is the effective sample size of its weights, and
         ``pareto_k`` its reliability (<= 0.7).
     engine_ : str
-        Engine used ("collapsed", "augmented" or "explicit").
+        Engine used ("collapsed", "augmented", "explicit" or "gibbs").
     parametrization_ : str
         Form of the explicit model that was (or would have been) used.
     posterior_ : Posterior

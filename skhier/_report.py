@@ -94,7 +94,7 @@ class ReportMixin:
             Columns ``mean``, ``sd``, the interval bounds (``interval_prob``),
             ``r_hat`` and ``ess_bulk``; rows named ``mu_a``, ``mu_b[feature]``,
             ``sigma_a``, ``sigma_b[feature]``, ``corr[effect, effect]`` (correlated
-            effects), ``eps``, ``a[group]``, ``b[group, feature]``.
+            effects), ``eps``, ``nu`` (Student-t noise), ``a[group]``, ``b[group, feature]``.
         """
         check_is_fitted(self)
         if self._is_multi():

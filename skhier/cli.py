@@ -250,7 +250,8 @@ def _build_parser():
         "precompile",
         help="compile every kernel ahead of time (Docker images, cluster workers)",
         description="Compile (or load) every specialisation of skhier's numba kernels into "
-        "the kernel cache ($SKHIER_CACHE_DIR, else the user cache directory), so that no "
+        "the kernel cache ($NUMBA_CACHE_DIR if set, else $SKHIER_CACHE_DIR, else the user cache "
+        "directory), so that no "
         "later fit on this machine waits for compilation. Takes a few minutes.",
     )
     pre.add_argument("--jobs", type=int, default=1, help="processes compiling at once (default 1)")

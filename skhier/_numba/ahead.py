@@ -116,12 +116,21 @@ class Ahead:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        self._claim.close()
+        self._release()
 
     def stop(self):
         """Stop it (this fit failed or was interrupted)."""
         self._process.kill()
         self._process.wait()
+        self._release()
+
+    def _release(self):
+        """Remove the claim file, then release its lock (a process killed before
+        this leaves an empty file whose lock the system has released: harmless)."""
+        try:
+            os.unlink(self._claim.name)
+        except (OSError, TypeError):
+            pass
         self._claim.close()
 
 

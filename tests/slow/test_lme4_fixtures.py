@@ -11,6 +11,7 @@ random slope, which here are truly zero; the remaining parameters are the same.
 """
 
 import importlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from skhier import HierarchicalRegressor
+from skhier.exceptions import ConvergenceWarning
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +39,15 @@ def test_agrees_with_lme4_reml(ds):
     X = data[fe + re]
     est = HierarchicalRegressor(
         random_slopes=re or None, correlated_effects=False, draws=2000, random_state=ds
-    ).fit(X, data["endog"], groups=data["groups"])
+    )
+    with warnings.catch_warnings():
+        # 100 groups of 1-4 rows put sigma_a near 0: a stray divergence (of 8,000
+        # transitions) comes with some seeds; anything more is a failure below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, data["endog"], groups=data["groups"])
+    conv = est.convergence_
+    assert conv["n_divergences"] <= 0.001 * conv["n_chains"] * conv["n_draws"], conv
+    assert conv["max_r_hat"] < 1.01 and conv["min_ess_bulk"] >= 400, conv
     # one random effect: lme4's "dependent" and "independent" fits are the same model
     kind = "irf" if re else "drf"
     coef = getattr(_R, f"coef_reml_{kind}_{ds}")
