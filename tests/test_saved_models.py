@@ -40,7 +40,10 @@ def _query(expected):
         groups = pd.DataFrame(groups)
     else:
         groups = np.array(groups, dtype=object)
-    return np.array(expected["X"]), groups
+    X = np.array(expected["X"])
+    if expected["columns"] is not None:
+        X = pd.DataFrame(X, columns=expected["columns"])
+    return X, groups
 
 
 @pytest.mark.filterwarnings("ignore::skhier.exceptions.UnseenGroupWarning")  # "new"

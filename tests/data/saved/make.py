@@ -63,6 +63,9 @@ def models():
 
 def predictions(est, X, groups):
     Xq = X[[0, 1, 2, 3]]
+    columns = getattr(est, "feature_names_in_", None)
+    if columns is not None:
+        Xq = pd.DataFrame(Xq, columns=columns)
     if isinstance(groups, pd.DataFrame):
         gq = groups.iloc[[0, 1, 2, 3]].copy()
         gq.iloc[3] = ["new", "new"]
@@ -70,7 +73,7 @@ def predictions(est, X, groups):
     else:
         gq = np.array([groups[0], groups[15], groups[30], "new"], dtype=object)
         gq_json = gq.tolist()
-    out = {"X": Xq.tolist(), "groups": gq_json, "predict": est.predict(Xq, groups=gq).tolist()}
+    out = {"X": np.asarray(Xq).tolist(), "columns": None if columns is None else list(columns), "groups": gq_json, "predict": est.predict(Xq, groups=gq).tolist()}
     for name in ("predict_interval", "predict_proba", "predict_proba_interval", "predict_linear"):
         if hasattr(est, name):
             out[name] = np.asarray(getattr(est, name)(Xq, groups=gq)).tolist()
