@@ -175,7 +175,7 @@ def _warm_worker(path, features, moments):
 
     pq.read_table(path).to_pandas()
     if moments:
-        from skhier import _moments
+        from skhier._dask import moments as _moments
 
         rng = np.random.default_rng(0)
         part = _moments.partition_moments(

@@ -69,12 +69,12 @@ def run_skhier(case, X, y, g, **kwargs):
 
 def run_pymc(case, X, y, g, draws=300, tune=300):
     """PyMC's default NUTS on the explicit non-centered model (skhier's own
-    reference model, ``skhier._backend_pymc.build_model``), standardized scale."""
+    reference model, ``skhier._engines.pymc.build_model``), standardized scale."""
     import arviz as az
     import pymc as pm
 
-    from skhier._backend_pymc import build_model
-    from skhier._spec import ModelSpec, Scaling
+    from skhier._engines.pymc import build_model
+    from skhier._model.spec import ModelSpec, Scaling
 
     family = "negative_binomial" if case == "counts" else "bernoulli"
     n_groups = int(g.max()) + 1

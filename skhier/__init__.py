@@ -1,11 +1,12 @@
 """skhier: Bayesian hierarchical (multilevel) models as scikit-learn estimators."""
 
-from ._classifier import HierarchicalClassifier
-from ._groups import POPULATION
-from ._poisson import HierarchicalPoissonRegressor
-from ._precompile import precompile
-from ._regressor import HierarchicalRegressor
-from ._scoring import make_group_scorer
+from skhier._classifier import HierarchicalClassifier
+from skhier._core.scoring import make_group_scorer
+from skhier._data.groups import POPULATION
+from skhier._poisson import HierarchicalPoissonRegressor
+from skhier._precompile import precompile
+from skhier._regressor import HierarchicalRegressor
+from skhier._version import __version__ as __version__
 
 __all__ = [
     "POPULATION",
@@ -15,4 +16,3 @@ __all__ = [
     "make_group_scorer",
     "precompile",
 ]
-__version__ = "0.1.0"

@@ -8,10 +8,10 @@ from sklearn.utils import assert_all_finite, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
-from ._base import SHARED_CONSTRAINTS, fit_or_restore
-from ._dask import refuse
-from ._glm import HierarchicalGLMBase
-from ._workflow import no_exposure as _no_exposure
+from skhier._core.base import SHARED_CONSTRAINTS, fit_or_restore
+from skhier._core.glm import HierarchicalGLMBase
+from skhier._core.workflow import no_exposure as _no_exposure
+from skhier._dask.frames import refuse
 
 
 class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
@@ -81,7 +81,6 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     """
 
     likelihood = "bernoulli"
-    _ENGINES = ("gibbs", "nuts", "explicit")
     __metadata_request__predict_proba = {"groups": True}
     __metadata_request__decision_function = {"groups": True}
 

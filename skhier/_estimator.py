@@ -4,6 +4,6 @@ Pickles and skops files name the class by its module: models saved by 0.1.0 refe
 ``skhier._estimator.HierarchicalRegressor`` and keep loading through this alias.
 """
 
-from ._regressor import HierarchicalRegressor
+from skhier._regressor import HierarchicalRegressor
 
 __all__ = ["HierarchicalRegressor"]

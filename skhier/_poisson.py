@@ -6,11 +6,12 @@ import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import SHARED_CONSTRAINTS, fit_or_restore
-from ._dask import refuse
-from ._glm import HierarchicalGLMBase
-from ._warn import warn
-from .exceptions import CountTargetWarning, MissingExposureWarning
+from skhier._core.base import SHARED_CONSTRAINTS, fit_or_restore
+from skhier._core.glm import HierarchicalGLMBase
+from skhier._dask.frames import refuse
+from skhier._posterior.predict import equal_tailed
+from skhier._util.warn import warn
+from skhier.exceptions import CountTargetWarning, MissingExposureWarning
 
 
 class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
@@ -62,7 +63,6 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         As in :class:`HierarchicalRegressor`, on the log scale.
     """
 
-    _ENGINES = ("nuts", "explicit")
     __metadata_request__fit = {"groups": True, "exposure": True}
     __metadata_request__predict = {"groups": True, "exposure": True}
     __metadata_request__score = {"groups": True, "exposure": True}
@@ -220,8 +220,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         prob = self._interval_prob(prob)
         n_joint = self.posterior_.n_joint
         draws = self._outcome_draws(X, groups, n_joint, self._predict_seed, exposure)
-        tail = (1.0 - prob) / 2.0
-        return np.quantile(draws, [tail, 1.0 - tail], axis=1).T
+        return equal_tailed(draws, prob)
 
     def sample_y(self, X, *, groups=None, exposure=None, n_samples=1, random_state=None):
         """Counts drawn from the posterior predictive distribution, (n_samples_X, n_samples)."""

@@ -7,7 +7,7 @@ each fit with the argument types of a real fit (a kernel compiled for other
 types would be compiled again at the first real fit):
 
 - the collapsed engine (Gaussian noise, one factor): each shape class of its
-  density (:data:`skhier._kernels_grad.SHAPE_CLASSES`), sampled by NUTS and by
+  density (:data:`skhier._engines.collapsed.grad.SHAPE_CLASSES`), sampled by NUTS and by
   importance sampling (whose weights use the value-only kernel); both draw
   everything integrated out with the class's exact-draw kernels;
 - the augmented engine (Student-t noise): each shape class of its chain;
@@ -44,7 +44,7 @@ class Shape:
 
 
 def _collapsed_shapes():
-    from ._kernels_grad import SHAPE_CLASSES
+    from skhier._engines.collapsed.grad import SHAPE_CLASSES
 
     shapes = []
     for Q, PP1 in SHAPE_CLASSES:
@@ -103,16 +103,24 @@ def data(shape, n_groups=8, rows=6, seed=0):
     return X, y, groups
 
 
+def estimator_classes() -> dict:
+    """skhier's estimator classes by name (imported on first use)."""
+    from skhier._classifier import HierarchicalClassifier
+    from skhier._poisson import HierarchicalPoissonRegressor
+    from skhier._regressor import HierarchicalRegressor
+
+    classes = (HierarchicalRegressor, HierarchicalClassifier, HierarchicalPoissonRegressor)
+    return {cls.__name__: cls for cls in classes}
+
+
 def fit(name, *, draws=30, tune=30, random_state=0):
     """Fit the model of ``SHAPES[name]`` on its small data set; the estimator."""
-    import skhier
-
     shape = shapes()[name]
     X, y, groups = data(shape)
     kwargs = dict(shape.params)
     if shape.n_factors > 1 and "nested" not in kwargs:
         kwargs["nested"] = True
-    est = getattr(skhier, shape.estimator)(
+    est = estimator_classes()[shape.estimator](
         draws=draws, tune=tune, chains=2, random_state=random_state, **kwargs
     )
     with warnings.catch_warnings():
@@ -162,7 +170,7 @@ def precompile(names=None, *, jobs=1, verbose=False):
         raise ValueError(f"jobs must be at least 1; got {jobs}.")
     seconds = {}
     if verbose:
-        from ._numba.cache import cache_dir
+        from skhier._numba.cache import cache_dir
 
         print(f"compiling {len(names)} specialisations into {cache_dir()}, {jobs} at a time "
               "(a few minutes)", flush=True)  # fmt: skip

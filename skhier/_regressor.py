@@ -7,21 +7,25 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _checks, _dask, _dask_predict, _memory, _multi, _predict
-from ._base import (
-    _SEED_MAX,
+from skhier._core.base import (
     SHARED_CONSTRAINTS,
     FitInputs,
     HierarchicalBase,
     fit_or_restore,
-    resolve_engine,
 )
-from ._factors import n_factors
-from ._spec import Scaling, choose_parametrization
-from ._workflow import no_exposure as _no_exposure
+from skhier._core.workflow import no_exposure as _no_exposure
+from skhier._dask import frames as _dask
+from skhier._dask import predict as _dask_predict
+from skhier._data import checks as _checks
+from skhier._data.factors import n_factors
+from skhier._engines.registry import select_engine
+from skhier._model.spec import Scaling, choose_parametrization
+from skhier._posterior import factors as _fpost
+from skhier._posterior import memory as _memory
+from skhier._posterior import predict as _predict
+from skhier._util.seeds import generator
 
 
 class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
@@ -330,7 +334,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         """Validate the training data; the engine's inputs (sets ``groups_`` etc.)."""
         _no_exposure(exposure)
         if any(_dask.is_dask(v) for v in (X, y, groups)):  # out of core: one pass of sums
-            from ._outofcore import model_inputs
+            from skhier._dask.outofcore import model_inputs
 
             return FitInputs(None, None, None, *model_inputs(self, X, y, groups))
         if n_factors(groups, self.group_col) > 1:
@@ -347,7 +351,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             if self.parametrization == "auto"
             else self.parametrization
         )
-        self.engine_ = resolve_engine(self.engine, self.inference, self.likelihood)
+        self.engine_ = select_engine(self.engine, self.inference, self.likelihood)
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         return FitInputs(X, y, codes, spec, scaling)
 
@@ -406,7 +410,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             return _dask_predict.lazy(self, "predict_interval", X, groups, prob=prob)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(self._predict_seed)
-        interval = _multi.predictive_interval if self._is_multi() else _predict.predictive_interval
+        interval = _fpost.predictive_interval if self._is_multi() else _predict.predictive_interval
         return interval(self.posterior_, X, codes, new_codes, prob, rng)
 
     def sample_y(self, X, *, groups=None, n_samples=1, random_state=None):
@@ -434,10 +438,10 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             return _dask_predict.lazy(self, "sample_y", X, groups, **draws)
         X, codes, new_codes = self._prepare(X, groups)
         _memory.check_samples(X.shape[0], n_samples, X.shape[1])
-        rng = np.random.default_rng(check_random_state(random_state).randint(_SEED_MAX))
+        rng = generator(random_state)
         total = self.posterior_.n_joint
         draw_idx = rng.choice(total, size=n_samples, replace=n_samples > total)
-        draws = _multi.predictive_draws if self._is_multi() else _predict.predictive_draws
+        draws = _fpost.predictive_draws if self._is_multi() else _predict.predictive_draws
         return draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
 
     def score(self, X, y, *, groups=None, sample_weight=None):

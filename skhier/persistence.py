@@ -39,16 +39,23 @@ __all__ = ["TRUSTED_TYPES", "dump", "load"]
 
 #: Types of skhier's own that a saved model may hold, beyond those skops trusts by
 #: default.  A one-factor regressor holds its estimator class and
-#: ``skhier._posterior.Posterior``; a classifier or count model holds its own class;
-#: a model with several grouping factors holds the four factor types instead of
-#: ``Posterior``.
+#: ``skhier._posterior.one_factor.Posterior``; a classifier or count model holds its own
+#: class; a model with several grouping factors holds the four factor types instead of
+#: ``Posterior``.  Models saved by earlier versions name some of these classes by their
+#: old modules, which stay importable as aliases and stay trusted here.
 TRUSTED_TYPES: list[str] = [
     "skhier._regressor.HierarchicalRegressor",
     "skhier._classifier.HierarchicalClassifier",
     "skhier._poisson.HierarchicalPoissonRegressor",
-    "skhier._estimator.HierarchicalRegressor",  # the class's module in skhier 0.1.0
-    "skhier._posterior.Posterior",
+    "skhier._posterior.one_factor.Posterior",
     # several grouping factors
+    "skhier._data.factors.FactorLayout",
+    "skhier._posterior.factors.FactorEffects",
+    "skhier._posterior.factors.FactorPosterior",
+    "skhier._posterior.factors.FactorsPosterior",
+    # where these classes lived in earlier versions
+    "skhier._estimator.HierarchicalRegressor",  # skhier 0.1.0
+    "skhier._posterior.Posterior",
     "skhier._factors.FactorLayout",
     "skhier._multi.FactorEffects",
     "skhier._posterior_factors.FactorPosterior",

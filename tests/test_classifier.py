@@ -37,7 +37,7 @@ def fitted():
 
 
 def test_pg_draws_have_the_polya_gamma_moments():
-    from skhier._kernels_pg import pg_fill
+    from skhier._engines.gibbs.pg import pg_fill
 
     rng = np.random.default_rng(3)
     n = 200_000
@@ -59,7 +59,7 @@ def test_pg_draws_follow_the_series_representation(c):
     regimes (|c| / 2 below and above 1 / 0.64) and the large-|c| branch are covered."""
     from scipy.stats import ks_2samp
 
-    from skhier._kernels_pg import pg_fill
+    from skhier._engines.gibbs.pg import pg_fill
 
     n, terms = 20_000, 3_000
     rng = np.random.default_rng(11)
@@ -235,7 +235,10 @@ def test_skops_round_trip_trusts_only_skhier_types(fitted, tmp_path):
     est, X, y, g, _ = fitted
     path = tmp_path / "clf.skops"
     sio.dump(est, path)
-    trusted = ["skhier._classifier.HierarchicalClassifier", "skhier._posterior.Posterior"]
+    trusted = [
+        "skhier._classifier.HierarchicalClassifier",
+        "skhier._posterior.one_factor.Posterior",
+    ]
     assert sorted(sio.get_untrusted_types(file=path)) == trusted
     loaded = sio.load(path, trusted=trusted)
     np.testing.assert_array_equal(

@@ -4,10 +4,15 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from skhier._backend_collapsed import log_density
-from skhier._collapsed import diagonal_chol, draw_conditional, log_marginal, sufficient_stats
-from skhier._kernels import cov_chol, cov_chols
-from skhier._spec import ModelSpec
+from skhier._engines.collapsed.engine import log_density
+from skhier._engines.collapsed.kernels import cov_chol, cov_chols
+from skhier._engines.collapsed.reference import (
+    diagonal_chol,
+    draw_conditional,
+    log_marginal,
+    sufficient_stats,
+)
+from skhier._model.spec import ModelSpec
 
 
 def _problem(rng, n=40, n_groups=5, p=3, q=2):
@@ -125,7 +130,7 @@ def test_correlation_prior_is_lkj_with_the_exact_jacobian(q, eta):
 def test_covariance_jacobian_equals_its_complex_step(q, correlated):
     """cov_chol_grad (the hand-written chain rule through C(theta) the GLM density's
     gradient uses) equals the complex-step derivative of lp + sum(g * C)."""
-    from skhier._kernels_linalg import cov_chol_grad
+    from skhier._numba.linalg import cov_chol_grad
 
     rng = np.random.default_rng(q + 10 * correlated)
     m = q * (q - 1) // 2 if correlated else 0
@@ -170,7 +175,7 @@ def test_conditional_draws_match_dense_gaussian_posterior():
 def test_vectorized_diagnostics_match_arviz():
     import arviz as az
 
-    from skhier._diagnostics import rhat_ess
+    from skhier._posterior.diagnostics import rhat_ess
 
     rng = np.random.default_rng(0)
     x = np.empty((4, 400, 3))
@@ -203,8 +208,8 @@ def test_numba_conditional_draws_equal_numpy_reference():
     """Pass 1, fed the reference's standard normals, gives the reference's draws of
     beta; pass 2 gives the reference's algebra for the group effects given beta,
     with the normals its Generator draws group by group, draw by draw."""
-    from skhier._collapsed import _group_factors, _solve_upper
-    from skhier._kernels_draw import group_kernel_for, population_kernel_for
+    from skhier._engines.collapsed.draw import group_kernel_for, population_kernel_for
+    from skhier._engines.collapsed.reference import _group_factors, _solve_upper
 
     stats, chol, s = _draw_problem(np.random.default_rng(3))
     prior_sd = np.array([2.0, 1.5, 1.5])
@@ -230,7 +235,7 @@ def _sigma_inv(chol):
 def test_group_draws_come_in_blocks_independent_of_threads(monkeypatch):
     """The group effects come a block of groups at a time; their random numbers do
     not depend on the number of threads."""
-    from skhier import _kernels_draw
+    from skhier._engines.collapsed import draw as _kernels_draw
 
     stats, chol, s = _draw_problem(np.random.default_rng(4), n_draws=300)
     beta = _kernels_draw.draw_population(stats, chol, s, np.full(3, 2.0), np.random.default_rng(1))
@@ -253,7 +258,11 @@ def test_group_draws_come_in_blocks_independent_of_threads(monkeypatch):
 def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
     """The exact conditional draws are compiled per shape class (sizes fixed):
     each must agree with the general (runtime-size) kernels to rounding."""
-    from skhier._kernels_draw import _kernels_of_class, group_kernel_for, population_kernel_for
+    from skhier._engines.collapsed.draw import (
+        _kernels_of_class,
+        group_kernel_for,
+        population_kernel_for,
+    )
 
     rng = np.random.default_rng(q + 10 * p)
     F, Z, y, codes = _problem(rng, n=90, n_groups=7, p=p, q=q)
@@ -278,7 +287,7 @@ def test_draws_of_each_shape_class_equal_the_general_ones(q, p):
 def test_failed_draws_are_redone_by_the_reference(monkeypatch):
     """Draws of beta whose P is numerically indefinite are redone by the numpy
     reference (which floors P's eigenvalues), after the kernel's normals."""
-    from skhier import _kernels_draw
+    from skhier._engines.collapsed import draw as _kernels_draw
 
     stats, chol, s = _draw_problem(np.random.default_rng(5), p=4)
     prior_sd = np.full(4, 2.0)
@@ -305,7 +314,7 @@ def test_native_and_python_callback_samplers_agree(correlated):
     same density with the same seed, so they produce the same draws.  (This also
     catches a stale numba cache: the C callback's cache is keyed on its own module,
     not on the kernels it calls.)"""
-    from skhier._backend_collapsed import _sample_nutpie
+    from skhier._engines.collapsed.engine import _sample_nutpie
 
     rng = np.random.default_rng(4)
     F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=3, q=3)
@@ -322,8 +331,8 @@ def test_native_and_python_callback_samplers_agree(correlated):
 def test_specialized_group_passes_equal_the_general_ones(q, p, correlated):
     """The density's passes over the groups are compiled for a few fixed (q, p):
     each must agree with the general (runtime-size) pass to rounding."""
-    from skhier._kernels import _precision
-    from skhier._kernels_grad import _P1_00, _P2_00, group_pass1, group_pass2
+    from skhier._engines.collapsed.grad import _P1_00, _P2_00, group_pass1, group_pass2
+    from skhier._engines.collapsed.kernels import _precision
 
     rng = np.random.default_rng(10 * q + p)
     F, Z, y, codes = _problem(rng, n=80, n_groups=7, p=p + 1, q=q)
@@ -347,7 +356,7 @@ def test_specialized_group_passes_equal_the_general_ones(q, p, correlated):
 
 @pytest.mark.parametrize("q, p", [(2, 2), (1, 3)])
 def test_density_of_a_shape_class_equals_the_runtime_dispatch(q, p):
-    from skhier._kernels import density_for, log_density_and_grad
+    from skhier._engines.collapsed.kernels import density_for, log_density_and_grad
 
     rng = np.random.default_rng(q * p)
     F, Z, y, codes = _problem(rng, n=60, n_groups=6, p=p, q=q)
@@ -363,7 +372,7 @@ def test_density_of_a_shape_class_equals_the_runtime_dispatch(q, p):
 @pytest.mark.parametrize("q, p", [(1, 2), (2, 2), (3, 3), (3, 5)])
 def test_value_only_density_equals_the_full_density(q, p, correlated):
     """Importance weights use the density's value alone (one pass, no gradient)."""
-    from skhier._kernels import density_for, value_for
+    from skhier._engines.collapsed.kernels import density_for, value_for
 
     rng = np.random.default_rng(q * p)
     F, Z, y, codes = _problem(rng, n=80, n_groups=7, p=p, q=q)

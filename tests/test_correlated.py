@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skhier import POPULATION
-from skhier._predict import predictive_draws
+from skhier._posterior.predict import predictive_draws
 
 pytestmark = pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
 

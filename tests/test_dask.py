@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skhier import POPULATION, HierarchicalClassifier, HierarchicalRegressor, _moments
-from skhier._checks import group_level_features
-from skhier._collapsed import sufficient_stats
-from skhier._groups import encode, unique_labels
-from skhier._spec import ModelSpec, Scaling, choose_parametrization, design
+from skhier import POPULATION, HierarchicalClassifier, HierarchicalRegressor
+from skhier._dask import moments as _moments
+from skhier._data.checks import group_level_features
+from skhier._data.groups import encode, unique_labels
+from skhier._engines.collapsed.reference import sufficient_stats
+from skhier._model.spec import ModelSpec, Scaling, choose_parametrization, design
 from skhier.exceptions import (
     BinaryTargetWarning,
     FewGroupsWarning,

@@ -73,7 +73,7 @@ def test_grid_search_through_joblib_dask_backend(client, data):
     assert dist.best_params_ == serial.best_params_
 
     def compiled():  # the collapsed engine's compiled densities in this worker
-        from skhier import _kernels
+        from skhier._engines.collapsed import kernels as _kernels
 
         return [len(d.overloads) for d in _kernels._DENSITIES.values()]
 

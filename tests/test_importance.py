@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from skhier import HierarchicalRegressor, _engines, _importance
+from skhier import HierarchicalRegressor
+from skhier._engines import registry as _engines
+from skhier._engines.collapsed import importance as _importance
 from skhier.datasets import make_hierarchical_regression
 
 # short runs of NUTS, the reference here, may fall just short of the ESS target

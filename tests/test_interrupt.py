@@ -127,7 +127,7 @@ def test_ctrl_c_during_a_collapsed_fit():
 @pytest.mark.slow
 # a SIGINT injected while a finalizer runs (e.g. a weak dictionary's callback) is
 # reported by Python as unraisable there; the fit still raises KeyboardInterrupt,
-# since skhier records the signal itself (skhier._interrupts)
+# since skhier records the signal itself (skhier._util.interrupts)
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("case", list(CASES))
 def test_ctrl_c_at_several_moments_of_every_engine(case):

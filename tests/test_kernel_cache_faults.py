@@ -16,7 +16,7 @@ import skhier
 # compiles one small kernel, reports its cache hits and misses and its value
 KERNEL = (
     "import warnings; warnings.simplefilter('default'); {prelude}"
-    "from skhier._kernels_linalg import n_corr_params as f; v = f(3, True); "
+    "from skhier._numba.linalg import n_corr_params as f; v = f(3, True); "
     "print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()), v)"
 )
 
@@ -66,7 +66,7 @@ def test_an_entry_of_another_key_is_never_loaded(tmp_path):
     """An entry's file repeats its key: a file that holds another function's or
     another signature's code (a swapped, copied or mis-named file) is a miss."""
     code = (
-        "from skhier._kernels_linalg import n_corr_params as f; f(3, True); f(3.0, True); "
+        "from skhier._numba.linalg import n_corr_params as f; f(3, True); f(3.0, True); "
         "print(f.stats.cache_misses)"
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True)
@@ -102,7 +102,7 @@ def test_a_full_disk_warns_once_and_the_fit_is_right(tmp_path):
         "import errno, os, types; import numpy as np; import skhier._numba.cache as c\n"
         "def replace(*_): raise OSError(errno.ENOSPC, 'No space left on device')\n"
         "c.os = types.SimpleNamespace(**{**vars(os), 'replace': replace})\n"
-        "from skhier._kernels_linalg import _mul; _mul(np.eye(2), np.eye(2)); "
+        "from skhier._numba.linalg import _mul; _mul(np.eye(2), np.eye(2)); "
     )
     hits, misses, value, err = _kernel(tmp_path, prelude=full)
     assert (hits, misses, value) == (0, 1, 3)
@@ -170,8 +170,12 @@ def test_every_kernel_is_loaded_by_the_next_process(tmp_path):
 def test_every_specialisation_has_a_name_of_its_own():
     """Make every specialisation of every factory: none is refused, and no two
     compiled functions share ``module.qualname`` (each would fail at creation)."""
-    from skhier import _augmented, _backend_collapsed, _backend_glmm, _kernels, _kernels_draw
-    from skhier._kernels_grad import SHAPE_CLASSES
+    from skhier._engines.augmented import kernels as _augmented
+    from skhier._engines.collapsed import draw as _kernels_draw
+    from skhier._engines.collapsed import engine as _backend_collapsed
+    from skhier._engines.collapsed import kernels as _kernels
+    from skhier._engines.collapsed.grad import SHAPE_CLASSES
+    from skhier._engines.nuts import engine as _backend_glmm
     from skhier._numba.jit import COMPILED
 
     for cls in SHAPE_CLASSES:

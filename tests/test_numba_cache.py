@@ -14,7 +14,7 @@ import skhier
 
 CODE = (
     "import os, skhier; assert skhier.__file__.startswith(os.getcwd()), skhier.__file__; "
-    "from skhier._kernels_linalg import n_corr_params as f; f(3, True); "
+    "from skhier._numba.linalg import n_corr_params as f; f(3, True); "
     "print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()), "
     "f.stats.cache_path)"
 )
@@ -44,25 +44,41 @@ def test_kernels_are_cached_per_user_and_survive_a_reinstall(tmp_path):
     first = _install(tmp_path / "env1")
     hits, misses, path = _run(first, cache)
     assert (hits, misses) == (0, 1)
-    assert path == cache / skhier.__version__ / "_kernels_linalg"
+    assert path == cache / skhier.__version__ / "_numba.linalg"
     assert list(path.glob("*n_corr_params*.nbc"))
     assert _run(first, cache)[:2] == (1, 0)
     assert _run(_install(tmp_path / "env2"), cache)[:2] == (1, 0)  # reinstalled elsewhere
     edited = _install(tmp_path / "env3")
-    with open(edited / "skhier" / "_kernels_grad.py", "a") as f:  # any kernel module
+    with open(edited / "skhier" / "_engines" / "collapsed" / "grad.py", "a") as f:  # a kernel
         f.write("\n# edited\n")
     assert _run(edited, cache)[:2] == (0, 1)
-    with open(edited / "skhier" / "_summary.py", "a") as f:  # no numba code there
+    with open(edited / "skhier" / "_posterior" / "summary.py", "a") as f:  # no numba code
         f.write("\n# edited\n")
     assert _run(edited, cache)[:2] == (1, 0)
+
+
+def test_modules_of_one_name_in_two_folders_get_their_own_cache_folders():
+    """Kernels live beside their engine (``_engines/collapsed/kernels.py``,
+    ``_engines/nuts/kernels.py``): each module's entries go to a folder named by its
+    dotted module name, so the two never share one."""
+    from numba.core import caching
+
+    from skhier._engines.collapsed import kernels as collapsed
+    from skhier._engines.nuts import kernels as nuts
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    locator = next(c for c in impl._locator_classes if c.__name__ == "SkhierCacheLocator")
+    func = collapsed.density_of
+    paths = {Path(locator(func, mod.__file__).get_cache_path()).name for mod in (collapsed, nuts)}
+    assert paths == {"_engines.collapsed.kernels", "_engines.nuts.kernels"}
 
 
 def test_no_usable_cache_directory_falls_back_to_numbas_cache(monkeypatch):
     """No home directory (a service account) or no permission: numba's next locator."""
     from numba.core import caching
 
-    from skhier import _kernels_linalg
     from skhier._numba import cache as _numba_cache
+    from skhier._numba import linalg as _kernels_linalg
 
     impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
     locator = next(c for c in impl._locator_classes if c.__name__ == "SkhierCacheLocator")
@@ -212,7 +228,7 @@ def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch, 
 
 LOADS = (
     "import numpy as np; from skhier import HierarchicalRegressor, _kernels; "
-    "from skhier._kernels_draw import _kernels_of_class; "
+    "from skhier._engines.collapsed.draw import _kernels_of_class; "
     "rng = np.random.default_rng(0); X = rng.normal(size=(120, 2)); "
     "g = rng.integers(0, 6, 120); y = X @ [1.0, -1.0] + rng.normal(size=6)[g] "
     "+ rng.normal(size=120); misses = 0\n"
@@ -232,7 +248,7 @@ def test_kernels_compiled_ahead_are_the_ones_a_fit_loads(tmp_path):
     (a signature that differed would be compiled again, and wasted)."""
     env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path), "SKHIER_COMPILE_AHEAD": "0"}
     env.pop("NUMBA_CACHE_DIR", None)
-    ahead = "from skhier._backend_collapsed import compile_draws; compile_draws(1, 3); "
+    ahead = "from skhier._engines.collapsed.engine import compile_draws; compile_draws(1, 3); "
     ahead += "compile_draws(3, 3)"
     for code in (ahead, LOADS):
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -241,7 +257,7 @@ def test_kernels_compiled_ahead_are_the_ones_a_fit_loads(tmp_path):
 
 
 AHEAD = FIT.split("; print(")[0] + (
-    "; from skhier import _kernels; from skhier._kernels_draw import _kernels_of_class; "
+    "; from skhier import _kernels; from skhier._engines.collapsed.draw import _kernels_of_class; "
     "fs = (*_kernels_of_class(2, 3), _kernels.cov_chols); "
     "print(sum(sum(f.stats.cache_hits.values()) for f in fs), "
     "sum(sum(f.stats.cache_misses.values()) for f in fs))"
@@ -298,7 +314,7 @@ def test_one_cache_of_every_specialisation_serves_each_model_its_own_code(tmp_pa
     with every specialisation of the registry (skhier._precompile), each compiled
     in its own process, two at once; then one process fits several models from it,
     in two orders, and each fit equals its fit with an empty cache to the last bit."""
-    from skhier._kernels_grad import SHAPE_CLASSES
+    from skhier._engines.collapsed.grad import SHAPE_CLASSES
     from skhier._precompile import shapes
 
     registry = shapes()

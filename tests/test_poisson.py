@@ -110,8 +110,8 @@ def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=(), s
     """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
     the dimension of x, and the raw rows; the groups ``empty`` have no rows;
     ``slopes``: the columns of ``F[:, 1:]`` with a random slope."""
-    from skhier._backend_glmm import group_mean_rows, rows_by_group
-    from skhier._kernels_glmm import FAMILY_CODES
+    from skhier._engines.nuts.engine import group_mean_rows, rows_by_group
+    from skhier._engines.nuts.kernels import FAMILY_CODES
 
     p, q = 3, 1 + len(slopes)
     F = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
@@ -143,7 +143,7 @@ SLOPES = [(), (1,), (1, 0)]  # random intercepts only; one slope; two, out of or
 @pytest.mark.parametrize("centered", [True, False])
 @pytest.mark.parametrize("slopes", SLOPES)
 def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered, slopes):
-    from skhier._kernels_glmm import glmm_density
+    from skhier._engines.nuts.kernels import glmm_density
 
     rng = np.random.default_rng(1)
     empty = (2, 6) if correlated else ()  # groups without rows, inside and at the end
@@ -177,7 +177,7 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
     points must agree."""
     from scipy import stats
 
-    from skhier._kernels_glmm import glmm_density
+    from skhier._engines.nuts.kernels import glmm_density
 
     rng = np.random.default_rng(2)
     n_groups, p, q = 6, 3, 1 + len(slopes)
@@ -226,7 +226,7 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     """parametrization="auto": divergences in the chosen form (e.g. a random slope
     whose SD is near 0 under the centred form) trigger a refit in the other form;
     the fit with fewer divergences is kept, and convergence_ says what happened."""
-    from skhier import _base
+    from skhier._core import base as _base
 
     X, y, g, _, _ = count_data()
     calls = []
@@ -255,8 +255,8 @@ def test_centered_coefs_recover_the_group_coefficients():
     """Round trip, written out independently: from group coefficients ``c`` form each
     group's linear predictor at its mean row ``d`` by hand; the sampler's ``(d,
     c[1:])`` map back to ``c``, after sampling and in the kernel."""
-    from skhier._backend_glmm import centered_coefs
-    from skhier._kernels_glmm import _centered_coefs
+    from skhier._engines.nuts.engine import centered_coefs
+    from skhier._engines.nuts.kernels import _centered_coefs
 
     rng = np.random.default_rng(5)
     n_draws, n_groups, p, slope_idx = 6, 4, 4, np.array([2, 0])

@@ -5,14 +5,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from skhier._group_draws import (
+from skhier._posterior.group_draws import (
     _group_moments,
     full_blocks,
     kept_per_chain,
     kept_positions,
     quantiles,
 )
-from skhier._posterior import Posterior
+from skhier._posterior.one_factor import Posterior
 
 
 @pytest.mark.parametrize("probs", [[0.025, 0.975], [0.1, 0.5, 0.9], [0.0, 1.0], [0.3]])
@@ -169,8 +169,8 @@ def test_store_draws_bounds_the_model_and_keeps_predictions_exact():
 def test_reduced_intervals_equal_np_quantile(n_draws, order, path, monkeypatch):
     """The reduction's one-pass tail order statistics (numba kernel), and its numpy
     path for small blocks, give np.quantile's numbers."""
-    from skhier import _group_draws
-    from skhier._group_draws import reduce_group_draws
+    from skhier._posterior import group_draws as _group_draws
+    from skhier._posterior.group_draws import reduce_group_draws
 
     monkeypatch.setattr(_group_draws, "NUMPY_MAX_VALUES", -1 if path == "kernel" else 2**40)
     rng = np.random.default_rng(n_draws)
@@ -192,7 +192,7 @@ def test_reduction_numpy_path_equals_the_kernel(monkeypatch):
     """Small blocks are reduced in numpy (no kernel to compile): the same means,
     covariances, intervals and kept draws as the kernel, with a coefficient that
     has no group effect, scales and several chains."""
-    from skhier import _group_draws
+    from skhier._posterior import group_draws as _group_draws
 
     rng = np.random.default_rng(3)
     n_chains, n_draws, n_groups = 2, 50, 9

@@ -131,7 +131,7 @@ def test_what_would_not_fit_in_memory_is_refused_up_front(monkeypatch):
     before any sampling, with the size needed and the option that reduces it."""
     import time
 
-    from skhier import _memory
+    from skhier._posterior import memory as _memory
 
     rng = np.random.default_rng(0)
     g = np.arange(2000) % 200
@@ -153,7 +153,7 @@ def test_what_would_not_fit_in_memory_is_refused_up_front(monkeypatch):
 
 
 def test_nan_diagnostics_of_a_chain_sampler_are_never_a_pass():
-    from skhier._diagnostics import warn_if_not_converged
+    from skhier._posterior.diagnostics import warn_if_not_converged
     from skhier.exceptions import ConvergenceWarning
 
     conv = {"n_divergences": 0, "n_chains": 4, "n_draws": 3000, "method": "nuts",

@@ -16,7 +16,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-import skops.io as sio
 
 from skhier import POPULATION, persistence
 from tests.conftest import predict_in_fresh_process
@@ -79,7 +78,10 @@ def test_loading_an_old_file_needs_only_numpy(kind):
         expected = json.loads(open({str(SAVED / f"{kind}.json")!r}).read())
         est = pickle.loads(open({str(SAVED / f"{kind}.pkl")!r}, "rb").read())
         groups = expected["groups"]
-        groups = pd.DataFrame(groups) if isinstance(groups, dict) else np.array(groups, dtype=object)
+        if isinstance(groups, dict):
+            groups = pd.DataFrame(groups)
+        else:
+            groups = np.array(groups, dtype=object)
         pred = est.predict(np.array(expected["X"]), groups=groups)
         """
     )

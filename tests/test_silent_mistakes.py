@@ -322,7 +322,7 @@ def test_radon_basement_coding_is_documented_as_the_data_are(radon):
 
 
 def test_binary_target_found_past_the_first_rows():
-    from skhier._checks import warn_if_binary_target
+    from skhier._data.checks import warn_if_binary_target
 
     y = np.r_[np.zeros(10_000), np.ones(5)]  # sorted data: the second value comes late
     with pytest.warns(BinaryTargetWarning):

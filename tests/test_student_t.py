@@ -9,9 +9,9 @@ import pytest
 from scipy import integrate, stats
 
 from skhier import HierarchicalRegressor
-from skhier import _augmented as aug
-from skhier._collapsed import log_marginal, sufficient_stats
-from skhier._spec import ModelSpec, Scaling, design
+from skhier._engines.augmented import kernels as aug
+from skhier._engines.collapsed.reference import log_marginal, sufficient_stats
+from skhier._model.spec import ModelSpec, Scaling, design
 from tests.conftest import fast_estimator
 
 # tiny sampler settings: convergence is not under test here
@@ -204,7 +204,7 @@ def test_augmented_engine_with_gaussian_noise_raises():
 
 
 def test_explicit_model_has_a_student_t_likelihood():
-    from skhier._backend_pymc import build_model
+    from skhier._engines.pymc import build_model
 
     X, y, g = _data(n_groups=4, n_per=5, seed=13)
     spec = _spec()

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from skhier import HierarchicalClassifier, HierarchicalPoissonRegressor, HierarchicalRegressor
-from skhier._prior import lkj_cholesky
+from skhier._model.prior import lkj_cholesky
 from skhier.datasets import load_sleepstudy
 
 FAST = {"draws": 100, "tune": 100, "chains": 2, "random_state": 0}
@@ -227,7 +227,7 @@ def test_log_likelihood_errors(sleep, fitted, monkeypatch):
         fitted.compute_log_likelihood(X, y, groups=g, exposure=np.ones(len(y)))
     with pytest.raises(ValueError, match="values for"):
         fitted.compute_log_likelihood(X, y[:-1], groups=g)
-    monkeypatch.setattr("skhier._workflow._MAX_POINTWISE", 1000)
+    monkeypatch.setattr("skhier._core.workflow._MAX_POINTWISE", 1000)
     with pytest.raises(ValueError, match="store_draws"):
         fitted.compute_log_likelihood(X, y, groups=g)
 

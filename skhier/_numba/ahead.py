@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import cache as _numba_cache
+from skhier._numba import cache as _numba_cache
 
 #: seconds this process waits for the other one before compiling by itself
 WAIT_S = 120.0

@@ -52,7 +52,7 @@ _FORMAT = 2
 
 def cache_dir() -> Path:
     """The directory of this version's compiled kernels."""
-    from .. import __version__
+    from skhier._version import __version__
 
     root = os.environ.get("SKHIER_CACHE_DIR")
     if not root:
@@ -126,7 +126,7 @@ def warn_once(kind: str, message: str) -> None:
     _warned.add(kind)
     import warnings
 
-    from ..exceptions import KernelCacheWarning
+    from skhier.exceptions import KernelCacheWarning
 
     warnings.warn(message, KernelCacheWarning, stacklevel=3)
 
@@ -210,7 +210,8 @@ def _register():
             self._py_file = py_file  # numba reads it in messages
             self._lineno = py_func.__code__.co_firstlineno
             relative = Path(py_file).resolve().relative_to(_PACKAGE_DIR).with_suffix("")
-            self._cache_path = str(cache_dir() / "_".join(relative.parts))
+            # one folder per module, named by its dotted name (folders of one stem never collide)
+            self._cache_path = str(cache_dir() / ".".join(relative.parts))
 
         def get_cache_path(self):
             return self._cache_path

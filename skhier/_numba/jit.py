@@ -23,7 +23,7 @@ available" at the first kernel).
 
 from __future__ import annotations
 
-from . import cache as _cache
+from skhier._numba import cache as _cache
 
 try:
     import numba

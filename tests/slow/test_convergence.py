@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skhier import HierarchicalRegressor
-from skhier._spec import choose_parametrization
+from skhier._model.spec import choose_parametrization
 from skhier.exceptions import ConvergenceWarning
 
 pytestmark = pytest.mark.slow

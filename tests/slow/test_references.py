@@ -157,10 +157,10 @@ def test_correlated_posterior_equals_importance_sampling_of_the_exact_density():
     around the posterior mode."""
     from scipy import optimize, stats
 
-    from skhier._backend_collapsed import log_density
-    from skhier._collapsed import sufficient_stats
-    from skhier._kernels import cov_chols
-    from skhier._spec import Scaling, design
+    from skhier._engines.collapsed.engine import log_density
+    from skhier._engines.collapsed.kernels import cov_chols
+    from skhier._engines.collapsed.reference import sufficient_stats
+    from skhier._model.spec import Scaling, design
 
     X, y, g, _ = make_hierarchical_regression(15, 12, 2, random_state=5)
     est = HierarchicalRegressor(random_state=0).fit(X, y, groups=g)

@@ -1,0 +1,1 @@
+"""What every estimator shares: the fit skeleton, reports and the Bayesian workflow."""

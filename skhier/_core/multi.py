@@ -1,0 +1,284 @@
+"""Fitting and reporting models with several grouping factors (nested or crossed).
+
+Called by :class:`~skhier._core.base.HierarchicalBase` when ``groups`` has several
+columns (or ``group_col`` lists several): the factors' validation, the random
+slopes per factor, the model specification, the Gibbs engine, and the fitted
+attributes per factor (``factors_``, ``group_effects_``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from skhier._data import checks as _checks
+from skhier._data.checks import validated
+from skhier._data.factors import fit_factors, label_frame, n_factors
+from skhier._data.groups import split_group_column
+from skhier._engines.registry import select_engine
+from skhier._model.spec import FactorTerm, resolve_random_slopes
+from skhier._posterior import diagnostics as _diagnostics
+from skhier._posterior.factors import FactorEffects, FactorsPosterior
+from skhier._posterior.group_draws import quantiles
+from skhier._util.seeds import seeds
+from skhier._util.warn import import_quietly
+
+
+def validate(est, X, y, groups):
+    """``(X, y, layout, codes)`` for several factors; sets ``factors_``."""
+    X, groups = split_group_column(X, groups, est.group_col)
+    frame = label_frame(groups, len(X))
+    X, y = validated(est, X, y, y_numeric=True, dtype=np.float64, order="C")
+    layout, codes = fit_factors(frame, est.nested)
+    est._fit_with_groups = True
+    est._factors = layout
+    est.factors_ = layout.names
+    return X, y, layout, codes
+
+
+def factor_terms(est, X, layout, codes):
+    """One :class:`FactorTerm` per factor: random slopes per factor (``random_slopes``
+    as a dict factor -> slopes, or one value for every factor), leaving out
+    features constant within that factor's levels."""
+    names = getattr(est, "feature_names_in_", None)
+    spec = est.random_slopes
+    if isinstance(spec, dict):
+        unknown = [k for k in spec if k not in layout.names]
+        if unknown:
+            raise ValueError(
+                f"`random_slopes` names factor(s) {unknown}, which are not among "
+                f"{list(layout.names)}."
+            )
+    terms, level_masks = [], []
+    for f, name in enumerate(layout.names):
+        n_lev = len(layout.levels[f])
+        mask, means = _checks.group_level_features(X, codes[:, f], n_lev)
+        level_masks.append(mask)
+        given = spec.get(name) if isinstance(spec, dict) else spec
+        slopes = resolve_random_slopes(given, X.shape[1], names, mask)
+        sizes = np.bincount(codes[:, f], minlength=n_lev)
+        _checks.check_design(sizes, layout.levels[f], (mask, means), slopes, names)
+        terms.append(
+            FactorTerm(
+                name=name,
+                slope_idx=slopes,
+                n_levels=n_lev,
+                parent=layout.parents[f],
+                correlated=bool(est.correlated_effects) and len(slopes) > 0,
+            )
+        )
+    est.group_level_features_ = np.logical_or.reduce(level_masks)
+    return tuple(terms)
+
+
+def sample(est, X, y, codes, spec, scaling, offset=None):
+    """Run the Gibbs engine; set ``posterior_``, the per-factor attributes and the
+    diagnostics; warn when the chains may not have converged."""
+    from skhier._engines.contract import SamplerConfig
+    from skhier._engines.gibbs.engine import fit_gibbs
+
+    config = SamplerConfig(draws=est.draws, tune=est.tune, chains=est.chains)
+    rng_seed, est._predict_seed = seeds(est.random_state, 2)
+    rng = np.random.default_rng(rng_seed)
+    draws = fit_gibbs(
+        X, y, codes, spec, scaling, config=config, rng=rng, store_draws=est.store_draws,
+        offset=offset,
+    )  # fmt: skip
+    est._inference = draws["inference"]
+    est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, scaling)
+    prob = est.interval_prob
+    est.intercept_ = float(post.intercept.mean())
+    est.coef_ = post.coef.mean(axis=(0, 1))
+    est.intercept_interval_ = post.interval(post.intercept.ravel(), prob)
+    est.coef_interval_ = post.interval(post.coef.reshape(-1, post.coef.shape[-1]), prob)
+    if post.noise_sd is not None:
+        est.noise_sd_ = float(post.noise_sd.mean())
+        est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+    est.group_effects_ = {
+        fac.name: _effects(fac, est._factors.levels[f], X.shape[1], prob)
+        for f, fac in enumerate(post.factors)
+    }
+    est.diagnostics_ = diagnostics(post, groups="auto")
+    est.convergence_ = convergence(est.diagnostics_, post)
+    _diagnostics.warn_if_not_converged(est.convergence_, "gibbs")
+
+
+def _effects(fac, levels, n_features, prob) -> FactorEffects:
+    """A factor's attributes, padded to every feature (0 / NaN where no slope)."""
+    k1 = n_features + 1
+    cols = np.r_[0, fac.slope_idx + 1]
+    mean = np.zeros((len(levels), k1))
+    mean[:, cols] = fac.mean
+    draws = fac.draws.reshape((-1,) + fac.draws.shape[2:])
+    bounds = np.zeros((len(levels), k1, 2))
+    bounds[:, cols] = _interval(draws, prob)
+    sd = np.zeros(k1)
+    sd[cols] = fac.sd.mean(axis=(0, 1))
+    corr = np.full((k1, k1), np.nan)
+    if fac.corr is None:
+        corr[np.ix_(cols, cols)] = np.eye(len(cols))
+    else:
+        corr[np.ix_(cols, cols)] = fac.corr.mean(axis=(0, 1))
+    mask = np.zeros(n_features, dtype=bool)
+    mask[fac.slope_idx] = True
+    return FactorEffects(
+        name=fac.name,
+        levels=levels,
+        intercept=mean[:, 0],
+        intercept_interval=bounds[:, 0],
+        coef=mean[:, 1:],
+        coef_interval=bounds[:, 1:],
+        intercept_sd=float(sd[0]),
+        coef_sd=sd[1:],
+        corr=corr,
+        random_slope_mask=mask,
+    )
+
+
+def _interval(draws, prob):
+    tail = (1.0 - prob) / 2.0
+    return quantiles(draws, [tail, 1.0 - tail])
+
+
+def population_arrays(post):
+    """Name -> (C, D, ...) draws of the population-level parameters."""
+    out = {"mu_a": post.intercept, "mu_b": post.coef}
+    if post.noise_sd is not None:
+        out["eps"] = post.noise_sd
+    for fac in post.factors:
+        out[f"sigma[{fac.name}]"] = fac.sd
+        if fac.corr is not None:
+            out[f"corr[{fac.name}]"] = fac.corr
+    return out
+
+
+def diagnostics(post, groups="auto") -> dict:
+    """r_hat and bulk ESS of every sampled parameter (the group effects from their
+    kept draws, up to ``MAX_GROUP_PARAMS_DIAGNOSED`` unless ``groups`` is True)."""
+    arrays = population_arrays(post)
+    n_group = sum(fac.mean.size for fac in post.factors)
+    if groups is True or (groups == "auto" and n_group <= _diagnostics.MAX_GROUP_PARAMS_DIAGNOSED):
+        for fac in post.factors:
+            arrays[f"u[{fac.name}]"] = fac.draws
+    out = {}
+    for name, arr in arrays.items():
+        r, e = _diagnostics.rhat_ess(arr.reshape(arr.shape[:2] + (-1,)))
+        out[name] = (r.reshape(arr.shape[2:]), e.reshape(arr.shape[2:]))
+    return out
+
+
+def convergence(diag, post) -> dict:
+    r = np.concatenate([np.ravel(v[0]) for v in diag.values()])
+    e = np.concatenate([np.ravel(v[1]) for v in diag.values()])
+    return {
+        "method": "gibbs",
+        "max_r_hat": float(np.nanmax(r)) if np.isfinite(r).any() else float("nan"),
+        "min_ess_bulk": float(np.nanmin(e)) if np.isfinite(e).any() else float("nan"),
+        "n_divergences": 0,
+        "n_max_treedepth": 0,
+        "n_chains": int(post.intercept.shape[0]),
+        "n_draws": int(post.intercept.shape[1]),
+    }
+
+
+# ------------------------------------------------------------------ prediction
+# --------------------------------------------------------------------- reports
+def _level_name(level) -> str:
+    return "/".join(str(v) for v in level) if isinstance(level, tuple) else str(level)
+
+
+def summary_table(est, group_level, diag) -> pd.DataFrame:
+    """Rows ``mu_a``, ``mu_b[x]``, ``sigma_a[factor]``, ``sigma_b[factor, x]``,
+    ``corr[factor: e1, e2]``, ``eps`` and, with ``group_level``,
+    ``a[factor=level]``, ``b[factor=level, x]``."""
+    post, prob = est.posterior_, est.interval_prob
+    features = est._feature_names()
+    tail = 100 * (1 - prob) / 2
+    cols = ["mean", "sd", f"{tail:g}%", f"{100 - tail:g}%", "r_hat", "ess_bulk"]
+    blocks = []
+
+    def add(names, draws, key, pick=None):
+        flat = draws.reshape(draws.shape[0] * draws.shape[1], -1)
+        nan = np.full(flat.shape[1] if pick is None else draws.shape[2], np.nan)
+        r, e = (np.ravel(v) for v in diag.get(key, (nan, nan)))
+        if pick is not None:
+            flat, r, e = flat[:, pick], r[pick], e[pick]
+        bounds = _interval(flat, prob)
+        stats = [flat.mean(0), flat.std(0, ddof=1), bounds[:, 0], bounds[:, 1], r, e]
+        blocks.append(pd.DataFrame(dict(zip(cols, stats, strict=True)), index=names))
+
+    add(["mu_a"], post.intercept[..., None], "mu_a")
+    add([f"mu_b[{f}]" for f in features], post.coef, "mu_b")
+    for fac in post.factors:
+        effects = ["intercept"] + [features[j] for j in fac.slope_idx]
+        names = [f"sigma_a[{fac.name}]"] + [f"sigma_b[{fac.name}, {e}]" for e in effects[1:]]
+        add(names, fac.sd, f"sigma[{fac.name}]")
+        if fac.corr is not None:
+            q = len(effects)
+            lower = [(i, j) for i in range(q) for j in range(i)]
+            names = [f"corr[{fac.name}: {effects[j]}, {effects[i]}]" for i, j in lower]
+            corr = fac.corr.reshape(fac.corr.shape[:2] + (-1,))
+            add(names, corr, f"corr[{fac.name}]", pick=[i * q + j for i, j in lower])
+    if post.noise_sd is not None:
+        add(["eps"], post.noise_sd[..., None], "eps")
+    if group_level:
+        for f, fac in enumerate(post.factors):
+            slopes = [features[j] for j in fac.slope_idx]
+            names = [
+                f"a[{fac.name}={lv}]" if k == 0 else f"b[{fac.name}={lv}, {slopes[k - 1]}]"
+                for lv in (_level_name(v) for v in est._factors.levels[f])
+                for k in range(len(slopes) + 1)
+            ]
+            add(names, fac.draws.reshape(fac.draws.shape[:2] + (-1,)), f"u[{fac.name}]")
+    return pd.concat(blocks)
+
+
+def to_inference_data(est):
+    """ArviZ ``InferenceData``: the kept joint draws, one dim per factor's levels."""
+    az = import_quietly("arviz")
+
+    post = est.posterior_
+    features = est._feature_names()
+    kept = post.kept
+    posterior = {"mu_a": post.intercept[:, kept], "mu_b": post.coef[:, kept]}
+    if post.noise_sd is not None:
+        posterior["eps"] = post.noise_sd[:, kept]
+    coords = {"feature": features}
+    dims = {"mu_b": ["feature"]}
+    for f, fac in enumerate(post.factors):
+        name = fac.name
+        effects = ["intercept"] + [features[j] for j in fac.slope_idx]
+        coords[f"{name}_effect"] = effects
+        coords[f"{name}_level"] = [_level_name(v) for v in est._factors.levels[f]]
+        posterior[f"sigma[{name}]"] = fac.sd[:, kept]
+        dims[f"sigma[{name}]"] = [f"{name}_effect"]
+        if fac.corr is not None:
+            coords[f"{name}_effect_bis"] = effects
+            posterior[f"corr[{name}]"] = fac.corr[:, kept]
+            dims[f"corr[{name}]"] = [f"{name}_effect", f"{name}_effect_bis"]
+        posterior[f"u[{name}]"] = fac.draws
+        dims[f"u[{name}]"] = [f"{name}_level", f"{name}_effect"]
+    return az.from_dict(posterior=posterior, coords=coords, dims=dims)
+
+
+def prepare_several(est, X, y, groups, exposure=None):
+    """Validate a model with several grouping factors (Gibbs engine): Gaussian
+    noise, or binary outcomes (``y`` already 0/1).  Returns the engine's inputs
+    ``(X, y, codes, spec, scaling, offset)``."""
+    from dataclasses import replace
+
+    n = n_factors(groups, est.group_col)
+    est.engine_ = select_engine(
+        est.engine, est.inference, est.likelihood, n, estimator=type(est).__name__
+    )
+    gaussian = est.likelihood == "normal"
+    y_is_bool = _checks.check_numeric_target(y) if gaussian else False
+    X, y, layout, codes = validate(est, X, y, groups)
+    if gaussian:
+        _checks.warn_if_binary_target(y, y_is_bool)
+    terms = factor_terms(est, X, layout, codes)
+    exposure = None if gaussian else est._check_exposure(exposure, X.shape[0])
+    scaling = est._scaling(X, y, exposure)
+    spec = replace(est._spec(X.shape[1], (), est.engine_, "centered"), factors=terms)
+    offset = None if gaussian else est._offset(scaling, X.shape[0], exposure)
+    return X, y, codes, spec, scaling, offset

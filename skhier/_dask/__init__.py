@@ -1,0 +1,1 @@
+"""Dask: out-of-core fitting and lazy prediction."""

@@ -1,0 +1,1 @@
+"""Input to arrays: group labels and codes, factor layouts and nesting, checks."""

@@ -1,0 +1,1 @@
+"""Inference engines: a registry, and one folder per engine with its kernels."""

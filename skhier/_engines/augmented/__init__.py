@@ -1,0 +1,1 @@
+"""Student-t noise as a scale mixture of normals."""

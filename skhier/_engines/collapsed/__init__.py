@@ -1,0 +1,1 @@
+"""The collapsed Gaussian engine: group effects integrated out exactly."""

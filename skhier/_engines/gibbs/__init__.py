@@ -1,0 +1,1 @@
+"""The blocked Gibbs engine: several factors, Polya-Gamma for binary outcomes."""

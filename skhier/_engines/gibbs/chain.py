@@ -1,0 +1,438 @@
+"""numba kernels of the blocked Gibbs engine (several grouping factors).
+
+One chain is one call of :func:`run_chain` with its own ``numpy.random.Generator``
+(numba draws from it in compiled code and advances its state), so a chain's draws
+depend on its generator's seed only; threads run chains side by side.  Each sweep:
+
+1. **Blocks of effects given the variance parameters.**  The factors form
+   *trees* (a top factor and the factors nested in it, outer to inner; a crossed
+   factor is a tree of its own).  For each tree in turn, given the other trees'
+   effects, ``(beta, every effect of the tree)`` is drawn *jointly and exactly*:
+   the innermost levels are integrated out into their parents (information form:
+   ``P_a - P_ab Q_b^{-1} P_ba``), level by level up to ``beta``, which is drawn
+   from its marginal; then the levels are drawn back down, each given its
+   ancestors.  Nested factors are thus one exact block (the collapsed algebra,
+   recursively); crossed factors alternate, each collapsing ``beta`` (the
+   collapsed Gibbs sampler of Papaspiliopoulos, Roberts & Zanella, 2020).
+2. **Variance parameters, interweaved** (ancillarity-sufficiency interweaving,
+   Yu & Meng 2011): each factor's SDs (and correlations) given its effects
+   (centred form: an independence Metropolis-Hastings step whose proposal is the
+   conditional without the prior, accepted by the prior ratio), then each SD
+   given the *standardized* effects ``v = u / tau`` and the data (non-centred
+   form: a truncated normal, exactly), so that neither weakly nor strongly
+   identified group effects slow the chain down.
+3. The noise SD given the residuals (the same independence step).
+
+All arrays are on the standardized scale of :mod:`skhier._model.spec`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skhier._engines.gibbs.base import (
+    _backward,
+    _chol,
+    _copy,
+    _fill,
+    _forward,
+    _normal,
+    _scale_step,
+    _spd_inverse,
+)
+from skhier._engines.gibbs.marginal import adapt, apply_theta, propose, theta_of, theta_offsets
+from skhier._engines.gibbs.pg import pg_refresh
+from skhier._engines.gibbs.steps import _centred_steps, _interweave_nodes, _interweave_rows
+from skhier._numba.linalg import _njit, _njit_inline
+
+#: one-tree models: interweaving steps too (besides the collapsed Metropolis steps)
+ONE_TREE_NCP = True
+
+
+@_njit_inline
+def _contribution(Z, codes, u, zoff, uoff, q, i, f):
+    """``Z_f(i) . u_f[level of row i]``."""
+    base = uoff[f] + codes[i, f] * q[f]
+    acc = 0.0
+    for k in range(q[f]):
+        acc += Z[i, zoff[f] + k] * u[base + k]
+    return acc
+
+
+@_njit
+def _precisions(tau, corr, q, zoff, croff, sinv, sig):
+    """Sigma_f = D R D and its inverse for every factor (flat, ``croff``)."""
+    for f in range(q.shape[0]):
+        qf = q[f]
+        a = np.zeros((qf, qf))
+        for i in range(qf):
+            for j in range(qf):
+                a[i, j] = tau[zoff[f] + i] * corr[croff[f] + i * qf + j] * tau[zoff[f] + j]
+                sig[croff[f] + i * qf + j] = a[i, j]
+        inv = _spd_inverse(a, qf)
+        for i in range(qf):
+            for j in range(qf):
+                sinv[croff[f] + i * qf + j] = 0.5 * (inv[i, j] + inv[j, i])
+
+
+@_njit
+def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
+    tree_f, toff, beta_prec, sinv, croff, inv_s2, u, beta, r, P, h, Lb, Wb, hb, poff, hoff,
+    lboff, woff, Cy, ptop, htop, mode):  # fmt: skip
+    """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects.
+
+    ``mode`` 0: integrate the levels out (upward), then draw; 1: upward only; 2:
+    draw only, from the buffers a mode-1 call filled.  Returns ``-log|Q|/2 +
+    h'Q^-1 h/2`` (modes 0 and 1), the data's part of the log marginal likelihood
+    of a one-tree model (``Q`` the precision of ``(beta, u)`` given the data).
+    """
+    p = beta.shape[0]
+    first, depth = toff[t], toff[t + 1] - toff[t]
+    maxq = 0
+    for f in range(q.shape[0]):
+        maxq = max(maxq, q[f])
+    qq = np.zeros((maxq, maxq))
+    lo = np.zeros((maxq, maxq))
+    vec = np.zeros(maxq)
+    core = 0.0
+    if mode != 2:
+        core = _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev,
+                       loff, tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb,
+                       poff, hoff, lboff, woff, Cy, ptop, htop, qq, lo, vec)  # fmt: skip
+    ltop = np.zeros((p, p))
+    top = np.zeros((p, p))
+    for a in range(p):
+        for b in range(a + 1):
+            top[a, b] = ptop[a * p + b]
+        top[a, a] += beta_prec[a]
+    _chol(top, p, ltop)
+    hv = htop.copy()
+    _forward(ltop, p, hv)
+    for a in range(p):
+        core += 0.5 * hv[a] * hv[a] - np.log(ltop[a, a])
+    if mode == 1:
+        return core
+    for a in range(p):
+        hv[a] += _normal(rng)
+    _backward(ltop, p, hv)
+    _copy(hv, beta)
+    _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
+              Lb, Wb, hb, h, beta, u, lo, vec)  # fmt: skip
+    return core
+
+
+@_njit
+def _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
+            tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb, poff, hoff, lboff,
+            woff, Cy, ptop, htop, qq, lo, vec):  # fmt: skip
+    """Integrate tree t's levels out, innermost first, into ``ptop``/``htop`` (the
+    precision and shift of ``beta``); returns ``-sum log|L_b| + sum |hb|^2 / 2``."""
+    n_rows = C.shape[0]
+    n_trees = toff.shape[0] - 1
+    first, depth = toff[t], toff[t + 1] - toff[t]
+    f_in = tree_f[first + depth - 1]
+    m = mdim[f_in]
+    c0 = coff[t]
+    core = 0.0
+    target = y
+    if n_trees > 1:
+        for i in range(n_rows):
+            acc = y[i]
+            for f in range(q.shape[0]):
+                if not _in_tree(tree_f, first, depth, f):
+                    acc -= _contribution(Z, codes, u, zoff, uoff, q, i, f)
+            r[i] = acc
+        target = r
+    for d in range(depth - 1):  # accumulators of the outer levels
+        f = tree_f[first + d]
+        _fill(P, poff[f], poff[f + 1])
+        _fill(h, hoff[f], hoff[f + 1])
+    if n_trees == 1:  # C'y of the innermost nodes, computed once
+        for e in range(hoff[f_in + 1] - hoff[f_in]):
+            h[hoff[f_in] + e] = Cy[e] * inv_s2
+    else:
+        _fill(h, hoff[f_in], hoff[f_in + 1])
+        for i in range(n_rows):
+            base = hoff[f_in] + codes[i, f_in] * m
+            w = target[i] * inv_s2
+            for a in range(m):
+                h[base + a] += C[i, c0 + a] * w
+    # upward: integrate each level out into its parent
+    _fill(ptop, 0, ptop.shape[0])
+    _fill(htop, 0, htop.shape[0])
+    for d in range(depth - 1, -1, -1):
+        f = tree_f[first + d]
+        md, qf = mdim[f], q[f]
+        ma = md - qf
+        fp = tree_f[first + d - 1] if d > 0 else -1
+        # the innermost nodes' precision is C'C / s^2, read from M; the outer levels'
+        # accumulate in P (lower triangles only: all the algebra reads)
+        src, base0, scale = (M, moff[f], inv_s2) if d == depth - 1 else (P, poff[f], 1.0)
+        tp, th = (P, h) if d > 0 else (ptop, htop)
+        for j in range(nlev[f]):
+            pb, hbase = base0 + j * md * md, hoff[f] + j * md
+            lbase, wbase, ubase = lboff[f] + j * qf * qf, woff[f] + j * qf * ma, uoff[f] + j * qf
+            if qf == 1:  # the common case (random intercepts), without the small solves
+                piv = np.sqrt(src[pb + ma * md + ma] * scale + sinv[croff[f]])
+                rl = 1.0 / piv
+                Lb[lbase] = piv
+                for c in range(ma):
+                    Wb[wbase + c] = src[pb + ma * md + c] * scale * rl
+                hb[ubase] = h[hbase + ma] * rl
+                core += 0.5 * hb[ubase] * hb[ubase] - np.log(piv)
+            else:
+                for a in range(qf):
+                    for b in range(a + 1):
+                        qq[a, b] = (
+                            src[pb + (ma + a) * md + ma + b] * scale + sinv[croff[f] + a * qf + b]
+                        )
+                _chol(qq, qf, lo)
+                for a in range(qf):
+                    for b in range(qf):
+                        Lb[lbase + a * qf + b] = lo[a, b]
+                for c in range(ma):
+                    for a in range(qf):
+                        vec[a] = src[pb + (ma + a) * md + c] * scale
+                    _forward(lo, qf, vec)
+                    for a in range(qf):
+                        Wb[wbase + a * ma + c] = vec[a]
+                for a in range(qf):
+                    vec[a] = h[hbase + ma + a]
+                _forward(lo, qf, vec)
+                for a in range(qf):
+                    hb[ubase + a] = vec[a]
+                    core += 0.5 * vec[a] * vec[a] - np.log(lo[a, a])
+            tpb = thb = 0
+            if d > 0:
+                jp = plev[loff[f] + j]
+                tpb, thb = poff[fp] + jp * ma * ma, hoff[fp] + jp * ma
+            if qf == 1:
+                hbv = hb[ubase]
+                for a in range(ma):
+                    wa = Wb[wbase + a]
+                    th[thb + a] += h[hbase + a] - wa * hbv
+                    row, trow = pb + a * md, tpb + a * ma
+                    for b in range(a + 1):
+                        tp[trow + b] += src[row + b] * scale - wa * Wb[wbase + b]
+                continue
+            for a in range(ma):
+                acc = h[hbase + a]
+                for k in range(qf):
+                    acc -= Wb[wbase + k * ma + a] * hb[ubase + k]
+                th[thb + a] += acc
+                for b in range(a + 1):
+                    acc = src[pb + a * md + b] * scale
+                    for k in range(qf):
+                        acc -= Wb[wbase + k * ma + a] * Wb[wbase + k * ma + b]
+                    tp[tpb + a * ma + b] += acc
+    return core
+
+
+@_njit
+def _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
+              Lb, Wb, hb, h, beta, u, lo, vec):  # fmt: skip
+    """Draw each level of a tree given beta and its ancestors (after :func:`_upward`)."""
+    # downward: each level given beta and its ancestors; a node's (beta, ancestors'
+    # effects, own effects) is kept in h (free after the upward pass) for its children
+    for d in range(depth):
+        f = tree_f[first + d]
+        md, qf = mdim[f], q[f]
+        ma = md - qf
+        fp = tree_f[first + d - 1] if d > 0 else -1
+        for j in range(nlev[f]):
+            xb = hoff[fp] + plev[loff[f] + j] * ma if d > 0 else 0
+            xs = h if d > 0 else beta
+            lbase, wbase, ubase = lboff[f] + j * qf * qf, woff[f] + j * qf * ma, uoff[f] + j * qf
+            hbase = hoff[f] + j * md
+            if qf == 1:
+                acc = hb[ubase] + _normal(rng)
+                for c in range(ma):
+                    xc = xs[xb + c]
+                    acc -= Wb[wbase + c] * xc
+                    h[hbase + c] = xc
+                v = acc / Lb[lbase]
+                u[ubase] = v
+                h[hbase + ma] = v
+                continue
+            for a in range(qf):
+                acc = hb[ubase + a] + _normal(rng)
+                for c in range(ma):
+                    acc -= Wb[wbase + a * ma + c] * xs[xb + c]
+                vec[a] = acc
+            if qf == 1:
+                vec[0] /= Lb[lbase]
+            else:
+                for a in range(qf):
+                    for b in range(qf):
+                        lo[a, b] = Lb[lbase + a * qf + b]
+                _backward(lo, qf, vec)
+            for c in range(ma):
+                h[hbase + c] = xs[xb + c]
+            for a in range(qf):
+                u[ubase + a] = vec[a]
+                h[hbase + ma + a] = vec[a]
+
+
+@_njit_inline
+def _in_tree(tree_f, first, depth, f):
+    for d in range(depth):
+        if tree_f[first + d] == f:
+            return True
+    return False
+
+
+@_njit
+def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff,
+    mdim, plev, loff, tree_f, toff, croff, beta_prec, rates, s_rate, eta, correlated, psi,
+    M3, Cy, yy, anc, out_beta, out_s, out_tau, out_corr, out_u, usum, ucross,
+    marginal_tries, augment, yobs, offset, F0, Z0, C0, stop):  # fmt: skip
+    """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
+    ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
+    with every draw's effects summed into ``usum`` and their per-level outer
+    products into ``ucross`` (flat, ``croff`` per level's block).
+
+    A model whose factors form one tree (one factor, or nested factors) runs from
+    its innermost nodes' statistics ``M3`` (C'C), ``Cy`` (C'y) and ``yy`` (y'y),
+    with ``anc`` the level of each factor of the chain above each node: a sweep
+    then costs nothing per row, and its variance parameters also get
+    ``marginal_tries`` collapsed Metropolis steps (:mod:`skhier._engines.gibbs.marginal`).
+
+    ``augment``: a binary outcome ``yobs`` with log-odds ``offset + F beta + Z u``;
+    each sweep starts with a Pólya-Gamma step (:func:`skhier._engines.gibbs.pg.pg_refresh`)
+    that rewrites ``y``, ``F``, ``Z``, ``C`` and the node statistics from the
+    unscaled ``F0``, ``Z0``, ``C0`` for the Gaussian model given omega, whose noise
+    SD is then fixed at 1."""
+    n_rows, p = F.shape
+    n_fac = q.shape[0]
+    n_draws = out_beta.shape[0]
+    poff = np.zeros(n_fac + 1, dtype=np.int64)
+    hoff = np.zeros(n_fac + 1, dtype=np.int64)
+    lboff = np.zeros(n_fac + 1, dtype=np.int64)
+    woff = np.zeros(n_fac + 1, dtype=np.int64)
+    xoff = np.zeros(n_fac + 1, dtype=np.int64)  # per-level outer products
+    for f in range(n_fac):
+        md, qf = mdim[f], q[f]
+        poff[f + 1] = poff[f] + nlev[f] * md * md
+        hoff[f + 1] = hoff[f] + nlev[f] * md
+        lboff[f + 1] = lboff[f] + nlev[f] * qf * qf
+        woff[f + 1] = woff[f] + nlev[f] * qf * (md - qf)
+        xoff[f + 1] = xoff[f] + nlev[f] * qf * qf
+    P = np.zeros(poff[n_fac])
+    h = np.zeros(hoff[n_fac])
+    Lb = np.zeros(lboff[n_fac])
+    Wb = np.zeros(woff[n_fac])
+    hb = np.zeros(uoff[n_fac])
+    u = np.zeros(uoff[n_fac])
+    beta = np.zeros(p)
+    r = np.zeros(n_rows)
+    res = np.zeros(n_rows)
+    n_tau = zoff[n_fac]
+    tau = np.empty(n_tau)
+    for k in range(n_tau):  # over-dispersed starting points (standardized scale)
+        tau[k] = 0.1 + 0.9 * rng.random()
+    corr = np.zeros(croff[n_fac])
+    for f in range(n_fac):
+        for a in range(q[f]):
+            corr[croff[f] + a * q[f] + a] = 1.0
+    s = 1.0 if augment else 0.3 + 0.7 * rng.random()
+    sinv = np.zeros(croff[n_fac])
+    sig = np.zeros(croff[n_fac])
+    n_trees = toff.shape[0] - 1
+    ptop = np.zeros(p * p)
+    htop = np.zeros(p)
+    data = (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
+            beta_prec)  # fmt: skip
+    bufs = (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
+    # the collapsed step of one-tree models (see _kernels_gibbs_marginal)
+    thoff = theta_offsets(q, correlated)
+    n_theta = thoff[n_fac] + 1
+    tdims = (q, zoff, croff, correlated, thoff, nlev, rates, s_rate, eta)
+    th, th_p = np.zeros(n_theta), np.zeros(n_theta)
+    tau_p, corr_p, sinv_p = tau.copy(), corr.copy(), sinv.copy()
+    th_mean, th_m2 = np.zeros(n_theta), np.zeros((n_theta, n_theta))
+    chol_prop = 0.1 * np.eye(n_theta)
+    n_seen = 0
+    log_scale = 0.0
+    prop_scale = 2.38 / np.sqrt(n_theta)
+    yy_tot = yy.sum()
+    for it in range(n_tune + n_draws):
+        if stop[0] != 0:  # interrupted (skhier._util.threads.thread_map)
+            return
+        if augment:
+            pg_refresh(
+                rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,
+                coff, moff, mdim, nlev, y, F, Z, C, M, M3, Cy, yy,
+            )  # fmt: skip
+            yy_tot = yy.sum()
+        _precisions(tau, corr, q, zoff, croff, sinv, sig)
+        inv_s2 = 1.0 / (s * s)
+        for t in range(n_trees):
+            core = _tree_block(rng, t, *data, sinv, croff, inv_s2, u, beta, r, *bufs, 0)
+        if n_trees == 1 and marginal_tries > 0:
+            theta_of(tau, corr, s, q, zoff, croff, correlated, thoff, th)
+            lp, _ = apply_theta(th, *tdims, tau_p, corr_p, sinv_p)
+            cur = lp + core - n_rows * np.log(s) - 0.5 * yy_tot / (s * s)
+            moved = last = False
+            for _ in range(marginal_tries):
+                propose(rng, th, chol_prop, prop_scale, th_p)
+                if augment:  # the noise SD stays 1
+                    th_p[n_theta - 1] = 0.0
+                lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
+                inv_p = 1.0 / (s_p * s_p)
+                core = _tree_block(rng, 0, *data, sinv_p, croff, inv_p, u, beta, r, *bufs, 1)
+                new = lp + core - n_rows * np.log(s_p) - 0.5 * yy_tot * inv_p
+                last = np.log(1.0 - rng.random()) < new - cur
+                if last:
+                    _copy(th_p, th)
+                    _copy(tau_p, tau)
+                    _copy(corr_p, corr)
+                    _copy(sinv_p, sinv)
+                    s, inv_s2, cur, moved = s_p, inv_p, new, True
+                if it < n_tune:  # learn the proposal during burn-in, then freeze it
+                    n_seen = adapt(th, n_seen, th_mean, th_m2, chol_prop)
+                    log_scale += ((1.0 if last else 0.0) - 0.25) / np.sqrt(it + 1.0)
+                    prop_scale = np.exp(log_scale) * 2.38 / np.sqrt(n_theta)
+            if moved:  # the effects given the new theta (the buffers hold the last try's)
+                mode = 2 if last else 0
+                _tree_block(rng, 0, *data, sinv, croff, inv_s2, u, beta, r, *bufs, mode)
+        _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
+        if n_trees == 1:
+            rss = _interweave_nodes(
+                rng, M3, Cy, yy, anc, tree_f, beta, u, tau, corr, q, nlev, zoff, uoff, croff,
+                rates, correlated, eta, inv_s2, ONE_TREE_NCP,
+            )  # fmt: skip
+        else:
+            for i in range(n_rows):
+                acc = y[i]
+                for a in range(p):
+                    acc -= F[i, a] * beta[a]
+                for f in range(n_fac):
+                    acc -= _contribution(Z, codes, u, zoff, uoff, q, i, f)
+                res[i] = acc
+            _interweave_rows(
+                rng, res, Z, codes, u, tau, corr, q, nlev, zoff, uoff, croff, rates,
+                correlated, eta, inv_s2,
+            )  # fmt: skip
+            rss = 0.0
+            for i in range(n_rows):
+                rss += res[i] * res[i]
+        if not augment:
+            s = _scale_step(rng, s, n_rows, rss, s_rate)
+        d = it - n_tune
+        if d < 0:
+            continue
+        _copy(beta, out_beta[d])
+        out_s[d] = s
+        _copy(tau, out_tau[d])
+        _copy(corr, out_corr[d])
+        if kept_pos[d] >= 0:
+            _copy(u, out_u[kept_pos[d]])
+        for f in range(n_fac):
+            qf = q[f]
+            for j in range(nlev[f]):
+                ub = uoff[f] + j * qf
+                xb = xoff[f] + j * qf * qf
+                for a in range(qf):
+                    usum[ub + a] += u[ub + a]
+                    for b in range(qf):
+                        ucross[xb + a * qf + b] += u[ub + a] * u[ub + b]

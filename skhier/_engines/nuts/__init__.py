@@ -1,0 +1,1 @@
+"""skhier's own NUTS densities for generalized linear mixed models."""

@@ -1,0 +1,310 @@
+"""numba log density (and gradient) of the explicit GLMM, for NUTS.
+
+The sampled vector is ``x = (beta, theta, z, rho)``:
+
+* ``beta`` (p): population coefficients on the standardized scale, ``Normal(0,
+  prior_sd)``;
+* ``theta`` (q + m): log group SDs (``Exponential(rate)`` prior, log-Jacobian
+  included) and, for correlated effects, the ``m`` unconstrained correlation
+  parameters (LKJ prior): :func:`skhier._numba.linalg.cov_chol` maps them to the
+  Cholesky factor ``C`` of the effects' covariance;
+* ``z`` (G x q): standardized group effects, ``Normal(0, 1)``, ``u_g = C z_g``
+  (non-centered); or, with ``centered``, the group coefficients themselves,
+  ``c_g ~ Normal(mu, C C')`` with ``u_g = c_g - mu`` (better when every group's own
+  rows inform its effects well), the intercept sampled at the group's mean row
+  (:func:`_centered_coefs`).  ``mu`` are the population means of the group
+  coefficients at the user's ``X = 0``: ``mu_0 = beta_0 - sum_k beta_k shift_k``
+  (``F`` is centred, ``Z`` is not), ``mu_a = beta[1 + slope_idx[a - 1]]``;
+* ``rho`` (negative binomial only): ``log phi`` with ``phi ~ HalfNormal(1)`` and
+  ``alpha = 1 / phi^2`` (variance ``mu + phi^2 mu^2``).
+
+The linear predictor is ``eta_i = offset_i + F_i beta + Z_i u_{g[i]}``; families
+(``family``): 0 Bernoulli (logit), 1 Poisson (log), 2 negative binomial (log).  One
+evaluation streams over the rows (sorted by group) three times, plus O(G (p + q^2));
+the gradient in ``theta`` goes through ``C(theta)`` with
+:func:`skhier._numba.linalg.cov_chol_grad`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from skhier._numba.linalg import _njit, _njit_inline, cov_chol, cov_chol_grad
+
+FAMILY_CODES = {"bernoulli": 0, "poisson": 1, "negative_binomial": 2}
+
+
+@_njit_inline
+def _digamma(x):
+    """psi(x) for x > 0: recurrence up to 6, then the asymptotic series."""
+    out = 0.0
+    while x < 6.0:
+        out -= 1.0 / x
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    return (
+        out
+        + math.log(x)
+        - 0.5 * inv
+        - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0))))
+    )
+
+
+@_njit
+def _forward_solve(chol, q, b, out):
+    """``out = C^{-1} b`` (C lower triangular)."""
+    for a in range(q):
+        acc = b[a]
+        for k in range(a):
+            acc -= chol[a, k] * out[k]
+        out[a] = acc / chol[a, a]
+
+
+@_njit_inline
+def _group_coefs(x, u, shift, slope_idx, out):
+    """Each group's coefficients on the columns of ``F``: ``F_i b_g = F_i beta + Z_i
+    u_g``, as ``Z = [1, F[:, 1 + slope_idx] + shift[slope_idx]]`` (``F`` is centred,
+    ``Z`` only scaled), so a row costs p multiply-adds, not p + q."""
+    n_groups, q = u.shape
+    p = out.shape[1]
+    for g in range(n_groups):
+        for a in range(p):
+            out[g, a] = x[a]
+        out[g, 0] += u[g, 0]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            out[g, 1 + k] += u[g, a]
+            out[g, 0] += u[g, a] * shift[k]
+
+
+@_njit_inline
+def _centered_coefs(x, zoff, p, slope_idx, zbar, out):
+    """The centered form's group coefficients ``c_g`` (G, q) from the sampled
+    ``(d_g, c_g[1:])``: ``d_g`` is the group's linear predictor at its own mean
+    row, ``c_g[0] = d_g - sum_k zbar_gk b_gk`` its intercept at ``X = 0`` (``b_gk``
+    its slope on column k: ``c_g[a]`` for a random slope, ``beta_k`` otherwise).
+    A shear with unit Jacobian, so the model is unchanged; but the data inform
+    ``d_g`` directly, and the population coefficients of features that differ
+    between groups (group-level predictors above all) are no longer confounded
+    with every group's intercept, a ridge NUTS crawls along."""
+    n_groups, q = out.shape
+    for g in range(n_groups):
+        c0 = x[zoff + g * q]
+        for k in range(p - 1):
+            c0 -= zbar[g, k] * x[1 + k]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            out[g, a] = x[zoff + g * q + a]
+            c0 -= zbar[g, k] * (out[g, a] - x[1 + k])
+        out[g, 0] = c0
+
+
+@_njit_inline
+def _linear_predictor(offset, Ft, starts, coefs, out):
+    """``eta = offset + F b_g`` for rows sorted by group (``starts``: each group's
+    first row); ``Ft`` (p, n) holds ``F`` column by column, so every loop runs
+    along contiguous rows.  (Loops over slices from 0: numba checks a signed index
+    for wraparound, which costs 3x here, unless it provably counts up from 0.)"""
+    for g in range(starts.shape[0] - 1):
+        lo, hi = starts[g], starts[g + 1]
+        seg = out[lo:hi]
+        off = offset[lo:hi]
+        for i in range(seg.shape[0]):
+            seg[i] = off[i]
+        for a in range(Ft.shape[0]):
+            c = coefs[g, a]
+            col = Ft[a, lo:hi]
+            for i in range(seg.shape[0]):
+                seg[i] += col[i] * c
+
+
+@_njit_inline
+def _group_sums(r, Ft, starts, out):
+    """``t_g = sum_i r_i F_i`` over each group's rows into ``out`` (G, p)."""
+    for g in range(starts.shape[0] - 1):
+        lo, hi = starts[g], starts[g + 1]
+        rg = r[lo:hi]
+        for a in range(Ft.shape[0]):
+            col = Ft[a, lo:hi]
+            acc = 0.0
+            for i in range(rg.shape[0]):
+                acc += rg[i] * col[i]
+            out[g, a] = acc
+
+
+@_njit_inline
+def _log_lik(family, y, eta, alpha, r):
+    """The rows' log likelihood given ``eta`` (without the negative binomial's
+    per-count ``lgamma`` terms); ``r = d/deta`` into ``r``; returns ``(value,
+    sum_i d/dalpha`` without the per-count ``digamma`` terms)."""
+    value = 0.0
+    d_alpha = 0.0
+    if family == 0:  # y eta - log(1 + e^eta), with one exp: e = e^-|eta|
+        for i in range(y.shape[0]):
+            e_i = eta[i]
+            ex = math.exp(-abs(e_i))
+            value += y[i] * e_i - (max(e_i, 0.0) + math.log1p(ex))
+            r[i] = y[i] - (1.0 / (1.0 + ex) if e_i >= 0.0 else ex / (1.0 + ex))
+    elif family == 1:  # y eta - e^eta
+        for i in range(y.shape[0]):
+            mu = math.exp(eta[i])
+            value += y[i] * eta[i] - mu
+            r[i] = y[i] - mu
+    else:  # y eta - (a + y) log(a + mu), d/da: -log(a + mu) - (a + y) / (a + mu)
+        for i in range(y.shape[0]):
+            mu = math.exp(eta[i])
+            am = alpha + mu
+            log_am = math.log(am)
+            frac = (y[i] + alpha) / am
+            value += y[i] * eta[i] - (alpha + y[i]) * log_am
+            r[i] = y[i] - frac * mu
+            d_alpha -= log_am + frac
+    return value, d_alpha
+
+
+@_njit_inline
+def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_lkj,
+                 prior_sd, rates, centered, shift, slope_idx, zbar, y_counts, y_values,
+                 grad):  # fmt: skip
+    """Log posterior density at ``x`` (up to a constant); its gradient into ``grad``.
+
+    The rows are sorted by group (``starts``, G + 1, delimits each group's rows) and
+    ``F`` is stored transposed (``Ft`` (p, n); ``Z`` follows from it):
+    :func:`skhier._engines.nuts.engine.rows_by_group` puts the rows in this layout.  ``y_values``
+    are the distinct outcomes and ``y_counts`` how many rows have each: the negative
+    binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)`` are computed once per
+    distinct count, not once per row.  ``zbar`` (G, p - 1): each group's mean of
+    the columns of ``Z``'s scale (``F[:, 1:] + shift``), for the centered form's
+    intercepts (:func:`_centered_coefs`)."""
+    p, n_rows = Ft.shape
+    m = q * (q - 1) // 2 if correlated else 0
+    n_theta = q + m
+    zoff = p + n_theta
+    for k in range(x.shape[0]):
+        grad[k] = 0.0
+    chol = np.zeros((q, q))
+    theta = np.zeros(n_theta)
+    for k in range(n_theta):
+        theta[k] = x[p + k]
+    lp = cov_chol(theta, q, correlated, eta_lkj, chol)  # the covariance's prior
+    mu = np.zeros(q)
+    if centered:
+        mu[0] = x[0]
+        for k in range(1, p):
+            mu[0] -= x[k] * shift[k - 1]
+        for a in range(1, q):
+            mu[a] = x[1 + slope_idx[a - 1]]
+    u = np.zeros((n_groups, q))
+    cg = np.empty((n_groups, q))
+    if centered:
+        _centered_coefs(x, zoff, p, slope_idx, zbar, cg)
+    for g in range(n_groups):
+        for a in range(q):
+            if centered:
+                u[g, a] = cg[g, a] - mu[a]
+                continue
+            acc = 0.0
+            for b in range(a + 1):
+                acc += chol[a, b] * x[zoff + g * q + b]
+            u[g, a] = acc
+    g_chol = np.zeros((q, q))  # d/dC of the density given the effects (lower part)
+    if centered:  # the effects' Normal(0, C C') density: its log-determinant here
+        for a in range(q):
+            lp -= n_groups * math.log(chol[a, a])
+    for k in range(q):  # log-SDs: Exponential(rate) prior and the log-Jacobian
+        tau = math.exp(theta[k])
+        lp += theta[k] - rates[k] * tau
+        grad[p + k] += 1.0 - rates[k] * tau
+    for a in range(p):
+        lp -= 0.5 * (x[a] / prior_sd[a]) ** 2
+        grad[a] -= x[a] / prior_sd[a] ** 2
+    v = np.zeros(q)
+    w = np.zeros(q)
+    g_mu = np.zeros(q)  # d/dmu of the density (centered form)
+    for g in range(n_groups):
+        if centered:  # -|C^-1 u|^2 / 2, whose d/du is -C^-T C^-1 u
+            _forward_solve(chol, q, u[g], v)
+            for a in range(q):
+                lp -= 0.5 * v[a] * v[a]
+            for a in range(q - 1, -1, -1):
+                acc = v[a]
+                for k in range(a + 1, q):
+                    acc -= chol[k, a] * w[k]
+                w[a] = acc / chol[a, a]
+                grad[zoff + g * q + a] -= w[a]
+                g_mu[a] += w[a]
+            for a in range(q):  # d/dC of -|C^-1 u|^2 / 2 is w v' (lower part)
+                for b in range(a + 1):
+                    g_chol[a, b] += w[a] * v[b]
+            continue
+        for a in range(q):
+            zv = x[zoff + g * q + a]
+            lp -= 0.5 * zv * zv
+            grad[zoff + g * q + a] -= zv
+    alpha = 0.0
+    d_alpha = 0.0
+    if family == 2:
+        rho = x[x.shape[0] - 1]
+        phi2 = math.exp(2.0 * rho)
+        alpha = 1.0 / phi2
+        lp += rho - 0.5 * phi2  # HalfNormal(1) on phi, log-Jacobian of phi = e^rho
+        grad[x.shape[0] - 1] += 1.0 - phi2
+        # lgamma(y + a) - lgamma(a) + a log a, per distinct count
+        lp += n_rows * (alpha * math.log(alpha) - math.lgamma(alpha))
+        d_alpha += n_rows * (math.log(alpha) + 1.0 - _digamma(alpha))
+        for k in range(y_values.shape[0]):
+            lp += y_counts[k] * math.lgamma(y_values[k] + alpha)
+            d_alpha += y_counts[k] * _digamma(y_values[k] + alpha)
+    coefs = np.empty((n_groups, p))
+    _group_coefs(x, u, shift, slope_idx, coefs)
+    eta = np.empty(n_rows)
+    _linear_predictor(offset, Ft, starts, coefs, eta)
+    r = np.empty(n_rows)  # d/deta of each row's log likelihood
+    value, d_rows = _log_lik(family, y, eta, alpha, r)
+    lp += value
+    d_alpha += d_rows
+    _group_sums(r, Ft, starts, coefs)  # (reused: t_g = sum_i r_i F_i)
+    s = np.zeros((n_groups, q))  # sum over a group's rows of r_i Z_i, from t_g
+    for g in range(n_groups):
+        for a in range(p):
+            grad[a] += coefs[g, a]
+        s[g, 0] = coefs[g, 0]
+        for a in range(1, q):
+            k = slope_idx[a - 1]
+            s[g, a] = coefs[g, 1 + k] + shift[k] * coefs[g, 0]
+    if family == 2:
+        grad[x.shape[0] - 1] += d_alpha * (-2.0 * alpha)  # alpha = e^(-2 rho)
+    for g in range(n_groups):
+        for a in range(q):
+            if centered:
+                grad[zoff + g * q + a] += s[g, a]
+                g_mu[a] -= s[g, a]  # eta depends on u = c - mu
+                continue
+            for b in range(a + 1):
+                g_chol[a, b] += s[g, a] * x[zoff + g * q + b]
+                grad[zoff + g * q + b] += chol[a, b] * s[g, a]
+    if centered:  # from the coefficients c_g to the sampled (d_g, c_g[1:]), and beta
+        for g in range(n_groups):
+            g0 = grad[zoff + g * q]
+            for k in range(p - 1):
+                grad[1 + k] -= zbar[g, k] * g0
+            for a in range(1, q):
+                k = slope_idx[a - 1]
+                grad[1 + k] += zbar[g, k] * g0
+                grad[zoff + g * q + a] -= zbar[g, k] * g0
+    if centered:  # mu's dependence on beta
+        grad[0] += g_mu[0]
+        for k in range(1, p):
+            grad[k] -= g_mu[0] * shift[k - 1]
+        for a in range(1, q):
+            grad[1 + slope_idx[a - 1]] += g_mu[a]
+    # d/dtheta of the theta-dependent terms: both are linear in C's entries given
+    # g_chol (the centered prior's log-determinant adds -G / C_aa on the diagonal)
+    if centered:
+        for a in range(q):
+            g_chol[a, a] -= n_groups / chol[a, a]
+    cov_chol_grad(theta, q, correlated, eta_lkj, chol, g_chol, grad[p : p + n_theta])
+    return lp

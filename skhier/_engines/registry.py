@@ -1,0 +1,158 @@
+"""Which engine fits a model, decided in one place, and the call into it.
+
+Every engine states what it fits (:class:`Engine`): the likelihood families, one or
+several grouping factors, the inference methods beyond NUTS, and whether it can fit
+from summarized data (Dask's out-of-core fit).  :func:`select_engine` turns the
+user's ``engine`` and ``inference`` into one engine, or raises a ``ValueError`` that
+says why the requested one cannot fit the model and what would.  Engines are
+imported only when a model is fitted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+
+from skhier._util.interrupts import check as check_interrupted
+
+#: ``inference="auto"`` uses importance sampling from this many groups on
+IMPORTANCE_MIN_GROUPS = 1000
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What one engine fits, how it samples, and where its ``fit`` function lives."""
+
+    name: str
+    families: tuple[str, ...]  # the likelihoods it fits
+    layouts: tuple[str, ...]  # "one" grouping factor, "several"
+    inferences: tuple[str, ...]  # the ``inference`` options it takes besides "auto"
+    entry: str  # "module:function", imported on use
+    summarized: bool = False  # fits from sufficient statistics, without the rows
+    parametrized: bool = False  # samples the group effects, centred or not
+    exact_group_draws: bool = False  # group effects drawn exactly given the rest
+    target_accept: float = 0.9  # NUTS's default target acceptance rate
+
+    def supports(self, family: str, n_factors: int = 1, inference: str = "auto") -> str | None:
+        """None when this engine fits the model; otherwise why it does not (the
+        start of the user's error message)."""
+        if family not in self.families:
+            return f"engine={self.name!r} cannot fit likelihood={family!r}"
+        if ("several" if n_factors > 1 else "one") not in self.layouts:
+            return (
+                f"engine={self.name!r} fits one grouping factor; several are fit by the Gibbs "
+                "engine"
+            )
+        if inference != "auto" and inference not in self.inferences:
+            if not self.inferences:
+                return (
+                    f"engine={self.name!r} draws every parameter by Gibbs sampling; "
+                    f"inference={inference!r} does not apply"
+                )
+            return f"engine={self.name!r} does not take inference={inference!r}"
+        return None
+
+    def function(self):
+        module, name = self.entry.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_ALL = ("normal", "student_t", "bernoulli", "poisson", "negative_binomial")
+#: every engine, in ``engine="auto"``'s order of preference (fastest exact first)
+ENGINES: tuple[Engine, ...] = (
+    Engine("collapsed", ("normal",), ("one",), ("nuts", "laplace", "importance"),
+           "skhier._engines.collapsed.engine:fit_collapsed",
+           summarized=True, exact_group_draws=True, target_accept=0.8),
+    Engine("augmented", ("student_t",), ("one",), ("nuts",),
+           "skhier._engines.augmented.engine:fit_augmented"),
+    Engine("gibbs", ("normal", "bernoulli"), ("one", "several"), (),
+           "skhier._engines.gibbs.engine:fit_gibbs_one"),
+    Engine("nuts", ("bernoulli", "poisson", "negative_binomial"), ("one",), ("nuts",),
+           "skhier._engines.nuts.engine:fit_glmm", parametrized=True),
+    Engine("explicit", _ALL, ("one",), ("nuts",), "skhier._engines.pymc:fit_explicit",
+           parametrized=True),
+)  # fmt: skip
+BY_NAME = {engine.name: engine for engine in ENGINES}
+
+
+def engines_for(family: str, n_factors: int = 1, inference: str = "auto") -> list[str]:
+    """The engines that fit this model, in ``engine="auto"``'s order."""
+    return [e.name for e in ENGINES if e.supports(family, n_factors, inference) is None]
+
+
+def select_engine(
+    engine: str, inference: str, family: str, n_factors: int = 1, *, estimator: str = ""
+) -> str:
+    """The engine that fits this model: ``engine="auto"`` picks the first that can;
+    one that cannot raises a ``ValueError`` naming why and what would fit it."""
+    layout = "several grouping factors" if n_factors > 1 else "one grouping factor"
+    usable = engines_for(family, n_factors)
+    if not usable:
+        several = [e for e in ENGINES if "several" in e.layouts]
+        families = sorted({f for e in several for f in e.families})
+        raise ValueError(
+            f"{estimator or 'This estimator'} takes one grouping factor with "
+            f"likelihood={family!r} (several grouping factors are fit by the Gibbs engine, "
+            f"which fits {' and '.join(families)} outcomes); got {n_factors}. Fit one factor, "
+            "or combine the factors' labels into one (e.g. 'school:class')."
+        )
+    if engine == "auto":
+        fitting = engines_for(family, n_factors, inference)
+        if fitting:
+            return fitting[0]
+        takes = [e.name for e in ENGINES if inference in e.inferences]
+        raise ValueError(
+            f"inference={inference!r} needs the {' or '.join(takes)} engine; "
+            f"likelihood={family!r} with {layout} is fit by the {usable[0]} engine, which "
+            "does not take it. Use inference='auto'."
+        )
+    reason = BY_NAME[engine].supports(family, n_factors, inference)
+    if reason is None:
+        return engine
+    others = [e for e in engines_for(family, n_factors, inference) if e != engine]
+    if BY_NAME[engine].supports(family, n_factors) is None and BY_NAME[engine].inferences:
+        takes = [e.name for e in ENGINES if inference in e.inferences]
+        raise ValueError(
+            f"inference={inference!r} needs the {' or '.join(takes)} engine; got "
+            f"engine={engine!r}, likelihood={family!r} ({layout}). Use inference='auto'"
+            + (f", or engine={others[0]!r}." if others else ".")
+        )
+    if BY_NAME[engine].supports(family, n_factors) is None:  # Gibbs: no inference options
+        remedy = "Use inference='auto'" + (f", or engine={others[0]!r}." if others else ".")
+    else:
+        remedy = f"Use engine='auto' (which picks {usable[0]!r})" + (
+            f", or one of {others}." if others else "."
+        )
+    raise ValueError(f"{reason} ({layout}). {remedy}")
+
+
+def resolve_inference(inference, engine, n_groups):
+    """``inference="auto"``: importance sampling (checked by Pareto k_hat, NUTS
+    when it fails) for the collapsed engine with many groups, where the posterior
+    of the variance parameters is close to Gaussian; NUTS otherwise."""
+    if inference != "auto":
+        return inference
+    return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
+
+
+def run_engine(X, y, codes, n_groups, spec, scaling, config, rng, offset=None, stats=None):
+    """Fit ``spec`` with its engine; the standardized draws as a dict (``offset``: the
+    fixed part of a GLM's linear predictor, one value per row; ``stats``: the
+    collapsed engine's sufficient statistics, given instead of the rows)."""
+    backend = BY_NAME[spec.engine].function()
+    # Silence the samplers' informational logging; warnings still reach the user.
+    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        extra = {} if offset is None else {"offset": offset}
+        if stats is not None:
+            extra["stats"] = stats
+        draws = backend(X, y, codes, n_groups, spec, scaling, config=config, rng=rng, **extra)
+        check_interrupted()  # a sampler that swallowed Ctrl-C returned part of its draws
+        return draws
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)

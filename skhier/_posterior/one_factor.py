@@ -1,0 +1,275 @@
+"""Posterior: plain numpy draws and moments of every parameter, in the user's units.
+
+Everything a fitted estimator needs after sampling lives here as numpy arrays
+(``(chain, draw, ...)``), so a pickled estimator never needs PyMC.  ArviZ is
+imported only to build ``InferenceData`` or diagnostics on request.
+
+The population-level parameters keep every draw.  The group effects keep their
+exact posterior means, covariances and intervals (computed from every draw) and
+a bounded number of joint draws (``store_draws``), spread evenly over each
+chain: see :mod:`skhier._posterior.group_draws`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from skhier._model.likelihoods import GLM_FAMILIES
+from skhier._posterior.group_draws import (
+    _group_moments,
+    full_blocks,
+    kept_per_chain,
+    kept_positions,
+    quantiles,
+    reduce_group_draws,
+)
+from skhier._util.warn import import_quietly
+
+#: parameters with one value per group (their draws are the kept ones only)
+GROUP_NAMES = ("group_intercept", "group_coef")
+
+
+@dataclass
+class Posterior:
+    """Posterior draws on the original scale.
+
+    Attributes
+    ----------
+    intercept : (C, D)            population intercept ``mu_a`` (at X = 0)
+    coef : (C, D, K)              population slopes ``mu_b``
+    group_intercept_sd : (C, D)   ``sigma_a``
+    group_coef_sd : (C, D, K)     ``sigma_b`` (0 for features without random slopes)
+    noise_sd : (C, D) or None     ``eps`` (None: a likelihood without one)
+    group_intercept : (C, D', G)  ``a[g]``: the kept draws (positions ``kept``)
+    group_coef : (C, D', G, K)    ``b[g, k]``: the kept draws
+    diverging : (C, D)            divergent transitions
+    max_treedepth : (C, D)        transitions that hit NUTS' maximum tree depth
+    group_corr : (C, D, K+1, K+1) correlations of ``[a[g], b[g, :]]``: identity
+                                  for independent effects and in the rows of
+                                  features without a random slope (None in models
+                                  saved by skhier 0.1.0: independent)
+    noise_df : (C, D) or None     ``nu``, degrees of freedom of Student-t noise
+                                  (None for Gaussian noise)
+    kept : (D',) or None          positions in each chain of the kept draws of the
+                                  group effects (None: all draws are kept)
+    group_mean : (G, K+1)         posterior means of ``[a[g], b[g]]`` from every
+                                  draw (None in models saved by earlier versions:
+                                  computed from the draws)
+    group_cov : (G, K+1, K+1)     their posterior covariances, from every draw
+    group_bounds : (G, K+1, 2)    their equal-tailed ``bounds_prob`` intervals,
+                                  from every draw
+    """
+
+    intercept: np.ndarray
+    coef: np.ndarray
+    group_intercept_sd: np.ndarray
+    group_coef_sd: np.ndarray
+    noise_sd: np.ndarray
+    group_intercept: np.ndarray
+    group_coef: np.ndarray
+    diverging: np.ndarray
+    max_treedepth: np.ndarray
+    group_corr: np.ndarray | None = None
+    noise_df: np.ndarray | None = None
+    kept: np.ndarray | None = None
+    group_mean: np.ndarray | None = None
+    group_cov: np.ndarray | None = None
+    group_bounds: np.ndarray | None = None
+    bounds_prob: float | None = None
+    #: the likelihood's name (None in models saved before there were several)
+    family: str | None = None
+    #: negative binomial counts' dispersion (variance ``mu + dispersion * mu^2``), (C, D)
+    dispersion: np.ndarray | None = None
+
+    @classmethod
+    def from_standardized(cls, draws, spec, scaling, prob=0.95, store_draws="all") -> Posterior:
+        """Map standardized draws (``beta``, ``u``, ``tau``, ``s``) to user units.
+
+        ``u`` is (C, D, G, q) or an iterator of blocks of groups (see
+        :func:`skhier._posterior.group_draws.reduce_group_draws`); the group effects are
+        reduced to moments, ``prob`` intervals and ``store_draws`` kept draws.
+        """
+        beta, u, tau, s = draws["beta"], draws["u"], draws["tau"], draws["s"]
+        family = getattr(spec, "likelihood", "normal")
+        ys, xm, xsc = scaling.y_scale, scaling.x_mean, scaling.x_scale
+        slopes = list(spec.slope_idx)
+        coef = ys * beta[..., 1:] / xsc
+        intercept = scaling.y_mean + ys * (beta[..., 0] - (beta[..., 1:] * xm / xsc).sum(-1))
+        group_coef_sd = np.zeros(coef.shape)
+        group_coef_sd[..., slopes] = ys * tau[..., 1:] / xsc[slopes]
+        n_chains, n_draws = intercept.shape
+        n_groups = u.shape[2] if isinstance(u, np.ndarray) else draws["n_groups"]
+        kept = kept_positions(
+            n_draws,
+            kept_per_chain(store_draws, n_chains, n_draws, n_groups, coef.shape[-1] + 1),
+        )
+        blocks = full_blocks(u) if isinstance(u, np.ndarray) else u
+        group = reduce_group_draws(blocks, intercept, coef, ys, xsc[slopes], slopes, kept, prob)
+        return cls(
+            intercept=intercept,
+            coef=coef,
+            group_intercept_sd=ys * tau[..., 0],
+            group_coef_sd=group_coef_sd,
+            noise_sd=None if family in GLM_FAMILIES else ys * s,
+            group_intercept=group["group_intercept"],
+            group_coef=group["group_coef"],
+            diverging=np.asarray(draws["diverging"], dtype=bool),
+            max_treedepth=np.asarray(draws["max_treedepth"], dtype=bool),
+            group_corr=_padded_corr(draws.get("corr"), slopes, coef.shape),
+            noise_df=draws.get("nu"),
+            kept=None if len(kept) == n_draws else kept,
+            group_mean=group["mean"],
+            group_cov=group["cov"],
+            group_bounds=group["bounds"],
+            bounds_prob=float(prob),
+            family=family,
+            dispersion=draws.get("dispersion"),
+        )
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n_draws(self) -> int:
+        """Draws of the population-level parameters (chains x draws)."""
+        return self.intercept.shape[0] * self.intercept.shape[1]
+
+    @property
+    def n_joint(self) -> int:
+        """Joint draws of every parameter: the kept draws of the group effects."""
+        return self.group_intercept.shape[0] * self.group_intercept.shape[1]
+
+    def flat(self, name: str) -> np.ndarray:
+        """Draws of one parameter with chains and draws merged: (S, ...).  For the
+        group effects these are the kept draws only."""
+        arr = getattr(self, name, None)
+        if arr is None:  # Gaussian noise: nu is infinite
+            if name != "noise_df":
+                raise AttributeError(name)
+            arr = np.full(self.intercept.shape, np.inf)
+        return arr.reshape((-1,) + arr.shape[2:])
+
+    def joint(self, name: str) -> np.ndarray:
+        """Flat draws of one parameter at the kept draws (``n_joint`` of them), so
+        that the draws of every parameter at one index belong together."""
+        draws = self.flat(name)
+        if self.kept is None or name in GROUP_NAMES:
+            return draws
+        return self.chains(name)[:, self.kept].reshape((-1,) + draws.shape[1:])
+
+    def chains(self, name: str) -> np.ndarray:
+        """Draws of one parameter per chain: (C, D, ...) (group effects: (C, D', ...))."""
+        draws = self.flat(name)
+        return draws.reshape(self.intercept.shape[:1] + (-1,) + draws.shape[1:])
+
+    # --------------------------------------------------------------- summaries
+    def mean(self, name: str) -> np.ndarray:
+        if name in GROUP_NAMES and self.group_mean is not None:
+            return self.group_mean[:, 0] if name == "group_intercept" else self.group_mean[:, 1:]
+        return self.flat(name).mean(axis=0)
+
+    def sd(self, name: str) -> np.ndarray:
+        """Posterior standard deviations (from every draw, for the group effects too)."""
+        if name in GROUP_NAMES and self.group_cov is not None:
+            sd = np.sqrt(np.diagonal(self.group_cov, axis1=1, axis2=2))
+            return sd[:, 0] if name == "group_intercept" else sd[:, 1:]
+        draws = self.flat(name)
+        return draws.std(axis=0, ddof=1) if len(draws) > 1 else np.full(draws.shape[1:], np.nan)
+
+    def interval(self, name: str, prob: float) -> np.ndarray:
+        """Equal-tailed credible interval, shape ``param_shape + (2,)`` (the group
+        effects' at ``bounds_prob`` from every draw, else from the kept draws)."""
+        if name in GROUP_NAMES and self.group_bounds is not None and prob == self.bounds_prob:
+            b = self.group_bounds
+            return b[:, 0] if name == "group_intercept" else b[:, 1:]
+        tail = (1.0 - prob) / 2.0
+        return quantiles(self.flat(name), [tail, 1.0 - tail])
+
+    def group_sd_and_corr(self, joint=False):
+        """Flat draws of ``[sigma_a, sigma_b]`` (S, K+1) and of their correlation
+        matrix (S, K+1, K+1): every draw, or the joint draws only."""
+        flat = self.joint if joint else self.flat
+        sd = np.column_stack([flat("group_intercept_sd"), flat("group_coef_sd")])
+        if self.group_corr is None:
+            corr = np.broadcast_to(np.eye(sd.shape[1]), (len(sd),) + (sd.shape[1],) * 2)
+        else:
+            corr = flat("group_corr")
+        return sd, corr
+
+    @cached_property
+    def moments(self):
+        """Posterior means and covariances of ``[intercept, coef]``.
+
+        Returns
+        -------
+        group_mean : (G, K + 1), group_cov : (G, K + 1, K + 1),
+        pop_mean : (K + 1,), pop_cov : (K + 1, K + 1),
+        pop_var : (K + 1, K + 1)  E[Sigma], the covariance of a new group's
+        ``[a, b]`` around ``[mu_a, mu_b]`` (a vector of its diagonal in models
+        saved by skhier 0.1.0).
+        """
+        if self.group_mean is not None:
+            group_mean, group_cov = self.group_mean, self.group_cov
+        else:  # a model saved by an earlier version kept every draw
+            group_mean, group_cov = _group_moments(
+                self.flat("group_intercept"), self.flat("group_coef")
+            )
+        pop = np.column_stack([self.flat("intercept"), self.flat("coef")])
+        sd, corr = self.group_sd_and_corr()
+        return (
+            group_mean,
+            group_cov,
+            pop.mean(axis=0),
+            np.atleast_2d(np.cov(pop, rowvar=False)),
+            np.einsum("si,sij,sj->ij", sd, corr, sd) / len(sd),
+        )
+
+    # ------------------------------------------------------------------ arviz
+    def to_inference_data(self, feature_names, group_labels):
+        """ArviZ ``InferenceData`` with named dimensions: the kept joint draws."""
+        az = import_quietly("arviz")
+
+        effects = ["intercept", *feature_names]
+        coords = {
+            "feature": list(feature_names),
+            "group": list(group_labels),
+            "effect": effects,
+            "effect_bis": effects,
+        }
+        dims = {
+            "mu_b": ["feature"],
+            "sigma_b": ["feature"],
+            "corr": ["effect", "effect_bis"],
+            "a": ["group"],
+            "b": ["group", "feature"],
+        }
+        corr = self.group_sd_and_corr()[1].reshape(self.intercept.shape + (len(effects),) * 2)
+        posterior = {
+            "mu_a": self.intercept,
+            "mu_b": self.coef,
+            "sigma_a": self.group_intercept_sd,
+            "sigma_b": self.group_coef_sd,
+            "corr": corr,
+        }
+        extra = {"eps": self.noise_sd, "nu": self.noise_df, "dispersion": self.dispersion}
+        posterior.update({k: v for k, v in extra.items() if v is not None})
+        posterior = {k: v if self.kept is None else v[:, self.kept] for k, v in posterior.items()}
+        posterior["a"], posterior["b"] = self.group_intercept, self.group_coef
+        diverging = self.diverging if self.kept is None else self.diverging[:, self.kept]
+        return az.from_dict(
+            posterior=posterior,
+            sample_stats={"diverging": diverging},
+            coords=coords,
+            dims=dims,
+        )
+
+
+def _padded_corr(corr, slopes, coef_shape):
+    """Correlations of the random effects placed in a (K+1, K+1) identity."""
+    k1 = coef_shape[-1] + 1
+    out = np.broadcast_to(np.eye(k1), coef_shape[:-1] + (k1, k1)).copy()
+    if corr is not None:
+        idx = np.r_[0, np.asarray(slopes, dtype=int) + 1]
+        out[..., idx[:, None], idx[None, :]] = corr
+    return out
