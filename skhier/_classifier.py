@@ -222,17 +222,30 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         p1 = self.predict_proba(X, groups=groups)[:, 1]
         return logit(np.clip(p1, 1e-300, 1.0 - 1e-16))
 
-    def predict_proba(self, X, *, groups=None):
+    def predict_proba(self, X, *, groups=None, return_std=False):
         """Posterior mean probability of each class (averaged over the posterior draws,
         not the inverse logit of the mean log-odds).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or None
+        groups : array-like, POPULATION or None
+            As in :meth:`HierarchicalRegressor.predict`.
+        return_std : bool, default=False
+            Also return the posterior SD of the probability of ``classes_[1]`` (the
+            same for ``classes_[0]``): the uncertainty of the probability itself, as
+            :meth:`HierarchicalRegressor.predict`'s ``return_std`` is of the mean.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, 2)
             Columns follow ``classes_``.
+        proba_std : ndarray of shape (n_samples,)
+            Only when ``return_std`` is True.
         """
-        p1, _ = self._response_summary(X, groups)
-        return np.column_stack([1.0 - p1, p1])
+        p1, sd, _ = self._response_summary(X, groups)
+        proba = np.column_stack([1.0 - p1, p1])
+        return (proba, sd) if return_std else proba
 
     def predict_proba_interval(self, X, *, groups=None, prob=None):
         """Equal-tailed credible interval of the probability of ``classes_[1]``.
@@ -247,7 +260,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         interval : ndarray of shape (n_samples, 2)
         """
         prob = self._interval_prob(prob)
-        return self._response_summary(X, groups, prob)[1]
+        return self._response_summary(X, groups, prob)[2]
 
     def predict(self, X, *, groups=None):
         """The more probable label (``predict_proba[:, 1] > 0.5``)."""

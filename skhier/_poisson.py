@@ -194,20 +194,28 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
                 CountTargetWarning,
             )
 
-    def predict(self, X, *, groups=None, exposure=None):
+    def predict(self, X, *, groups=None, exposure=None, return_std=False):
         """Posterior mean of the expected count ``exposure * exp(eta)``; without
         ``exposure`` (a float, or one per row), the rate per unit of exposure.
+
+        ``return_std=True`` also returns its posterior SD: the uncertainty of the
+        expected count (the rate), not of a new count, as
+        :meth:`HierarchicalRegressor.predict`'s ``return_std``; the counts' own noise
+        is in :meth:`predict_interval` and :meth:`sample_y`.
 
         Returns
         -------
         y_mean : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,)
+            Only when ``return_std`` is True.
         """
-        return self._response_summary(X, groups, exposure=exposure)[0]
+        mean, sd, _ = self._response_summary(X, groups, exposure=exposure)
+        return (mean, sd) if return_std else mean
 
     def predict_rate_interval(self, X, *, groups=None, exposure=None, prob=None):
         """Equal-tailed credible interval of the expected count ``exposure * exp(eta)``."""
         prob = self._interval_prob(prob)
-        return self._response_summary(X, groups, prob, exposure)[1]
+        return self._response_summary(X, groups, prob, exposure)[2]
 
     def predict_interval(self, X, *, groups=None, exposure=None, prob=None):
         """Equal-tailed posterior predictive interval of the count (Poisson or negative

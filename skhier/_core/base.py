@@ -170,6 +170,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         random slope: ``random_slopes="all"`` leaves them out; listing one warns.
         """
         n_features = X.shape[1]
+        _checks.warn_if_constant_features(X, getattr(self, "feature_names_in_", None))
         if not self._fit_with_groups:
             return self._design_from_level(n_features, None, None)
         level = _checks.group_level_features(X, codes, len(self.groups_))
@@ -311,13 +312,13 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
             from skhier._data.factors import prediction_factor_codes
 
             X, labels = split_group_column(X, groups, self.group_col)
-            X = validated(self, X, reset=False, dtype=np.float64)
+            X = validated(self, X, reset=False, dtype=np.float64, n_rows=_rows_of(X, labels))
             codes, new = prediction_factor_codes(
                 labels, self._factors, X.shape[0], self.unseen_groups
             )
             return X, codes, new
         X, labels = split_group_column(X, groups, self.group_col)
-        X = validated(self, X, reset=False, dtype=np.float64)
+        X = validated(self, X, reset=False, dtype=np.float64, n_rows=_rows_of(X, labels))
         codes, new_codes = prediction_codes(
             labels,
             X.shape[0],
@@ -360,3 +361,11 @@ def _forget(est, names):
     """Drop fitted attributes a previous fit of another kind left behind."""
     for name in names:
         est.__dict__.pop(name, None)
+
+
+def _rows_of(X, labels):
+    """How many rows a prediction call with ``X=None`` (no features) has: one per
+    group label."""
+    if X is not None or labels is None or labels is POPULATION:
+        return None
+    return len(labels)

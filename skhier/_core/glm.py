@@ -145,22 +145,23 @@ class HierarchicalGLMBase(HierarchicalBase):
         return FAMILIES[self.posterior_.family].inverse_link(eta)
 
     def _response_summary(self, X, groups, prob=None, exposure=None):
-        """Posterior mean of the mean response per row and, with ``prob``, its
-        equal-tailed credible interval (over every joint draw)."""
+        """Posterior mean and SD of the mean response per row and, with ``prob``,
+        its equal-tailed credible interval (over every joint draw)."""
         X, codes, new_codes = self._prepare(X, groups)
         log_exposure = self._log_exposure(exposure, X.shape[0])
         idx = np.arange(self.posterior_.n_joint)
         rng = np.random.default_rng(self._predict_seed)
-        mean = np.empty(X.shape[0])
+        mean, sd = np.empty(X.shape[0]), np.empty(X.shape[0])
         bounds = None if prob is None else np.empty((X.shape[0], 2))
         # a block holds the draws of the linear predictor and of the mean response
         for sl in _predict.row_blocks(X.shape[0], len(idx), width=2):
             le = None if log_exposure is None else log_exposure[sl]
             draws = self._mean_draws(X[sl], codes[sl], new_codes[sl], idx, rng, le)
             mean[sl] = draws.mean(axis=1)
+            sd[sl] = draws.std(axis=1)
             if prob is not None:
                 bounds[sl] = _predict.equal_tailed(draws, prob)
-        return mean, bounds
+        return mean, sd, bounds
 
     def _log_exposure(self, exposure, n_rows):
         exposure = self._check_exposure(exposure, n_rows)

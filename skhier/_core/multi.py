@@ -27,8 +27,8 @@ from skhier._util.warn import import_quietly
 def validate(est, X, y, groups):
     """``(X, y, layout, codes)`` for several factors; sets ``factors_``."""
     X, groups = split_group_column(X, groups, est.group_col)
-    frame = label_frame(groups, len(X))
     X, y = validated(est, X, y, y_numeric=True, dtype=np.float64, order="C")
+    frame = label_frame(groups, len(X))
     layout, codes = fit_factors(frame, est.nested)
     est._fit_with_groups = True
     est._factors = layout
@@ -41,6 +41,7 @@ def factor_terms(est, X, layout, codes):
     as a dict factor -> slopes, or one value for every factor), leaving out
     features constant within that factor's levels."""
     names = getattr(est, "feature_names_in_", None)
+    _checks.warn_if_constant_features(X, names)
     spec = est.random_slopes
     if isinstance(spec, dict):
         unknown = [k for k in spec if k not in layout.names]
@@ -90,7 +91,8 @@ def sample(est, X, y, codes, spec, scaling, offset=None):
     est.intercept_ = float(post.intercept.mean())
     est.coef_ = post.coef.mean(axis=(0, 1))
     est.intercept_interval_ = post.interval(post.intercept.ravel(), prob)
-    est.coef_interval_ = post.interval(post.coef.reshape(-1, post.coef.shape[-1]), prob)
+    coef = post.coef
+    est.coef_interval_ = post.interval(coef.reshape(coef.shape[0] * coef.shape[1], -1), prob)
     if post.noise_sd is not None:
         est.noise_sd_ = float(post.noise_sd.mean())
         est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])

@@ -95,6 +95,24 @@ def id_like_features(mask, means, classes) -> np.ndarray:
     return out
 
 
+def warn_if_constant_features(X, feature_names) -> None:
+    """Warn about feature columns with one value in every row: the model has its own
+    intercept, which such a column cannot be told apart from."""
+    if X.shape[0] < 2 or X.shape[1] == 0:
+        return
+    constant = np.flatnonzero((X == X[0]).all(axis=0))
+    for j in constant:
+        label = repr(feature_names[j]) if feature_names is not None else f"column {j}"
+        warn(
+            f"Feature {label} of X is constant (every row {X[0, j]:g}): the model has its "
+            "own intercept (`intercept_`), which this column cannot be told apart from, so "
+            "its coefficient follows its prior and `intercept_` takes the rest. Drop the "
+            "column; for a model with an intercept only (lme4's `y ~ 1 + (1 | g)`) pass "
+            "X=None.",
+            IdentifiabilityWarning,
+        )
+
+
 def check_design(sizes, classes, level, slope_idx, feature_names) -> None:
     """Warn about group ids among the features and designs the data cannot identify.
 
@@ -169,11 +187,40 @@ def check_numeric_target(y) -> bool:
     return False
 
 
-def validated(est, X, y="no_validation", **kwargs):
-    """``validate_data`` whose error for a string column names ``group_col``."""
+def validated(est, X, y="no_validation", *, n_rows=None, **kwargs):
+    """``validate_data`` whose error for a string column names ``group_col``.
+
+    ``X=None`` is a model with an intercept only (lme4's ``y ~ 1 + (1 | g)``): no
+    feature columns, ``n_rows`` rows (``len(y)`` when fitting).  X with no columns
+    is also taken where it means the same: the group columns were its only ones
+    (``group_col``), or a model fitted without features predicts.
+    """
+    reset = kwargs.get("reset", True)
+    if X is None:
+        if n_rows is None:
+            if isinstance(y, str) or y is None:
+                raise ValueError(
+                    "X=None (a model with an intercept only) needs the rows' group labels "
+                    "(`groups=`) to know how many rows to predict; for population-level "
+                    "predictions pass X=np.empty((n_rows, 0)) with groups=POPULATION."
+                )
+            n_rows = len(y)
+        X = np.empty((n_rows, 0))
+        kwargs["ensure_min_features"] = 0
+    elif getattr(est, "group_col", None) is not None or (
+        not reset and getattr(est, "n_features_in_", None) == 0
+    ):
+        kwargs["ensure_min_features"] = 0
+        if hasattr(X, "columns") and len(X.columns) == 0:  # pandas: no dtype to convert
+            X = np.empty((len(X), 0))
     try:
         return validate_data(est, X, y, **kwargs)
     except ValueError as exc:
         if "could not convert" in str(exc) and "to float" in str(exc):
             raise non_numeric_columns_error(X, exc) from None
+        if "0 feature(s)" in str(exc):
+            raise ValueError(
+                f"{exc} For a model with an intercept only (lme4's y ~ 1 + (1 | g)), pass "
+                "X=None."
+            ) from None
         raise

@@ -42,12 +42,25 @@ class _Population:
 POPULATION = _Population()
 
 
+def refuse_column_name(groups, name: str = "groups") -> None:
+    """Raise for a column name given as ``groups``: labels are data, one per row; a
+    column of ``X`` is named with ``group_col``."""
+    if isinstance(groups, str):
+        raise ValueError(
+            f"`{name}={groups!r}` is a string, but `{name}` takes the group labels "
+            "themselves, one per row. To take them from a column of X, use "
+            f"group_col={groups!r} (and leave `{name}` out), or pass the column itself, "
+            f"e.g. {name}=X[{groups!r}]."
+        )
+
+
 def check_group_labels(groups, n_rows: int, name: str = "groups") -> np.ndarray:
     """Validate group labels and return them as a 1-D numpy array.
 
     Raises ``ValueError`` for a wrong length, a non 1-D input or missing labels
     (None / NaN / inf).
     """
+    refuse_column_name(groups, name)
     if isinstance(groups, pd.DataFrame):
         if groups.shape[1] != 1:
             raise ValueError(
@@ -134,9 +147,13 @@ def split_group_column(X, groups, group_col):
     may both be given only when they agree (checked for in-memory data; Dask input
     takes one or the other), and ``groups=POPULATION`` needs no group column.
     """
+    if isinstance(groups, str):
+        refuse_column_name(groups)
     if group_col is None:
         return X, groups
     cols = [group_col] if isinstance(group_col, str) else list(group_col)
+    if groups is POPULATION and not hasattr(X, "columns"):  # no group column needed
+        return X, POPULATION
     if not hasattr(X, "columns"):
         raise TypeError(
             f"`group_col={group_col!r}` needs X to be a pandas DataFrame with that "

@@ -118,7 +118,7 @@ class FactorsPosterior:
         pop = np.concatenate([self.intercept[..., None], self.coef], axis=-1)
         if joint:
             pop = pop[:, self.kept]
-        return pop.reshape(-1, pop.shape[-1])
+        return pop.reshape(pop.shape[0] * pop.shape[1], pop.shape[-1])
 
     def joint_noise(self):
         return self.noise_sd[:, self.kept].ravel()

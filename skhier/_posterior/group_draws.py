@@ -78,7 +78,7 @@ def reduce_group_draws(blocks, intercept, coef, y_scale, slope_scale, slopes, ke
 
     n_chains, n_draws = intercept.shape
     k1 = coef.shape[-1] + 1
-    pop = np.concatenate([intercept.reshape(1, -1), coef.reshape(-1, k1 - 1).T])  # (K+1, S)
+    pop = np.concatenate([intercept.reshape(1, -1), coef.reshape(n_chains * n_draws, k1 - 1).T])
     effect_col = np.full(k1, -1, dtype=np.int64)
     effect_col[np.r_[0, np.asarray(slopes, dtype=int) + 1]] = np.arange(len(slopes) + 1)
     scale = np.full(k1, float(y_scale))
@@ -137,7 +137,7 @@ def _reduce_small(u, pop, effect_col, scale, flat_kept, probs, out):
     out["mean"][...] = vals.mean(axis=2)
     centred = vals - out["mean"][..., None]
     out["cov"][...] = centred @ centred.transpose(0, 2, 1) / max(vals.shape[2] - 1, 1)
-    flat = vals.reshape(-1, vals.shape[2])
+    flat = vals.reshape(vals.shape[0] * vals.shape[1], vals.shape[2])
     out["bounds"][...] = row_quantiles(flat, probs).reshape(out["bounds"].shape)
     out["kept"][...] = vals[..., flat_kept]
 

@@ -148,7 +148,7 @@ class Posterior:
             if name != "noise_df":
                 raise AttributeError(name)
             arr = np.full(self.intercept.shape, np.inf)
-        return arr.reshape((-1,) + arr.shape[2:])
+        return arr.reshape((arr.shape[0] * arr.shape[1],) + arr.shape[2:])
 
     def joint(self, name: str) -> np.ndarray:
         """Flat draws of one parameter at the kept draws (``n_joint`` of them), so
@@ -156,7 +156,8 @@ class Posterior:
         draws = self.flat(name)
         if self.kept is None or name in GROUP_NAMES:
             return draws
-        return self.chains(name)[:, self.kept].reshape((-1,) + draws.shape[1:])
+        kept = self.chains(name)[:, self.kept]
+        return kept.reshape((kept.shape[0] * kept.shape[1],) + draws.shape[1:])
 
     def chains(self, name: str) -> np.ndarray:
         """Draws of one parameter per chain: (C, D, ...) (group effects: (C, D', ...))."""
