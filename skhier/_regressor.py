@@ -154,9 +154,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         How several grouping factors relate.  ``[("school", "class")]``: class
         labels are numbered within schools, so class 1 of two schools are different
         groups (levels are the pairs); ``True``: each column nested in the previous
-        one; ``False``: crossed.  ``None`` (not declared) treats them as crossed and
-        warns (:class:`~skhier.exceptions.NestingWarning`) when a factor's labels
-        repeat across another's levels as nested labels do.
+        one; ``False``: crossed.  ``None`` (not declared) reads the nesting from the
+        data, as lme4 does: a factor each of whose levels occurs within one level of
+        another is nested in it (``nesting_`` says which); labels that repeat across
+        another factor's levels as nested labels do are taken as crossed and warn
+        (:class:`~skhier.exceptions.NestingWarning`).
 
     Attributes
     ----------
@@ -215,6 +217,15 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     factors_ : tuple of str
         Several grouping factors only: their names (then ``groups_`` and the
         ``group_*`` attributes above are absent).
+    singular_ : list of str
+        The group-level SDs (``summary()`` row names) whose posterior piles up at 0,
+        as lme4's ``isSingular``: the data show no spread of that effect across the
+        groups (its 2.5% quantile is below 2% of its 97.5% quantile).  Consider
+        dropping the effect (``random_slopes``); empty for a model fit without groups.
+        ``summary().attrs["singular"]`` holds the same list.
+    nesting_ : list of (str, str)
+        Several grouping factors only: the ``(outer, inner)`` pairs fitted as nested,
+        declared or read from the data.
     group_effects_ : dict of str -> FactorEffects
         Several grouping factors only: per factor, the levels, the posterior means
         and intervals of their effects (deviations from the population), the

@@ -304,3 +304,33 @@ def test_a_factor_with_two_levels_warns():
         warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
         with pytest.warns(skhier.exceptions.FewGroupsWarning, match="Factor 'sex'"):
             est.fit(X, y, groups=groups)
+
+
+def test_nesting_is_read_from_the_data_when_not_declared():
+    """lme4 needs no declaration: pupils whose ids are unique across schools are
+    nested in them; reused labels stay crossed (and warn); a factor holding two others
+    keeps neither (nesting runs in chains)."""
+    from skhier._data.factors import detect_nesting
+
+    school = np.repeat(np.arange(6), 20)
+    pupil = np.arange(120) // 2  # unique across schools: 2 rows per pupil
+    cls = np.arange(120) // 10  # 12 classes, 2 per school
+    assert detect_nesting([school, pupil]) == [-1, 0]
+    assert detect_nesting([school, cls, pupil]) == [-1, 0, 1]  # a chain, innermost last
+    reused = np.tile(np.arange(10), 12)  # label 1 in every school
+    assert detect_nesting([school, reused]) == [-1, -1]
+    crossed = np.tile(np.arange(4), 30)
+    assert detect_nesting([school, crossed]) == [-1, -1]
+    teacher = 4 * school + np.arange(120) % 4  # 4 per school, across both its classes
+    assert detect_nesting([school, cls, teacher]) == [-1, -1, -1]
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 1))
+    y = X[:, 0] + rng.normal(size=6)[school] + rng.normal(size=60)[pupil] + rng.normal(size=120)
+    groups = pd.DataFrame({"school": school, "pupil": pupil})
+    kw = dict(draws=100, tune=100, chains=2, random_state=0, random_slopes=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skhier.exceptions.ConvergenceWarning)
+        est = HierarchicalRegressor(**kw).fit(X, y, groups=groups)
+        assert est.nesting_ == [("school", "pupil")]
+        assert HierarchicalRegressor(nested=False, **kw).fit(X, y, groups=groups).nesting_ == []

@@ -126,3 +126,21 @@ def test_glm_return_std_is_the_posterior_sd_of_the_mean():
     mean2, sd2 = cnt.predict(X.iloc[:3], groups=g.iloc[:3], exposure=2.0, return_std=True)
     np.testing.assert_allclose(mean2, 2 * mean, rtol=1e-12)
     np.testing.assert_allclose(sd2, 2 * sd, rtol=1e-12)
+
+
+def test_a_group_sd_piled_up_at_zero_is_reported_singular():
+    """lme4's isSingular: a random slope with no true spread is named in ``singular_``
+    and in ``summary().attrs``; a real one is not."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(30), 20)
+    x = rng.normal(size=600)
+    y = 1 + rng.normal(size=30)[g] + 0.5 * x + rng.normal(size=600)
+    est = HierarchicalRegressor(random_state=0).fit(x[:, None], y, groups=g)
+    assert est.singular_ == ["sigma_b[x0]"]
+    assert est.summary().attrs["singular"] == ["sigma_b[x0]"]
+    d = load_sleepstudy()
+    est = HierarchicalRegressor(random_state=0).fit(d[["Days"]], d["Reaction"], groups=d["Subject"])
+    assert est.singular_ == []
+    G = pd.DataFrame({"g": g, "h": np.tile(np.arange(10), 60)})  # h: no effect at all
+    several = HierarchicalRegressor(random_slopes=None, nested=False, random_state=0)
+    assert several.fit(x[:, None], y, groups=G).singular_ == ["sigma_a[h]"]

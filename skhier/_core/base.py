@@ -222,6 +222,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         if getattr(self.posterior_, "dispersion", None) is not None:
             self.dispersion_ = float(self.posterior_.mean("dispersion"))
             self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
+        self.singular_ = self._singular_effects() if self._fit_with_groups else []
         return self
 
     def _sample_one_factor(self, inputs: FitInputs):
@@ -352,7 +353,7 @@ _SINGLE_ATTRS = (
     "group_coef_interval_", "group_intercept_sd_", "group_coef_sd_", "group_corr_",
     "group_corr_interval_", "random_slope_mask_", "parametrization_",
 )  # fmt: skip
-_MULTI_ATTRS = ("factors_", "group_effects_")
+_MULTI_ATTRS = ("factors_", "group_effects_", "nesting_")
 #: what the Bayesian-workflow methods add to a fitted model (forgotten by a new fit)
 _WORKFLOW_ATTRS = ("_prior_idata", "_data_idata")
 

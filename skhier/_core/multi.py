@@ -33,6 +33,11 @@ def validate(est, X, y, groups):
     est._fit_with_groups = True
     est._factors = layout
     est.factors_ = layout.names
+    est.nesting_ = [
+        (layout.names[p], name)
+        for name, p in zip(layout.names, layout.parents, strict=True)
+        if p >= 0
+    ]
     return X, y, layout, codes
 
 

@@ -13,6 +13,9 @@ from sklearn.utils.validation import check_is_fitted
 from skhier._engines.registry import BY_NAME
 from skhier._posterior import diagnostics as _diagnostics
 
+#: a group SD is reported singular when its 2.5% quantile is below this share of its 97.5%
+_SINGULAR_RATIO = 0.02
+
 
 class ReportMixin:
     """Posterior attributes (``intercept_``, ``coef_``, ``group_*``, ``convergence_``)
@@ -57,6 +60,34 @@ class ReportMixin:
             self.diagnostics_, post, self._free_masks(), self._inference
         )
 
+    def _sd_draws(self) -> dict:
+        """Every draw of each group-level SD, by its ``summary()`` row name."""
+        post, features = self.posterior_, self._feature_names()
+        if self._is_multi():
+            out = {}
+            for fac in post.factors:
+                sd = fac.sd.reshape(fac.sd.shape[0] * fac.sd.shape[1], -1)
+                slopes = [f"sigma_b[{fac.name}, {features[j]}]" for j in fac.slope_idx]
+                out.update(zip([f"sigma_a[{fac.name}]", *slopes], sd.T, strict=True))
+            return out
+        out = {"sigma_a": post.flat("group_intercept_sd")}
+        coef_sd = post.flat("group_coef_sd")
+        for j in np.flatnonzero(self.random_slope_mask_):
+            out[f"sigma_b[{features[j]}]"] = coef_sd[:, j]
+        return out
+
+    def _singular_effects(self) -> list:
+        """The group-level SDs whose posterior piles up at 0 (lme4's ``isSingular``):
+        its 2.5% quantile below 2% of its 97.5% quantile, the shape of a posterior
+        whose mode is at 0 (a half-normal's ratio is 0.014, an exponential's 0.007;
+        a gamma(2)'s, whose mode is away from 0, 0.043)."""
+        out = []
+        for name, draws in self._sd_draws().items():
+            lo, hi = np.quantile(draws, [0.025, 0.975])
+            if lo < _SINGULAR_RATIO * hi:
+                out.append(name)
+        return out
+
     def _corr_mask(self):
         """Entries of ``group_corr_`` between two varying effects (intercept first)."""
         varying = np.r_[True, self.random_slope_mask_]
@@ -98,6 +129,11 @@ class ReportMixin:
             effects), ``eps``, ``nu`` (Student-t noise), ``a[group]``, ``b[group, feature]``.
         """
         check_is_fitted(self)
+        table = self._summary_table(group_level, group_diagnostics)
+        table.attrs["singular"] = list(getattr(self, "singular_", []))
+        return table
+
+    def _summary_table(self, group_level, group_diagnostics):
         if self._is_multi():
             from skhier._core import multi as _multi
 

@@ -138,7 +138,7 @@ def fit_factors(frame: pd.DataFrame, nested) -> tuple[FactorLayout, np.ndarray]:
     """Validate several factors' labels; return their layout and codes (rows, factors)."""
     names = list(frame.columns)
     raw = [check_group_labels(frame[c], len(frame), name=f"groups[{c!r}]") for c in names]
-    parents = resolve_nesting(nested, names)
+    parents = resolve_nesting(nested, names) if nested is not None else detect_nesting(raw)
     codes, levels = [], []
     for f in range(len(names)):
         chain = _chain(parents, f)
@@ -155,6 +155,30 @@ def fit_factors(frame: pd.DataFrame, nested) -> tuple[FactorLayout, np.ndarray]:
     codes = np.column_stack(codes)
     _check_factors(names, parents, raw, codes, levels, nested)
     return FactorLayout(tuple(names), tuple(parents), tuple(levels)), codes
+
+
+def detect_nesting(raw) -> list[int]:
+    """Parent index of each factor as the data show it (``nested=None``), as lme4
+    needs no declaration: factor ``b`` is nested in ``a`` when every level of ``b``
+    occurs with one level of ``a`` only (``a`` having fewer levels); of several such
+    ``a``, the one with the most levels (pupils in classes in schools: pupils in
+    classes).  Nesting runs in chains, so a factor found to hold several others
+    keeps none of them (they stay crossed)."""
+    codes = [encode(r, unique_labels(r)) for r in raw]
+    sizes = [int(c.max()) + 1 if len(c) else 0 for c in codes]
+    parents = [-1] * len(raw)
+    for inner in range(len(raw)):
+        for outer in range(len(raw)):
+            if sizes[outer] < 2 or sizes[outer] >= sizes[inner]:
+                continue
+            if _n_cells(codes[outer], codes[inner]) == sizes[inner] and (
+                parents[inner] < 0 or sizes[outer] > sizes[parents[inner]]
+            ):
+                parents[inner] = outer
+    for f in range(len(raw)):
+        if parents.count(f) > 1:
+            parents = [-1 if p == f else p for p in parents]
+    return parents
 
 
 def _chain(parents, f):
