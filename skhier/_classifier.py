@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import type_of_target
 
 from skhier._core.base import SHARED_CONSTRAINTS, fit_or_restore
+from skhier._core.formula_fit import formula_fit, formula_target
 from skhier._core.glm import HierarchicalGLMBase
 from skhier._core.workflow import no_exposure as _no_exposure
 from skhier._dask.frames import refuse
@@ -114,6 +115,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         unseen_groups="warn",
         group_col=None,
         nested=None,
+        formula=None,
     ):
         self.correlated_effects = correlated_effects
         self.random_slopes = random_slopes
@@ -136,10 +138,12 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         self.unseen_groups = unseen_groups
         self.group_col = group_col
         self.nested = nested
+        self.formula = formula
 
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
-    def fit(self, X, y, *, groups=None):
+    @formula_fit
+    def fit(self, X, y=None, *, groups=None):
         """Sample the posterior of the hierarchical logistic model.
 
         Parameters
@@ -271,10 +275,11 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         """Labels drawn from the posterior predictive distribution, (n_samples_X, n_samples)."""
         return self.classes_[self._outcome_draws(X, groups, n_samples, random_state)]
 
-    def score(self, X, y, *, groups=None, sample_weight=None):
+    def score(self, X, y=None, *, groups=None, sample_weight=None):
         """Accuracy of :meth:`predict`."""
         from sklearn.metrics import accuracy_score
 
+        y = formula_target(self, X, y)
         return accuracy_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
 
     def __sklearn_tags__(self):

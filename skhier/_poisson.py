@@ -7,6 +7,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from skhier._core.base import SHARED_CONSTRAINTS, fit_or_restore
+from skhier._core.formula_fit import formula_fit, formula_target
 from skhier._core.glm import HierarchicalGLMBase
 from skhier._dask.frames import refuse
 from skhier._posterior.predict import equal_tailed
@@ -99,6 +100,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         unseen_groups="warn",
         group_col=None,
         nested=None,
+        formula=None,
     ):
         self.family = family
         self.correlated_effects = correlated_effects
@@ -122,6 +124,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         self.unseen_groups = unseen_groups
         self.group_col = group_col
         self.nested = nested
+        self.formula = formula
 
     @property
     def likelihood(self):
@@ -129,7 +132,8 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
 
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
-    def fit(self, X, y, *, groups=None, exposure=None):
+    @formula_fit
+    def fit(self, X, y=None, *, groups=None, exposure=None):
         """Sample the posterior of the hierarchical count model.
 
         Parameters
@@ -234,10 +238,11 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         """Counts drawn from the posterior predictive distribution, (n_samples_X, n_samples)."""
         return self._outcome_draws(X, groups, n_samples, random_state, exposure)
 
-    def score(self, X, y, *, groups=None, exposure=None, sample_weight=None):
+    def score(self, X, y=None, *, groups=None, exposure=None, sample_weight=None):
         """D^2: the fraction of Poisson deviance explained (as ``PoissonRegressor.score``)."""
         from sklearn.metrics import d2_tweedie_score
 
+        y = formula_target(self, X, y)
         if exposure is None and getattr(self, "_fit_with_exposure", False):
             warn(
                 "This model was fit with `exposure`, but score() got none: it compares "

@@ -15,6 +15,7 @@ from skhier._core.base import (
     HierarchicalBase,
     fit_or_restore,
 )
+from skhier._core.formula_fit import formula_fit, formula_target
 from skhier._core.workflow import no_exposure as _no_exposure
 from skhier._dask import frames as _dask
 from skhier._dask import predict as _dask_predict
@@ -159,6 +160,13 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         another is nested in it (``nesting_`` says which); labels that repeat across
         another factor's levels as nested labels do are taken as crossed and warn
         (:class:`~skhier.exceptions.NestingWarning`).
+    formula : str or None, default=None
+        The model as an lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``:
+        ``fit(data)`` then takes a DataFrame (and ``y`` only for a one-sided
+        ``"~ ..."``), and the prediction methods take DataFrames encoded the same
+        way.  The formula sets ``random_slopes``, ``correlated_effects`` and
+        ``nested`` (leave them at their defaults) and names the groups (pass no
+        ``groups``).  See the user guide's "Coming from lme4 / brms / bambi".
 
     Attributes
     ----------
@@ -205,7 +213,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         is NaN, ``min_ess_bulk`` is the effective sample size of its weights, and
         ``pareto_k`` its reliability (<= 0.7).
     engine_ : str
-        Engine used ("collapsed", "augmented", "explicit" or "gibbs").
+        Engine used ("collapsed", "augmented", "explicit", "gibbs", or "pooled" for a
+        model fit without groups).
     parametrization_ : str
         Form of the explicit model that was (or would have been) used.
     posterior_ : Posterior
@@ -289,6 +298,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         unseen_groups="warn",
         group_col=None,
         nested=None,
+        formula=None,
     ):
         self.likelihood = likelihood
         self.correlated_effects = correlated_effects
@@ -313,11 +323,13 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         self.unseen_groups = unseen_groups
         self.group_col = group_col
         self.nested = nested
+        self.formula = formula
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
-    def fit(self, X, y, *, groups=None):
+    @formula_fit
+    def fit(self, X, y=None, *, groups=None):
         """Sample the posterior of the hierarchical model.
 
         Parameters
@@ -362,7 +374,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             if self.parametrization == "auto"
             else self.parametrization
         )
-        self.engine_ = select_engine(self.engine, self.inference, self.likelihood)
+        self.engine_ = select_engine(
+            self.engine, self.inference, self.likelihood, int(self._fit_with_groups)
+        )
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         return FitInputs(X, y, codes, spec, scaling)
 
@@ -455,7 +469,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         draws = _fpost.predictive_draws if self._is_multi() else _predict.predictive_draws
         return draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
 
-    def score(self, X, y, *, groups=None, sample_weight=None):
+    def score(self, X, y=None, *, groups=None, sample_weight=None):
         """R^2 of :meth:`predict` on ``X``.
 
         Parameters
@@ -471,6 +485,8 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         score : float
         """
         from sklearn.metrics import r2_score  # lazy: keeps `import skhier` (and unpickling) light
+
+        y = formula_target(self, X, y)
 
         if _dask.is_dask(X):
             return _dask_predict.r2_score(self, X, y, groups, sample_weight)

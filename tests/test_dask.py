@@ -276,6 +276,7 @@ def test_lazy_prediction_edge_cases(frames):
         est.score(_features(ddf), ddf["y"].mask(ddf["x0"] > 1.5), groups=ddf["g"])
 
 
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.IdentifiabilityWarning")  # x = 0
 def test_sample_y_columns_are_joint_draws_across_partitions():
     """Rows of one new group share its drawn effect in every partition: the
     difference of two such rows with equal features is noise only."""

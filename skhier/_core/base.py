@@ -81,6 +81,7 @@ SHARED_CONSTRAINTS: dict = {
     "unseen_groups": [StrOptions({"warn", "population", "raise"})],
     "group_col": [str, list, None],
     "nested": ["boolean", list, None],
+    "formula": [str, None],
 }
 
 
@@ -222,7 +223,6 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         if getattr(self.posterior_, "dispersion", None) is not None:
             self.dispersion_ = float(self.posterior_.mean("dispersion"))
             self.dispersion_interval_ = self.posterior_.interval("dispersion", self.interval_prob)
-        self.singular_ = self._singular_effects() if self._fit_with_groups else []
         return self
 
     def _sample_one_factor(self, inputs: FitInputs):
@@ -308,6 +308,11 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""
         check_is_fitted(self)
+        encoding = getattr(self, "formula_encoding_", None)
+        if encoding is not None:
+            from skhier._core.formula import encode_predict
+
+            X, groups = encode_predict(encoding, X, groups)
         _dask.refuse(X, groups, what=f"{type(self).__name__}'s prediction methods")
         if self._is_multi():
             from skhier._data.factors import prediction_factor_codes

@@ -62,12 +62,12 @@ class HierarchicalGLMBase(HierarchicalBase):
     def _glm_inputs(self, X, y, groups, exposure=None):
         """The engine's inputs, with ``y`` already numeric (0/1 or counts) and
         ``exposure`` per row or None."""
-        n = n_factors(groups, self.group_col)
-        name = type(self).__name__
-        engine = select_engine(self.engine, self.inference, self.likelihood, n, estimator=name)
-        if n > 1:
+        if n_factors(groups, self.group_col) > 1:
             return self._several_inputs(X, y, groups, exposure)
         X, y, codes = self._validate_training_data(X, y, groups)
+        engine = select_engine(
+            self.engine, self.inference, self.likelihood, int(self._fit_with_groups)
+        )
         exposure = self._check_exposure(exposure, X.shape[0])
         slope_idx = self._resolve_design(X, codes)
         scaling = self._scaling(X, y, exposure)

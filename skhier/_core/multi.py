@@ -107,6 +107,7 @@ def sample(est, X, y, codes, spec, scaling, offset=None):
     }
     est.diagnostics_ = diagnostics(post, groups="auto")
     est.convergence_ = convergence(est.diagnostics_, post)
+    est.singular_ = est._singular_effects()
     _diagnostics.warn_if_not_converged(est.convergence_, "gibbs")
 
 

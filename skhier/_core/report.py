@@ -59,6 +59,7 @@ class ReportMixin:
         self.convergence_ = _diagnostics.summarize_convergence(
             self.diagnostics_, post, self._free_masks(), self._inference
         )
+        self.singular_ = self._singular_effects() if self._fit_with_groups else []
 
     def _sd_draws(self) -> dict:
         """Every draw of each group-level SD, by its ``summary()`` row name."""

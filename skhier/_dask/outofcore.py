@@ -80,7 +80,9 @@ def model_inputs(est, X, y, groups):
         if est.parametrization == "auto"
         else est.parametrization
     )
-    est.engine_ = select_engine(est.engine, est.inference, est.likelihood)
+    est.engine_ = select_engine(
+        est.engine, est.inference, est.likelihood, int(est._fit_with_groups)
+    )
     spec = est._spec(n_features, slope_idx, est.engine_, est.parametrization_)
     stats = _moments.sufficient_stats(m, spec.slope_idx, scaling)
     return spec, scaling, None, stats

@@ -39,7 +39,14 @@ class Engine:
         start of the user's error message)."""
         if family not in self.families:
             return f"engine={self.name!r} cannot fit likelihood={family!r}"
-        if ("several" if n_factors > 1 else "one") not in self.layouts:
+        if _layout(n_factors) not in self.layouts:
+            if n_factors == 0:
+                return (
+                    f"engine={self.name!r} fits group effects, and a model fit without groups "
+                    "(complete pooling) has none"
+                )
+            if "none" in self.layouts:
+                return f"engine={self.name!r} fits models without groups only"
             return (
                 f"engine={self.name!r} fits one grouping factor; several are fit by the Gibbs "
                 "engine"
@@ -59,6 +66,12 @@ class Engine:
 
 
 _ALL = ("normal", "student_t", "bernoulli", "poisson", "negative_binomial")
+
+
+def _layout(n_factors: int) -> str:
+    return "none" if n_factors == 0 else ("several" if n_factors > 1 else "one")
+
+
 #: every engine, in ``engine="auto"``'s order of preference (fastest exact first)
 ENGINES: tuple[Engine, ...] = (
     Engine("collapsed", ("normal",), ("one",), ("nuts", "laplace", "importance"),
@@ -72,6 +85,10 @@ ENGINES: tuple[Engine, ...] = (
            "skhier._engines.nuts.engine:fit_glmm", parametrized=True),
     Engine("explicit", _ALL, ("one",), ("nuts",), "skhier._engines.pymc:fit_explicit",
            parametrized=True),
+    # complete pooling: no group effects (exact draws, Gibbs or independence Metropolis)
+    Engine("pooled", _ALL, ("none",), ("nuts", "laplace", "importance"),
+           "skhier._engines.pooled:fit_pooled",
+           summarized=True, exact_group_draws=True),
 )  # fmt: skip
 BY_NAME = {engine.name: engine for engine in ENGINES}
 
@@ -81,12 +98,21 @@ def engines_for(family: str, n_factors: int = 1, inference: str = "auto") -> lis
     return [e.name for e in ENGINES if e.supports(family, n_factors, inference) is None]
 
 
+def _taking(inference: str, family: str) -> list[str]:
+    """The engines for grouped data that take ``inference`` (those fitting ``family``
+    first)."""
+    grouped = [e for e in ENGINES if inference in e.inferences and "none" not in e.layouts]
+    return [e.name for e in grouped if family in e.families] or [e.name for e in grouped]
+
+
 def select_engine(
     engine: str, inference: str, family: str, n_factors: int = 1, *, estimator: str = ""
 ) -> str:
     """The engine that fits this model: ``engine="auto"`` picks the first that can;
     one that cannot raises a ``ValueError`` naming why and what would fit it."""
-    layout = "several grouping factors" if n_factors > 1 else "one grouping factor"
+    layout = {"none": "no groups", "one": "one grouping factor"}.get(
+        _layout(n_factors), "several grouping factors"
+    )
     usable = engines_for(family, n_factors)
     if not usable:
         several = [e for e in ENGINES if "several" in e.layouts]
@@ -101,7 +127,7 @@ def select_engine(
         fitting = engines_for(family, n_factors, inference)
         if fitting:
             return fitting[0]
-        takes = [e.name for e in ENGINES if inference in e.inferences]
+        takes = _taking(inference, family)
         raise ValueError(
             f"inference={inference!r} needs the {' or '.join(takes)} engine; "
             f"likelihood={family!r} with {layout} is fit by the {usable[0]} engine, which "
@@ -112,7 +138,7 @@ def select_engine(
         return engine
     others = [e for e in engines_for(family, n_factors, inference) if e != engine]
     if BY_NAME[engine].supports(family, n_factors) is None and BY_NAME[engine].inferences:
-        takes = [e.name for e in ENGINES if inference in e.inferences]
+        takes = _taking(inference, family)
         raise ValueError(
             f"inference={inference!r} needs the {' or '.join(takes)} engine; got "
             f"engine={engine!r}, likelihood={family!r} ({layout}). Use inference='auto'"

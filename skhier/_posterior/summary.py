@@ -26,9 +26,12 @@ def summary_table(est, group_level: bool, diagnostics: dict) -> pd.DataFrame:
     tail = 100 * (1 - prob) / 2
     lo_name, hi_name = f"{tail:g}%", f"{100 - tail:g}%"
     blocks = []
+    pooled = not getattr(est, "_fit_with_groups", True)  # complete pooling: no group rows
     for attr, name, by_group, by_feature in _ROWS:
         if (by_group and not group_level) or attr not in diagnostics:
             continue  # (nu: Gaussian noise has none)
+        if pooled and attr.startswith("group_"):
+            continue
         mean = post.mean(attr)
         r_hat, ess = diagnostics[attr]
         interval = post.interval(attr, prob)
@@ -48,7 +51,7 @@ def summary_table(est, group_level: bool, diagnostics: dict) -> pd.DataFrame:
             index=labels,
         )
         blocks.append(frame[keep.ravel()])
-        if attr == "group_coef_sd":
+        if attr == "group_coef_sd" and not pooled:
             corr = _corr_rows(est, diagnostics, ["intercept", *features], lo_name, hi_name)
             blocks += [] if corr is None else [corr]
     return pd.concat(blocks)
