@@ -75,6 +75,13 @@ def dump(estimator: Any, file: str | os.PathLike | BinaryIO) -> None:
     """
     import skops.io as sio
 
+    steps = getattr(estimator, "steps", None) or [(None, estimator)]
+    if any(getattr(step, "formula_encoding_", None) is not None for _, step in steps):
+        raise ValueError(
+            "This model was fit with a formula, whose encoding (formulaic's objects) skops "
+            "cannot trust; save it with pickle or joblib (joblib.dump(est, path)), or fit "
+            "the same model through the matrix interface (X, groups) to save a skops file."
+        )
     sio.dump(estimator, file)
 
 

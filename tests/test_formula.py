@@ -177,3 +177,26 @@ def test_importing_skhier_does_not_import_formulaic():
     code = "import sys, skhier; print('formulaic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plots_take_a_formula_model(sleep):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skhier.plot import plot_forest, plot_group_predictions, plot_ppc, plot_shrinkage
+
+    est = HierarchicalRegressor(formula="Reaction ~ Days + (Days | Subject)", **KW).fit(sleep)
+    assert plot_shrinkage(est, sleep, sleep["Reaction"]).get_xlabel().startswith("Subject")
+    assert len(plot_ppc(est, sleep, sleep["Reaction"], n_draws=5, random_state=0).get_lines()) == 6
+    assert plot_forest(est).get_title()
+    ax = plot_group_predictions(est, sleep, feature="Days", n_groups=3)
+    assert len(ax.get_lines()) == 3
+
+
+def test_skops_refuses_a_formula_model_naming_what_works(sleep, tmp_path):
+    from skhier import persistence
+
+    est = HierarchicalRegressor(formula="Reaction ~ Days + (1 | Subject)", **KW).fit(sleep)
+    with pytest.raises(ValueError, match="joblib"):
+        persistence.dump(est, tmp_path / "m.skops")

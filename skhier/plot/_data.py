@@ -6,6 +6,8 @@ Everything here reads a fitted estimator through its public attributes only.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 
@@ -35,12 +37,31 @@ def check_one_factor(est, func):
         )
 
 
+@contextlib.contextmanager
+def matrix_interface(est):
+    """Within: ``est`` predicts from encoded features and group labels, as a model fit
+    without a formula does (for grids built in the formula's encoded columns)."""
+    encoding = est.__dict__.pop("formula_encoding_", None)
+    try:
+        yield
+    finally:
+        if encoding is not None:
+            est.formula_encoding_ = encoding
+
+
 def split_rows(est, X, groups):
     """``(features (n, p) float, feature names, labels or None)`` of the rows given.
 
     Labels come from ``groups`` or, when the estimator has ``group_col``, from that
     column of ``X`` (a 2-D array with one column per factor when several)."""
-    group_col = getattr(est, "group_col", None)
+    encoding = getattr(est, "formula_encoding_", None)
+    if encoding is not None:  # a formula model: its own encoding of the data
+        from skhier._core.formula import encode_predict
+
+        X, groups = encode_predict(encoding, X, groups)
+        if isinstance(X, np.ndarray):  # an intercept only
+            X = pd.DataFrame(X)
+    group_col = None if encoding is not None else getattr(est, "group_col", None)
     labels = groups
     if group_col is not None and hasattr(X, "columns"):
         cols = [group_col] if isinstance(group_col, str) else list(group_col)
@@ -121,7 +142,8 @@ def effect_name(k, names):
 
 def group_name(est, groups=None):
     """What the groups (the first factor's, when several) are called: the name of
-    ``groups`` (a Series or frame), else the estimator's ``group_col``, else "group"."""
+    ``groups`` (a Series or frame), else the formula's or the estimator's ``group_col``,
+    else "group"."""
     columns = getattr(groups, "columns", None)
     if columns is not None and len(columns) > 0:
         return str(columns[0])
@@ -129,6 +151,9 @@ def group_name(est, groups=None):
     if name is not None:
         return str(name)
     col = getattr(est, "group_col", None) if groups is None else None
+    encoding = getattr(est, "formula_encoding_", None)
+    if groups is None and encoding is not None:  # the formula's (first) factor
+        col = encoding.factor_names[0]
     col = col[0] if isinstance(col, (list, tuple)) and col else col
     return "group" if col is None else str(col)
 

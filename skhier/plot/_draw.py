@@ -179,6 +179,14 @@ def group_predictions(
     values = np.unique(features[:, j])
     binary = len(values) == 2  # drawn at its two values, not along a line between them
     rng = np.random.default_rng(0)  # jitter of the observed points: the same every time
+    with data.matrix_interface(est):  # the grid is in the (encoded) feature columns
+        _draw_groups(est, X, features, names, codes, pick, j, values, binary, in_x, fam, band,
+                     prob, n_points, axes, panels, yv, rng)  # fmt: skip
+    _label_group_axes(est, axes, pick, panels, names, j, y, fam, band, prob, groups, values)
+
+
+def _draw_groups(est, X, features, names, codes, pick, j, values, binary, in_x, fam, band,
+                 prob, n_points, axes, panels, yv, rng):  # fmt: skip
     for i, g in enumerate(pick):
         ax, color = axes[i if panels else 0], f"C{i % 10}"
         rows = codes == g
@@ -200,6 +208,10 @@ def group_predictions(
         ax.plot(at, mean, color=color, marker=marker, ms=4, label=data.level_name(est.groups_[g]))
         if yv is not None:
             _observed(ax, features[rows, j], yv[rows], fam, binary, np.ptp(values), color, rng)
+
+
+def _label_group_axes(est, axes, pick, panels, names, j, y, fam, band, prob, groups, values):
+    binary = len(values) == 2
     yname = "y" if getattr(y, "name", None) is None else str(y.name)
     ylabel = {"gaussian": yname, "poisson": f"expected {yname} (exposure 1)"}
     if fam == "binomial":
