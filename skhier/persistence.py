@@ -53,6 +53,10 @@ TRUSTED_TYPES: list[str] = [
     "skhier._posterior.factors.FactorEffects",
     "skhier._posterior.factors.FactorPosterior",
     "skhier._posterior.factors.FactorsPosterior",
+    # a model fit with a formula: its encoding, as plain values
+    "skhier._core.formula.Encoding",
+    "skhier._core.formula.Formula",
+    "skhier._core.formula.RandomTerm",
     # where these classes lived in earlier versions
     "skhier._estimator.HierarchicalRegressor",  # skhier 0.1.0
     "skhier._posterior.Posterior",
@@ -75,13 +79,6 @@ def dump(estimator: Any, file: str | os.PathLike | BinaryIO) -> None:
     """
     import skops.io as sio
 
-    steps = getattr(estimator, "steps", None) or [(None, estimator)]
-    if any(getattr(step, "formula_encoding_", None) is not None for _, step in steps):
-        raise ValueError(
-            "This model was fit with a formula, whose encoding (formulaic's objects) skops "
-            "cannot trust; save it with pickle or joblib (joblib.dump(est, path)), or fit "
-            "the same model through the matrix interface (X, groups) to save a skops file."
-        )
     sio.dump(estimator, file)
 
 

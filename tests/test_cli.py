@@ -396,3 +396,24 @@ def test_poisson_with_exposure(cli, sleep_csv, workdir):
     assert "per unit of exposure" in notes[0] and "--exposure COL" in notes[0]
     pred = pd.read_csv(io.StringIO(per_unit.stdout), dtype={"Subject": str})
     np.testing.assert_allclose(pred["prediction"], est.predict(X), rtol=1e-5)
+
+
+def test_fit_predict_and_summary_with_a_formula(cli, sleep_csv, workdir):
+    pytest.importorskip("formulaic")
+    model = workdir / "formula.skops"
+    formula = "Reaction ~ Days + (Days | Subject)"
+    result = cli("fit", sleep_csv, "--formula", formula, *SAMPLING, "-o", model)
+    assert_ok(result)
+    assert formula in result.stderr
+    est = persistence.load(model)
+    assert est.formula == formula and est.group_col is None
+    result = cli("predict", model, sleep_csv, "-o", workdir / "formula.csv")
+    assert_ok(result)
+    pred = pd.read_csv(workdir / "formula.csv")["prediction"]
+    rows = pd.read_csv(sleep_csv, dtype={"Subject": str})  # labels as the command reads them
+    np.testing.assert_allclose(pred, est.predict(rows), rtol=1e-5)  # 6 digits written
+    assert f"formula {formula!r}" in cli("summary", model).stdout
+    result = cli("fit", sleep_csv, "--formula", formula, "--group", "Subject", "-o", model)
+    assert result.returncode != 0 and "--group: the formula sets these" in result.stderr
+    result = cli("fit", sleep_csv, "-o", model)
+    assert result.returncode != 0 and "--target is required" in result.stderr

@@ -127,7 +127,8 @@ def test_population_and_new_groups(sleep):
         ("Reaction ~ Days + Days | Subject", "bar outside parentheses"),
         ("Reaction ~ Days", "no random-effect term"),
         ("Reaction + Days", "not a model formula"),
-        ("Reaction ~ Days + (1 | Subject) + ar1(Days | Subject)", "bar outside parentheses"),
+        ("Reaction ~ Days + (1 | Subject) + ar1(Days | Subject)", "correlation structure"),
+        ("Reaction ~ Days + (1 | gr(Subject, by=Days))", "a factor is a column name"),
     ],
 )
 def test_what_skhier_cannot_fit_is_refused_naming_the_term(sleep, formula, match):
@@ -194,9 +195,16 @@ def test_plots_take_a_formula_model(sleep):
     assert len(ax.get_lines()) == 3
 
 
-def test_skops_refuses_a_formula_model_naming_what_works(sleep, tmp_path):
+def test_a_formula_model_saves_with_skops_as_plain_values(sleep, tmp_path):
+    """The encoding is stored as plain values (levels, transform states): skops trusts
+    it, and new data are encoded identically after loading, unseen levels refused."""
     from skhier import persistence
 
-    est = HierarchicalRegressor(formula="Reaction ~ Days + (1 | Subject)", **KW).fit(sleep)
-    with pytest.raises(ValueError, match="joblib"):
-        persistence.dump(est, tmp_path / "m.skops")
+    data = sleep.assign(half=np.where(sleep["Days"] < 5, "a", "b"))
+    formula = "Reaction ~ C(half) + center(Days) + (1 | Subject)"
+    est = HierarchicalRegressor(formula=formula, **KW).fit(data)
+    persistence.dump(est, tmp_path / "m.skops")
+    loaded = persistence.load(tmp_path / "m.skops")
+    np.testing.assert_array_equal(loaded.predict(data.iloc[:7]), est.predict(data.iloc[:7]))
+    with pytest.raises(ValueError, match="cannot be encoded as at fit"):
+        loaded.predict(data.iloc[:2].assign(half="c"))

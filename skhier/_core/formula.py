@@ -84,6 +84,12 @@ def parse(formula: str) -> Formula:
         inner = piece[1:-1] if piece.startswith("(") and piece.endswith(")") else None
         if inner is not None and len(_split_top(inner, "|")) > 1:
             terms.append((inner, piece))
+        elif "|" in piece and re.match(r"^[A-Za-z_][A-Za-z0-9_.]*\(", piece):
+            raise ValueError(
+                f"The term {piece!r} is a correlation structure or grouping function of "
+                "brms / glmmTMB (ar1, cs, gr, mm, ...), which skhier does not have; write "
+                "random effects as '(effects | factor)'."
+            )
         elif "|" in piece:
             raise ValueError(
                 f"The term {piece!r} has a bar outside parentheses: random effects are "
@@ -155,16 +161,50 @@ def _random_term(inner: str, text: str) -> RandomTerm:
 # ------------------------------------------------------------------ encoding
 @dataclass
 class Encoding:
-    """What a formula fit learned, to encode new data the same way: the formula,
-    formulaic's model spec of the fixed part, and the model's columns.  Plain
-    Python values besides the spec (which pickle and joblib save; skops files of
-    formula models are not supported yet)."""
+    """What a formula fit learned, to encode new data the same way, as plain Python
+    values (so that pickle, joblib and skops save it, and loading needs no formulaic):
+    the formula, the fixed part's learned state -- each categorical's levels
+    (``encoder``; contrasts are written in the formula itself) and each stateful
+    transform's state (``transforms``: ``center``, ``scale``, splines...) -- and the
+    model's columns."""
 
     formula: Formula
-    spec: object  # formulaic's ModelSpec of the fixed part
-    columns: list[str]
+    encoder: dict  # term -> (kind, {"categories": [...]} or {})
+    transforms: dict  # term -> state (numbers, lists, dicts)
+    columns: list
     slopes: dict  # factor -> slope columns
-    factor_names: list[str]
+    factor_names: list
+
+    def model_spec(self):
+        """formulaic's ModelSpec of the fixed part, rebuilt from the plain state."""
+        fm = _formulaic()
+        from formulaic.parser.types.factor import Factor
+
+        encoder = {k: (Factor.Kind(kind), dict(state)) for k, (kind, state) in self.encoder.items()}
+        return fm.ModelSpec(
+            formula=self.formula.fixed, encoder_state=encoder, transform_state=self.transforms
+        )
+
+
+def _plain(value):
+    """numpy scalars and arrays in formulaic's transform state as Python values."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _plain_state(spec):
+    encoder = {}
+    for term, (kind, state) in spec.encoder_state.items():
+        kept = {"categories": _plain(list(state["categories"]))} if "categories" in state else {}
+        encoder[str(term)] = (kind.value, kept)
+    return encoder, _plain(dict(spec.transform_state))
 
 
 def _formulaic():
@@ -257,7 +297,8 @@ def encode_fit(formula: str, data, y):
             slopes[name] = list(t.slopes)
     names = [n for t in parsed.terms for n in ((t.name,) if t.combined else t.factor)]
     names = list(dict.fromkeys(names))
-    encoding = Encoding(parsed, fixed.model_spec, columns, slopes, names)
+    encoder, transforms = _plain_state(fixed.model_spec)
+    encoding = Encoding(parsed, encoder, transforms, columns, slopes, names)
     X, groups = _design(encoding, data, fixed)
     return X, np.asarray(y), groups, _params(encoding), encoding
 
@@ -286,7 +327,7 @@ def _params(encoding: Encoding) -> dict:
 def _design(encoding: Encoding, data, fixed=None):
     """The fixed part's columns (None for an intercept only) and the groups."""
     if fixed is None:
-        fixed = encoding.spec.get_model_matrix(data, na_action="raise")
+        fixed = encoding.model_spec().get_model_matrix(data, na_action="raise")
     return _fixed_columns(encoding, fixed, data.index), _groups(encoding, data)
 
 
@@ -325,7 +366,7 @@ def encode_predict(encoding: Encoding, data, groups):
             "predictions), not group labels."
         )
     try:
-        fixed = encoding.spec.get_model_matrix(data, na_action="raise")
+        fixed = encoding.model_spec().get_model_matrix(data, na_action="raise")
     except Exception as exc:  # noqa: BLE001
         raise ValueError(
             f"The data cannot be encoded as at fit ({encoding.formula.fixed!r}): {exc}"

@@ -129,9 +129,15 @@ def _build_parser():
         "new files. Options not given keep the estimator's defaults.",
     )
     fit.add_argument("data", help="training data (CSV with a header row)")
-    fit.add_argument("--target", required=True, help="column to predict")
     fit.add_argument(
-        "--group", required=True, help="group column; a comma list for several grouping factors"
+        "--formula",
+        help="the model as an lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)' (then "
+        "--group, --features, --random-slopes and --nested come from it)",
+    )
+    fit.add_argument("--target", help="column to predict (required without --formula)")
+    fit.add_argument(
+        "--group", help="group column; a comma list for several grouping factors (required "
+        "without --formula)"
     )
     fit.add_argument(
         "--features",

@@ -60,6 +60,11 @@ class CLIError(Exception):
 
 
 def run_fit(args) -> int:
+    if args.formula is not None:
+        return _fit_formula(args)
+    for flag, value in (("--target", args.target), ("--group", args.group)):
+        if value is None:
+            raise CLIError(f"{flag} is required (or give the model as --formula).")
     groups = split_names(args.group, "--group")
     exposure = args.exposure
     if args.model != "poisson" and exposure is not None:
@@ -107,10 +112,7 @@ def run_fit(args) -> int:
 
 def run_predict(args) -> int:
     est = _load(args.model)
-    features, groups = _columns_of(est, args.group)
-    data = _read_csv(args.data, str_columns=groups if _string_labels(est) else ())
-    _require(data, features + groups + ([args.exposure] if args.exposure else []), args.data)
-    X, kwargs = _design(est, data, features, groups)
+    data, X, kwargs = _rows(est, args.data, args.group, args.exposure)
     if args.exposure:
         if not hasattr(est, "family"):
             raise CLIError("--exposure applies to a poisson model only.")
@@ -152,8 +154,13 @@ def run_summary(args) -> int:
     if args.output:
         table.to_csv(args.output, index_label="parameter", float_format=fmt)
         return 0
-    features, groups = _columns_of(est, None, strict=False)
-    print(f"{type(est).__name__}: features {_quoted(features)}, group column(s) {_quoted(groups)}")
+    encoding = getattr(est, "formula_encoding_", None)
+    if encoding is not None:
+        print(f"{type(est).__name__}: formula {est.formula!r}")
+    else:
+        features, groups = _columns_of(est, None, strict=False)
+        print(f"{type(est).__name__}: features {_quoted(features)}, group column(s) "
+              f"{_quoted(groups)}")  # fmt: skip
     print(table.to_string(float_format=repr) if args.full_precision else (
         readable_summary(table).to_string()))  # fmt: skip
     print(_convergence(est))
@@ -217,11 +224,8 @@ def run_plot(args) -> int:
     else:
         if args.data is None or args.target is None:
             raise CLIError(f"--kind {args.kind} needs the training data: --data FILE --target COL.")
-        features, groups = _columns_of(est, None)
-        data = _read_csv(args.data, str_columns=groups if _string_labels(est) else ())
-        exposure = [args.exposure] if args.exposure else []
-        _require(data, [args.target, *features, *groups, *exposure], args.data)
-        X, kwargs = _design(est, data, features, groups)
+        data, X, kwargs = _rows(est, args.data, None, args.exposure)
+        _require(data, [args.target], args.data)
         if args.exposure:
             kwargs["exposure"] = data[args.exposure].to_numpy()
         y = data[args.target]
@@ -231,6 +235,65 @@ def run_plot(args) -> int:
             ax = plot.plot_ppc(est, X, y, **kwargs)
     ax.figure.savefig(args.output, dpi=args.dpi, bbox_inches="tight")
     return 0
+
+
+def _fit_formula(args) -> int:
+    """``skhier fit --formula``: the target, features and groups come from the formula."""
+    from skhier._core.formula import parse
+
+    given = [f for f, v in (("--group", args.group), ("--features", args.features),
+             ("--nested", args.nested)) if v is not None]  # fmt: skip
+    if args.random_slopes is not UNSET:
+        given.append("--random-slopes")
+    if given:
+        raise CLIError(f"{', '.join(given)}: the formula sets these; omit them.")
+    try:
+        parsed = parse(args.formula)
+    except ValueError as exc:
+        raise CLIError(f"--formula: {exc}") from None
+    if parsed.lhs is None and args.target is None:
+        raise CLIError("--formula has no target ('y ~ ...'): write one, or give --target.")
+    groups = list(dict.fromkeys(c for t in parsed.terms for c in t.factor))
+    if not Path(args.output).parent.is_dir():  # before a long fit, not after it
+        raise CLIError(f"cannot write '{args.output}': its folder does not exist.")
+    data = _read_csv(args.data, str_columns=groups)
+    params = {p: getattr(args, p) for _, p, *_ in PARAM_OPTIONS if getattr(args, p) is not None}
+    if args.correlated_effects is not None:
+        raise CLIError("--correlated-effects: the formula sets it ('|' or '||'); omit it.")
+    est = estimator_classes()[MODELS[args.model]](formula=args.formula, **params)
+    fit_params = {"exposure": data[args.exposure].to_numpy()} if args.exposure else {}
+    y = None if args.target is None else data[args.target]
+    _say(args, f"Fitting {type(est).__name__} to {len(data)} rows of '{args.data}': "
+               f"{args.formula} ...")  # fmt: skip
+    start = time.perf_counter()
+    try:
+        est.fit(data, y, **fit_params)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(" ".join(str(exc).split())) from None
+    _say(args, f"Fitted in {time.perf_counter() - start:.1f} s. {_convergence(est)}")
+    persistence.dump(est, Path(args.output))
+    _say(args, f"Saved the model to '{args.output}'.")
+    return 0
+
+
+def _rows(est, path, group_option, exposure):
+    """``(data, X, kwargs)`` of a CSV for a prediction or plot: the model's feature
+    and group columns (a formula model reads the columns its formula names)."""
+    encoding = getattr(est, "formula_encoding_", None)
+    if encoding is not None:
+        if group_option:
+            raise CLIError("the model reads its groups through its formula; omit --group.")
+        groups = list(dict.fromkeys(c for t in encoding.formula.terms for c in t.factor))
+        data = _read_csv(path, str_columns=groups if _string_labels(est) else ())
+        X, kwargs = data, {}
+    else:
+        features, groups = _columns_of(est, group_option)
+        data = _read_csv(path, str_columns=groups if _string_labels(est) else ())
+        _require(data, features + groups + ([exposure] if exposure else []), path)
+        X, kwargs = _design(est, data, features, groups)
+    if exposure:
+        _require(data, [exposure], path)
+    return data, X, kwargs
 
 
 # ----------------------------------------------------------------- helpers
