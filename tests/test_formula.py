@@ -208,3 +208,56 @@ def test_a_formula_model_saves_with_skops_as_plain_values(sleep, tmp_path):
     np.testing.assert_array_equal(loaded.predict(data.iloc[:7]), est.predict(data.iloc[:7]))
     with pytest.raises(ValueError, match="cannot be encoded as at fit"):
         loaded.predict(data.iloc[:2].assign(half="c"))
+
+
+def test_crossed_factors_and_counts_equal_the_matrix_fit():
+    rng = np.random.default_rng(1)
+    a, b = np.repeat(np.arange(10), 12), np.tile(np.arange(12), 10)
+    x = rng.normal(size=120)
+    data = pd.DataFrame({"x": x, "a": a, "b": b})
+    data["y"] = x + rng.normal(size=10)[a] + rng.normal(size=12)[b] + rng.normal(size=120)
+    f = HierarchicalRegressor(formula="y ~ x + (1 | a) + (1 | b)", **KW).fit(data)
+    m = HierarchicalRegressor(random_slopes=None, nested=False, **KW)
+    _same(f, m.fit(data[["x"]], data["y"], groups=data[["a", "b"]]))
+    data["n"] = rng.poisson(np.exp(0.3 * x + rng.normal(scale=0.3, size=10)[a]))
+    f = HierarchicalPoissonRegressor(formula="n ~ x + (x | a)", **KW).fit(data)
+    m = HierarchicalPoissonRegressor(**KW).fit(data[["x"]], data["n"], groups=data["a"])
+    _same(f, m)
+
+
+def test_to_pymc_and_pipelines_with_a_formula(sleep):
+    from sklearn.pipeline import make_pipeline
+
+    formula = "Reaction ~ Days + (Days | Subject)"
+    model = HierarchicalRegressor(formula=formula).to_pymc(sleep)
+    ref = HierarchicalRegressor().to_pymc(
+        sleep[["Days"]], sleep["Reaction"], groups=sleep["Subject"]
+    )
+    assert sorted(model.named_vars) == sorted(ref.named_vars)
+    pooled = HierarchicalRegressor().to_pymc(sleep[["Days"]], sleep["Reaction"], groups=POPULATION)
+    assert not {"sigma_a", "a", "u", "tau"} & set(pooled.named_vars)  # no group effects
+    pipe = make_pipeline(HierarchicalRegressor(formula=formula, **KW)).fit(sleep)
+    np.testing.assert_array_equal(pipe.predict(sleep.head()), pipe[-1].predict(sleep.head()))
+
+
+def test_a_group_id_in_the_fixed_part_warns_as_in_the_matrix_interface(sleep):
+    from skhier.exceptions import GroupIdFeatureWarning
+
+    with pytest.warns(GroupIdFeatureWarning):
+        HierarchicalRegressor(formula="Reaction ~ Days + Subject + (1 | Subject)", **KW).fit(sleep)
+
+
+def test_dask_dataframes_fit_and_predict_by_formula(sleep):
+    dd = pytest.importorskip("dask.dataframe")
+    data = sleep.assign(half=np.where(sleep["Days"] < 5, "a", "b"))
+    lazy = dd.from_pandas(data, npartitions=3)
+    formula = "Reaction ~ Days + C(half) + (Days | Subject)"
+    kw = dict(inference="laplace", **KW)
+    a = HierarchicalRegressor(formula=formula, **kw).fit(lazy)
+    b = HierarchicalRegressor(formula=formula, **kw).fit(data)
+    assert list(a.feature_names_in_) == list(b.feature_names_in_)
+    np.testing.assert_allclose(a.posterior_.coef, b.posterior_.coef, rtol=1e-6, atol=1e-8)
+    pred = a.predict(lazy).compute().to_numpy()
+    np.testing.assert_allclose(pred, b.predict(data), rtol=1e-8)
+    with pytest.raises(ValueError, match="stateful transform"):
+        HierarchicalRegressor(formula="Reaction ~ center(Days) + (1 | Subject)", **kw).fit(lazy)

@@ -241,12 +241,10 @@ def _close_match(message: str, data) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def encode_fit(formula: str, data, y):
-    """``(X, y, groups, params, encoding)`` of a formula fit: ``X`` the fixed part
-    (a DataFrame, or None for an intercept only), ``groups`` the grouping columns,
-    ``params`` the estimator parameters the formula sets."""
+def check_call(formula: str, data, y, frame_types=(pd.DataFrame,)) -> Formula:
+    """The parsed formula, after the checks of a fit's arguments."""
     parsed = parse(formula)
-    if not isinstance(data, pd.DataFrame):
+    if not isinstance(data, frame_types):
         raise TypeError(
             f"With formula=..., fit takes the data as a pandas DataFrame; got "
             f"{type(data).__name__}."
@@ -268,22 +266,26 @@ def encode_fit(formula: str, data, y):
         )
     factor_cols = list(dict.fromkeys(c for t in parsed.terms for c in t.factor))
     _require_columns(data, factor_cols, "grouping column(s)")
-    if parsed.lhs is not None:
-        _require_columns(data, [parsed.lhs], "target") if _NAME.match(parsed.lhs) else None
-    fm = _formulaic()
+    if parsed.lhs is not None and _NAME.match(parsed.lhs):
+        _require_columns(data, [parsed.lhs], "target")
+    return parsed
+
+
+def fixed_matrix(parsed: Formula, formula: str, data):
+    """formulaic's model matrix of the fixed part of ``data`` (learning its state)."""
     try:
-        fixed = fm.model_matrix(parsed.fixed, data, na_action="raise")
+        return _formulaic().model_matrix(parsed.fixed, data, na_action="raise")
     except Exception as exc:  # noqa: BLE001 - formulaic's own message, with the formula
         raise ValueError(
             f"The fixed part {parsed.fixed!r} of formula={formula!r}: {exc}"
             + _close_match(str(exc), data)
         ) from exc
-    if parsed.lhs is not None:
-        try:
-            y = fm.model_matrix(parsed.lhs + " ~ 1", data, na_action="raise").lhs.iloc[:, 0]
-        except Exception as exc:  # noqa: BLE001
-            raise ValueError(f"The target {parsed.lhs!r} of formula={formula!r}: {exc}") from exc
-    columns = [c for c in fixed.columns if c != "Intercept"]
+
+
+def build_encoding(parsed: Formula, spec) -> Encoding:
+    """The plain encoding of a fit, from formulaic's learned ``spec``; raise for a
+    random slope that is not a column of the fixed part."""
+    columns = [c for c in spec.column_names if c != "Intercept"]
     slopes = {}
     for t in parsed.terms:
         absent = [s for s in t.slopes if s not in columns]
@@ -296,16 +298,33 @@ def encode_fit(formula: str, data, y):
         for name in (t.name,) if t.combined else t.factor:  # a/b: slopes in both
             slopes[name] = list(t.slopes)
     names = [n for t in parsed.terms for n in ((t.name,) if t.combined else t.factor)]
-    names = list(dict.fromkeys(names))
-    encoder, transforms = _plain_state(fixed.model_spec)
-    encoding = Encoding(parsed, encoder, transforms, columns, slopes, names)
+    encoder, transforms = _plain_state(spec)
+    return Encoding(parsed, encoder, transforms, columns, slopes, list(dict.fromkeys(names)))
+
+
+def encode_fit(formula: str, data, y):
+    """``(X, y, groups, params, encoding)`` of a formula fit: ``X`` the fixed part
+    (a DataFrame, or None for an intercept only), ``groups`` the grouping columns,
+    ``params`` the estimator parameters the formula sets."""
+    parsed = check_call(formula, data, y)
+    fixed = fixed_matrix(parsed, formula, data)
+    if parsed.lhs is not None:
+        try:
+            lhs = _formulaic().model_matrix(parsed.lhs + " ~ 1", data, na_action="raise").lhs
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"The target {parsed.lhs!r} of formula={formula!r}: {exc}") from exc
+        y = lhs.iloc[:, 0]
+    encoding = build_encoding(parsed, fixed.model_spec)
     X, groups = _design(encoding, data, fixed)
-    return X, np.asarray(y), groups, _params(encoding), encoding
+    return X, np.asarray(y), groups, params_of(encoding, groups), encoding
 
 
-def _params(encoding: Encoding) -> dict:
-    """``random_slopes``, ``correlated_effects`` and ``nested`` as the formula sets
-    them; undeclared nesting between terms is read from the data (``nested=None``)."""
+def params_of(encoding: Encoding, groups) -> dict:
+    """``random_slopes``, ``correlated_effects`` and ``nested`` as the formula says.
+    Separate terms are crossed unless the data nest one factor in another (lme4's
+    ``(1 | a) + (1 | a:b)`` is ``(1 | a/b)``); ``a/b`` nests explicitly."""
+    from skhier._data.factors import detect_nesting
+
     terms, names = encoding.formula.terms, encoding.factor_names
     if len(names) == 1:
         slopes = encoding.slopes[names[0]] or None
@@ -317,10 +336,13 @@ def _params(encoding: Encoding) -> dict:
         if not t.combined
         for i in range(len(t.factor) - 1)
     ]
+    if not pairs and len(names) > 1:
+        parents = detect_nesting([groups[n].to_numpy() for n in names])
+        pairs = [(names[p], names[f]) for f, p in enumerate(parents) if p >= 0]
     return {
         "random_slopes": slopes,
         "correlated_effects": terms[0].correlated,
-        "nested": pairs or None,
+        "nested": pairs or (False if len(names) > 1 else None),
     }
 
 

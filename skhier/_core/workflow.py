@@ -189,7 +189,7 @@ class WorkflowMixin:
         )
         return self.idata_
 
-    def to_pymc(self, X, y, *, groups=None, exposure=None):
+    def to_pymc(self, X, y=None, *, groups=None, exposure=None):
         """The estimator's model as a ``pymc.Model`` on ``(X, y, groups)``.
 
         The same priors, data and structure that skhier fits, written out
@@ -210,7 +210,8 @@ class WorkflowMixin:
         Parameters
         ----------
         X, y, groups, exposure
-            The training data, as for :meth:`fit`.
+            The training data, as for :meth:`fit` (with ``formula``: the DataFrame, and
+            ``y`` only for a one-sided formula).
 
         Returns
         -------
@@ -220,8 +221,15 @@ class WorkflowMixin:
 
         refuse(X, y, groups, what="to_pymc")
         model_est = clone(self)
+        if self.formula is not None:  # the formula's model, through the matrix interface
+            from skhier._core.formula import encode_fit
+            from skhier._core.formula_fit import refuse_conflicts
+
+            refuse_conflicts(self, groups)
+            X, y, groups, params, _ = encode_fit(self.formula, X, y)
+            model_est.set_params(formula=None, **params)
         X, y, codes, spec, scaling, offset, _ = model_est._model_inputs(X, y, groups, exposure)
-        if spec.factors:
+        if spec.factors or not model_est._fit_with_groups:  # (no groups: no group effects)
             return build_factors_model(X, y, codes, spec, scaling, offset, user_units=True)
         n_groups = len(model_est.groups_)
         return build_model(X, y, codes, n_groups, spec, scaling, offset, user_units=True)
