@@ -13,6 +13,10 @@ AUTO = {  # (likelihood, grouping factors) -> engine="auto"'s choice
     ("negative_binomial", 1): "nuts",
     ("normal", 2): "gibbs",
     ("bernoulli", 3): "gibbs",
+    ("poisson", 2): "explicit",  # several factors: the explicit model, for now
+    ("student_t", 2): "explicit",
+    ("normal", 0): "pooled",  # no groups: the regression itself
+    ("bernoulli", 0): "pooled",
 }
 
 
@@ -55,8 +59,8 @@ def test_a_named_engine_that_cannot_fit_the_model_says_why_and_what_can():
 
 
 def test_a_model_no_engine_fits_names_the_limit():
-    with pytest.raises(ValueError, match="takes one grouping factor with likelihood='poisson'"):
-        select_engine("auto", "auto", "poisson", 2, estimator="HierarchicalPoissonRegressor")
+    with pytest.raises(ValueError, match="takes one grouping factor with likelihood='gamma'"):
+        select_engine("auto", "auto", "gamma", 2, estimator="HierarchicalPoissonRegressor")
 
 
 def test_auto_with_an_inference_picks_an_engine_that_takes_it():

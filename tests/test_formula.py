@@ -261,3 +261,13 @@ def test_dask_dataframes_fit_and_predict_by_formula(sleep):
     np.testing.assert_allclose(pred, b.predict(data), rtol=1e-8)
     with pytest.raises(ValueError, match="stateful transform"):
         HierarchicalRegressor(formula="Reaction ~ center(Days) + (1 | Subject)", **kw).fit(lazy)
+
+
+def test_nesting_that_is_not_a_chain_is_refused():
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame(
+        {"y": rng.normal(size=60), "x": rng.normal(size=60), "a": np.repeat(np.arange(3), 20),
+         "b": np.tile(np.arange(4), 15), "c": np.tile(np.arange(5), 12)}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="nested in 'a'.*chains"):
+        HierarchicalRegressor(formula="y ~ x + (1 | a/b) + (1 | a/c)", **KW).fit(data)

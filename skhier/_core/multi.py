@@ -81,15 +81,22 @@ def sample(est, X, y, codes, spec, scaling, offset=None):
     """Run the Gibbs engine; set ``posterior_``, the per-factor attributes and the
     diagnostics; warn when the chains may not have converged."""
     from skhier._engines.contract import SamplerConfig
-    from skhier._engines.gibbs.engine import fit_gibbs
+    from skhier._engines.registry import BY_NAME, quiet_samplers
+    from skhier._util.interrupts import check as check_interrupted
 
-    config = SamplerConfig(draws=est.draws, tune=est.tune, chains=est.chains)
     rng_seed, est._predict_seed = seeds(est.random_state, 2)
-    rng = np.random.default_rng(rng_seed)
-    draws = fit_gibbs(
-        X, y, codes, spec, scaling, config=config, rng=rng, store_draws=est.store_draws,
-        offset=offset,
+    engine = BY_NAME[est.engine_]
+    config = SamplerConfig(
+        draws=est.draws, tune=est.tune, chains=est.chains, seed=rng_seed,
+        target_accept=est.target_accept or engine.target_accept, progressbar=est.progressbar,
     )  # fmt: skip
+    rng = np.random.default_rng(rng_seed)
+    with quiet_samplers():
+        draws = engine.function(several=True)(
+            X, y, codes, spec, scaling, config=config, rng=rng, store_draws=est.store_draws,
+            offset=offset,
+        )  # fmt: skip
+    check_interrupted()
     est._inference = draws["inference"]
     est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, scaling)
     prob = est.interval_prob
@@ -101,14 +108,17 @@ def sample(est, X, y, codes, spec, scaling, offset=None):
     if post.noise_sd is not None:
         est.noise_sd_ = float(post.noise_sd.mean())
         est.noise_df_, est.noise_df_interval_ = np.inf, np.array([np.inf, np.inf])
+        if post.noise_df is not None:  # Student-t noise
+            est.noise_df_ = float(post.mean("noise_df"))
+            est.noise_df_interval_ = post.interval("noise_df", prob)
     est.group_effects_ = {
         fac.name: _effects(fac, est._factors.levels[f], X.shape[1], prob)
         for f, fac in enumerate(post.factors)
     }
     est.diagnostics_ = diagnostics(post, groups="auto")
-    est.convergence_ = convergence(est.diagnostics_, post)
+    est.convergence_ = convergence(est.diagnostics_, post, est._inference["method"])
     est.singular_ = est._singular_effects()
-    _diagnostics.warn_if_not_converged(est.convergence_, "gibbs")
+    _diagnostics.warn_if_not_converged(est.convergence_, est.engine_)
 
 
 def _effects(fac, levels, n_features, prob) -> FactorEffects:
@@ -153,6 +163,9 @@ def population_arrays(post):
     out = {"mu_a": post.intercept, "mu_b": post.coef}
     if post.noise_sd is not None:
         out["eps"] = post.noise_sd
+    for name, key in (("noise_df", "nu"), ("dispersion", "dispersion")):
+        if getattr(post, name, None) is not None:
+            out[key] = getattr(post, name)
     for fac in post.factors:
         out[f"sigma[{fac.name}]"] = fac.sd
         if fac.corr is not None:
@@ -175,15 +188,15 @@ def diagnostics(post, groups="auto") -> dict:
     return out
 
 
-def convergence(diag, post) -> dict:
+def convergence(diag, post, method="gibbs") -> dict:
     r = np.concatenate([np.ravel(v[0]) for v in diag.values()])
     e = np.concatenate([np.ravel(v[1]) for v in diag.values()])
     return {
-        "method": "gibbs",
+        "method": method,
         "max_r_hat": float(np.nanmax(r)) if np.isfinite(r).any() else float("nan"),
         "min_ess_bulk": float(np.nanmin(e)) if np.isfinite(e).any() else float("nan"),
-        "n_divergences": 0,
-        "n_max_treedepth": 0,
+        "n_divergences": int(np.sum(post.diverging)),
+        "n_max_treedepth": int(np.sum(post.max_treedepth)),
         "n_chains": int(post.intercept.shape[0]),
         "n_draws": int(post.intercept.shape[1]),
     }
@@ -229,6 +242,9 @@ def summary_table(est, group_level, diag) -> pd.DataFrame:
             add(names, corr, f"corr[{fac.name}]", pick=[i * q + j for i, j in lower])
     if post.noise_sd is not None:
         add(["eps"], post.noise_sd[..., None], "eps")
+    for name, key in (("noise_df", "nu"), ("dispersion", "dispersion")):
+        if getattr(post, name, None) is not None:
+            add([key], getattr(post, name)[..., None], key)
     if group_level:
         for f, fac in enumerate(post.factors):
             slopes = [features[j] for j in fac.slope_idx]
@@ -279,7 +295,7 @@ def prepare_several(est, X, y, groups, exposure=None):
     est.engine_ = select_engine(
         est.engine, est.inference, est.likelihood, n, estimator=type(est).__name__
     )
-    gaussian = est.likelihood == "normal"
+    gaussian = est.likelihood in ("normal", "student_t")  # noise, not a GLM's link
     y_is_bool = _checks.check_numeric_target(y) if gaussian else False
     X, y, layout, codes = validate(est, X, y, groups)
     if gaussian:

@@ -196,3 +196,59 @@ def _treedepth(stats):
         if name in stats:
             return np.asarray(stats[name].values, dtype=bool)
     return np.zeros(stats["diverging"].shape, dtype=bool)
+
+
+def fit_explicit_factors(X, y, codes, spec, scaling, *, config, rng, store_draws="auto",
+                         offset=None):  # fmt: skip
+    """Sample the explicit model of several grouping factors with PyMC's NUTS (nutpie
+    for GLMs); the draws in the Gibbs engine's form (each factor's effects as moments
+    over every draw plus the kept joint draws)."""
+    from skhier._posterior.group_draws import kept_per_chain, kept_positions
+
+    pm = import_quietly("pymc")
+    model = build_factors_model(X, y, codes, spec, scaling, offset)
+    names = [f"[{t.name}]" for t in spec.factors]
+    wanted = ["beta"] + [f"{v}{n}" for n in names for v in ("tau", "u", "corr")]
+    wanted += ["s", "nu", "alpha"]
+    fast = (
+        {"nuts_sampler": "nutpie"}
+        if spec.likelihood in GLM_FAMILIES
+        else {"callback": _interrupts.pymc_callback}
+    )
+    with model:
+        idata = pm.sample(
+            draws=config.draws, tune=config.tune, chains=config.chains, cores=1,
+            random_seed=config.seed, target_accept=config.target_accept,
+            progressbar=config.progressbar, compute_convergence_checks=False, **fast,
+            var_names=[v for v in wanted if v in model.named_vars],
+        )  # fmt: skip
+    _interrupts.check()
+    post = idata.posterior
+    beta = np.asarray(post["beta"].values)
+    n_chains, n_draws = beta.shape[:2]
+    factors = []
+    for term, name in zip(spec.factors, names, strict=True):
+        u = np.asarray(post[f"u{name}"].values)  # (C, D, L, q)
+        flat = u.reshape((-1,) + u.shape[2:])
+        mean = flat.mean(0)
+        second = np.einsum("slq,slr->lqr", flat, flat) / len(flat)
+        n_kept = kept_per_chain(store_draws, n_chains, n_draws, term.n_levels, term.n_random)
+        kept = kept_positions(n_draws, n_kept)
+        factors.append({
+            "tau": np.asarray(post[f"tau{name}"].values),
+            "corr": np.asarray(post[f"corr{name}"].values) if f"corr{name}" in post else None,
+            "u": u[:, kept],
+            "mean": mean,
+            "cov": second - mean[:, :, None] * mean[:, None, :],
+        })  # fmt: skip
+    return {
+        "beta": beta,
+        "s": np.asarray(post["s"].values) if "s" in post else np.ones((n_chains, n_draws)),
+        "nu": np.asarray(post["nu"].values) if "nu" in post else None,
+        "dispersion": 1.0 / np.asarray(post["alpha"].values) if "alpha" in post else None,
+        "factors": factors,
+        "kept": kept,
+        "diverging": np.asarray(idata.sample_stats["diverging"].values, dtype=bool),
+        "max_treedepth": _treedepth(idata.sample_stats),
+        "inference": {"method": "nuts"},
+    }

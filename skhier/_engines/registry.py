@@ -10,6 +10,7 @@ imported only when a model is fitted.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class Engine:
     layouts: tuple[str, ...]  # "one" grouping factor, "several"
     inferences: tuple[str, ...]  # the ``inference`` options it takes besides "auto"
     entry: str  # "module:function", imported on use
+    several_entry: str = ""  # the fit function for several grouping factors
     summarized: bool = False  # fits from sufficient statistics, without the rows
     parametrized: bool = False  # samples the group effects, centred or not
     exact_group_draws: bool = False  # group effects drawn exactly given the rest
@@ -47,10 +49,7 @@ class Engine:
                 )
             if "none" in self.layouts:
                 return f"engine={self.name!r} fits models without groups only"
-            return (
-                f"engine={self.name!r} fits one grouping factor; several are fit by the Gibbs "
-                "engine"
-            )
+            return f"engine={self.name!r} fits one grouping factor"
         if inference != "auto" and inference not in self.inferences:
             if not self.inferences:
                 return (
@@ -60,8 +59,8 @@ class Engine:
             return f"engine={self.name!r} does not take inference={inference!r}"
         return None
 
-    def function(self):
-        module, name = self.entry.split(":")
+    def function(self, several: bool = False):
+        module, name = (self.several_entry if several else self.entry).split(":")
         return getattr(importlib.import_module(module), name)
 
 
@@ -80,11 +79,12 @@ ENGINES: tuple[Engine, ...] = (
     Engine("augmented", ("student_t",), ("one",), ("nuts",),
            "skhier._engines.augmented.engine:fit_augmented"),
     Engine("gibbs", ("normal", "bernoulli"), ("one", "several"), (),
-           "skhier._engines.gibbs.engine:fit_gibbs_one"),
+           "skhier._engines.gibbs.engine:fit_gibbs_one",
+           several_entry="skhier._engines.gibbs.engine:fit_gibbs"),
     Engine("nuts", ("bernoulli", "poisson", "negative_binomial"), ("one",), ("nuts",),
            "skhier._engines.nuts.engine:fit_glmm", parametrized=True),
-    Engine("explicit", _ALL, ("one",), ("nuts",), "skhier._engines.pymc:fit_explicit",
-           parametrized=True),
+    Engine("explicit", _ALL, ("one", "several"), ("nuts",), "skhier._engines.pymc:fit_explicit",
+           several_entry="skhier._engines.pymc:fit_explicit_factors", parametrized=True),
     # complete pooling: no group effects (exact draws, Gibbs or independence Metropolis)
     Engine("pooled", _ALL, ("none",), ("nuts", "laplace", "importance"),
            "skhier._engines.pooled:fit_pooled",
@@ -167,18 +167,24 @@ def run_engine(X, y, codes, n_groups, spec, scaling, config, rng, offset=None, s
     fixed part of a GLM's linear predictor, one value per row; ``stats``: the
     collapsed engine's sufficient statistics, given instead of the rows)."""
     backend = BY_NAME[spec.engine].function()
-    # Silence the samplers' informational logging; warnings still reach the user.
+    extra = {} if offset is None else {"offset": offset}
+    if stats is not None:
+        extra["stats"] = stats
+    with quiet_samplers():
+        draws = backend(X, y, codes, n_groups, spec, scaling, config=config, rng=rng, **extra)
+    check_interrupted()  # a sampler that swallowed Ctrl-C returned part of its draws
+    return draws
+
+
+@contextlib.contextmanager
+def quiet_samplers():
+    """Silence the samplers' informational logging; warnings still reach the user."""
     loggers = [logging.getLogger(name) for name in ("pymc", "pytensor")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        extra = {} if offset is None else {"offset": offset}
-        if stats is not None:
-            extra["stats"] = stats
-        draws = backend(X, y, codes, n_groups, spec, scaling, config=config, rng=rng, **extra)
-        check_interrupted()  # a sampler that swallowed Ctrl-C returned part of its draws
-        return draws
+        yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skhier._model.likelihoods import GLM_FAMILIES
+from skhier._model.likelihoods import GLM_FAMILIES, of_posterior
 from skhier._posterior.group_draws import quantiles
 from skhier._posterior.predict import interval_by_blocks
 
@@ -71,6 +71,8 @@ class FactorsPosterior:
     diverging: np.ndarray
     max_treedepth: np.ndarray
     family: str | None = None  # the likelihood's name (None: Gaussian, saved earlier)
+    noise_df: np.ndarray | None = None  # Student-t noise's degrees of freedom
+    dispersion: np.ndarray | None = None  # the negative binomial's (0: Poisson)
 
     @classmethod
     def from_standardized(cls, draws, spec, scaling) -> FactorsPosterior:
@@ -102,6 +104,8 @@ class FactorsPosterior:
             diverging=draws["diverging"],
             max_treedepth=draws["max_treedepth"],
             family=spec.likelihood,
+            noise_df=draws.get("nu"),
+            dispersion=draws.get("dispersion"),
         )
 
     # ------------------------------------------------------------------ shapes
@@ -123,7 +127,28 @@ class FactorsPosterior:
     def joint_noise(self):
         return self.noise_sd[:, self.kept].ravel()
 
+    # ------------------------------------------- named draws, as Posterior's
+    def chains(self, name: str) -> np.ndarray:
+        """Draws of a population-level parameter by name: (C, D, ...)."""
+        return getattr(self, name)
+
+    def flat(self, name: str) -> np.ndarray:
+        draws = self.chains(name)
+        return draws.reshape((draws.shape[0] * draws.shape[1],) + draws.shape[2:])
+
+    def joint(self, name: str) -> np.ndarray:
+        """Flat draws at the kept draws, so that index ``i`` of every parameter (and
+        of each factor's kept effects) belongs to one joint draw."""
+        draws = self.chains(name)[:, self.kept]
+        return draws.reshape((draws.shape[0] * draws.shape[1],) + draws.shape[2:])
+
+    def mean(self, name: str) -> np.ndarray:
+        return self.chains(name).mean(axis=(0, 1))
+
     def interval(self, draws, prob):
+        """Equal-tailed ``prob`` interval of ``draws`` (S, ...) or of a named parameter."""
+        if isinstance(draws, str):
+            draws = self.flat(draws)
         tail = (1.0 - prob) / 2.0
         return quantiles(draws, [tail, 1.0 - tail])
 
@@ -226,7 +251,7 @@ def predictive_draws(post, X, codes, new_codes, idx, rng):
     """Posterior predictive draws (n, len(idx)) at joint draws ``idx``; rows of one
     new level share its drawn effect."""
     out = post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
-    return out + post.joint_noise()[idx][None, :] * rng.standard_normal(out.shape)
+    return out + of_posterior(post).sample_noise(post, idx, out.shape[0], rng)
 
 
 def predictive_interval(post, X, codes, new_codes, prob, rng):
