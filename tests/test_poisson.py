@@ -173,8 +173,8 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
     priors written out (independent effects: Normal on beta, on z (non-centered) or
     on each group's coefficients around the population's (centered, the intercept
     sampled as the group's linear predictor at its own mean row), Exponential(1) on
-    the SDs and HalfNormal(1) on the dispersion's phi, with the log-Jacobians of
-    their log transforms): equal up to a constant, so the change between two
+    the SDs with the log-Jacobians of their log transforms, and HalfNormal(1) on the
+    dispersion's phi, sampled on the whole line): equal up to a constant, so the change between two
     points must agree."""
     from scipy import stats
 
@@ -206,13 +206,13 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
         elif family == "poisson":
             lik = stats.poisson.logpmf(y, np.exp(eta))
         else:
-            alpha = np.exp(-2 * x[-1])  # variance mu + mu^2 / alpha
+            alpha = 1.0 / x[-1] ** 2  # variance mu + mu^2 / alpha, alpha = 1 / phi^2
             lik = stats.nbinom.logpmf(y, alpha, alpha / (alpha + np.exp(eta)))
         log_sd = x[p : p + q]
         prior = -0.5 * np.sum((beta / 2.5) ** 2) + prior_u
         prior += np.sum(log_sd - np.exp(log_sd))
-        if family == "negative_binomial":
-            prior += x[-1] - 0.5 * np.exp(2 * x[-1])
+        if family == "negative_binomial":  # HalfNormal(1) on |phi|
+            prior += -0.5 * x[-1] ** 2
         return lik.sum() + prior
 
     x1 = 0.3 * rng.normal(size=dim)

@@ -165,7 +165,7 @@ def _initial_point_fn(spec, n_dim):
         if spec.parametrization == "centered":  # group coefficients near the population's
             x[p + spec.n_random + spec.n_corr : n_dim - nb] *= 0.5
         if spec.likelihood == "negative_binomial":
-            x[-1] = np.log(0.5) + 0.2 * x[-1]
+            x[-1] = 0.5 + 0.2 * x[-1]  # phi: dispersion phi^2 about 0.25
         return x
 
     return initial_point
@@ -230,5 +230,5 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, config, rng, offset):
         corr = sigma / (tau[:, :, None] * tau[:, None, :])
         out["corr"] = corr.reshape(shape + (q, q))
     if spec.likelihood == "negative_binomial":
-        out["dispersion"] = np.exp(2.0 * flat[:, -1]).reshape(shape)
+        out["dispersion"] = (flat[:, -1] ** 2).reshape(shape)
     return out

@@ -36,23 +36,6 @@ from skhier._numba.linalg import _njit, _njit_inline, cov_chol, cov_chol_grad
 FAMILY_CODES = {"bernoulli": 0, "poisson": 1, "negative_binomial": 2}
 
 
-@_njit_inline
-def _digamma(x):
-    """psi(x) for x > 0: recurrence up to 6, then the asymptotic series."""
-    out = 0.0
-    while x < 6.0:
-        out -= 1.0 / x
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    return (
-        out
-        + math.log(x)
-        - 0.5 * inv
-        - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0))))
-    )
-
-
 @_njit
 def _forward_solve(chol, q, b, out):
     """``out = C^{-1} b`` (C lower triangular)."""
@@ -153,16 +136,32 @@ def _log_lik(family, y, eta, alpha, r):
             mu = math.exp(eta[i])
             value += y[i] * eta[i] - mu
             r[i] = y[i] - mu
-    else:  # y eta - (a + y) log(a + mu), d/da: -log(a + mu) - (a + y) / (a + mu)
+    else:  # negative binomial in v = phi^2 (``alpha`` here): Poisson at v = 0, finite
+        v = alpha  # y eta - y log(1 + v mu) - log(1 + v mu) / v, and its d/dv
         for i in range(y.shape[0]):
             mu = math.exp(eta[i])
-            am = alpha + mu
-            log_am = math.log(am)
-            frac = (y[i] + alpha) / am
-            value += y[i] * eta[i] - (alpha + y[i]) * log_am
-            r[i] = y[i] - frac * mu
-            d_alpha -= log_am + frac
+            t = v * mu
+            value += y[i] * eta[i] - y[i] * math.log1p(t) - mu * _log1p_ratio(t)
+            r[i] = (y[i] - mu) / (1.0 + t)
+            d_alpha += -y[i] * mu / (1.0 + t) + mu * mu * _log1p_curvature(t)
     return value, d_alpha
+
+
+@_njit_inline
+def _log1p_ratio(t):
+    """log(1 + t) / t, by its series near 0 (1 at t = 0)."""
+    if t < 1e-4:
+        return 1.0 - t / 2.0 + t * t / 3.0
+    return math.log1p(t) / t
+
+
+@_njit_inline
+def _log1p_curvature(t):
+    """(log(1 + t) / t^2 - 1 / (t (1 + t))): d/dv of -log(1 + v mu) / v is mu^2 times
+    this at t = v mu; by its series near 0 (1/2 at t = 0)."""
+    if t < 1e-3:
+        return 0.5 - 2.0 * t / 3.0 + 0.75 * t * t
+    return math.log1p(t) / (t * t) - 1.0 / (t * (1.0 + t))
 
 
 @_njit_inline
@@ -247,17 +246,21 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
     alpha = 0.0
     d_alpha = 0.0
     if family == 2:
-        rho = x[x.shape[0] - 1]
-        phi2 = math.exp(2.0 * rho)
-        alpha = 1.0 / phi2
-        lp += rho - 0.5 * phi2  # HalfNormal(1) on phi, log-Jacobian of phi = e^rho
-        grad[x.shape[0] - 1] += 1.0 - phi2
-        # lgamma(y + a) - lgamma(a) + a log a, per distinct count
-        lp += n_rows * (alpha * math.log(alpha) - math.lgamma(alpha))
-        d_alpha += n_rows * (math.log(alpha) + 1.0 - _digamma(alpha))
+        # phi on the whole line (its sign unused): the dispersion phi^2 is 0 (Poisson)
+        # at an ordinary point, not at log(phi) = -inf, the funnel a log scale made
+        phi = x[x.shape[0] - 1]
+        alpha = phi * phi  # v: variance mu + v mu^2
+        lp -= 0.5 * phi * phi  # HalfNormal(1) on |phi|
+        grad[x.shape[0] - 1] -= phi
+        # lgamma(y + 1/v) - lgamma(1/v) - y log(1/v) = sum_{k<y} log(1 + k v), per count
         for k in range(y_values.shape[0]):
-            lp += y_counts[k] * math.lgamma(y_values[k] + alpha)
-            d_alpha += y_counts[k] * _digamma(y_values[k] + alpha)
+            acc = 0.0
+            d_acc = 0.0
+            for j in range(int(y_values[k])):
+                acc += math.log1p(j * alpha)
+                d_acc += j / (1.0 + j * alpha)
+            lp += y_counts[k] * acc
+            d_alpha += y_counts[k] * d_acc
     coefs = np.empty((n_groups, p))
     _group_coefs(x, u, shift, slope_idx, coefs)
     eta = np.empty(n_rows)
@@ -276,7 +279,7 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
             k = slope_idx[a - 1]
             s[g, a] = coefs[g, 1 + k] + shift[k] * coefs[g, 0]
     if family == 2:
-        grad[x.shape[0] - 1] += d_alpha * (-2.0 * alpha)  # alpha = e^(-2 rho)
+        grad[x.shape[0] - 1] += d_alpha * 2.0 * x[x.shape[0] - 1]  # v = phi^2
     for g in range(n_groups):
         for a in range(q):
             if centered:
