@@ -76,16 +76,18 @@ def _precisions(tau, corr, q, zoff, croff, sinv, sig):
 
 
 @_njit
-def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
-    tree_f, toff, beta_prec, sinv, croff, inv_s2, u, beta, r, P, h, Lb, Wb, hb, poff, hoff,
-    lboff, woff, Cy, ptop, htop, mode):  # fmt: skip
+def _tree_block(rng, t, data, sinv, croff, inv_s2, u, beta, r, bufs, mode):
     """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects.
 
-    ``mode`` 0: integrate the levels out (upward), then draw; 1: upward only; 2:
-    draw only, from the buffers a mode-1 call filled.  Returns ``-log|Q|/2 +
-    h'Q^-1 h/2`` (modes 0 and 1), the data's part of the log marginal likelihood
-    of a one-tree model (``Q`` the precision of ``(beta, u)`` given the data).
+    ``data`` and ``bufs`` are :func:`run_chain`'s tuples of the layout's arrays and of
+    the sweep's work buffers.  ``mode`` 0: integrate the levels out (upward), then
+    draw; 1: upward only; 2: draw only, from the buffers a mode-1 call filled.
+    Returns ``-log|Q|/2 + h'Q^-1 h/2`` (modes 0 and 1), the data's part of the log
+    marginal likelihood of a one-tree model (``Q`` the precision of ``(beta, u)``
+    given the data).
     """
+    beta_prec, toff, q = data[16], data[15], data[7]
+    ptop, htop = bufs[10], bufs[11]
     p = beta.shape[0]
     first, depth = toff[t], toff[t + 1] - toff[t]
     maxq = 0
@@ -96,9 +98,7 @@ def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim
     vec = np.zeros(maxq)
     core = 0.0
     if mode != 2:
-        core = _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev,
-                       loff, tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb,
-                       poff, hoff, lboff, woff, Cy, ptop, htop, qq, lo, vec)  # fmt: skip
+        core = _upward(t, data, sinv, croff, inv_s2, u, r, bufs, qq, lo, vec)
     ltop = np.zeros((p, p))
     top = np.zeros((p, p))
     for a in range(p):
@@ -116,17 +116,17 @@ def _tree_block(rng, t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim
         hv[a] += _normal(rng)
     _backward(ltop, p, hv)
     _copy(hv, beta)
-    _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
-              Lb, Wb, hb, h, beta, u, lo, vec)  # fmt: skip
+    _downward(rng, first, depth, data, bufs, beta, u, lo, vec)
     return core
 
 
 @_njit
-def _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff,
-            tree_f, toff, sinv, croff, inv_s2, u, r, P, h, Lb, Wb, hb, poff, hoff, lboff,
-            woff, Cy, ptop, htop, qq, lo, vec):  # fmt: skip
+def _upward(t, data, sinv, croff, inv_s2, u, r, bufs, qq, lo, vec):
     """Integrate tree t's levels out, innermost first, into ``ptop``/``htop`` (the
     precision and shift of ``beta``); returns ``-sum log|L_b| + sum |hb|^2 / 2``."""
+    (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
+     beta_prec) = data  # fmt: skip
+    P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy, ptop, htop = bufs
     n_rows = C.shape[0]
     n_trees = toff.shape[0] - 1
     first, depth = toff[t], toff[t + 1] - toff[t]
@@ -229,9 +229,11 @@ def _upward(t, y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, l
 
 
 @_njit
-def _downward(rng, tree_f, first, depth, mdim, q, nlev, plev, loff, lboff, woff, uoff, hoff,
-              Lb, Wb, hb, h, beta, u, lo, vec):  # fmt: skip
+def _downward(rng, first, depth, data, bufs, beta, u, lo, vec):
     """Draw each level of a tree given beta and its ancestors (after :func:`_upward`)."""
+    q, nlev, uoff, mdim, plev, loff, tree_f = (data[7], data[8], data[10], data[11], data[12],
+                                               data[13], data[14])  # fmt: skip
+    h, Lb, Wb, hb, hoff, lboff, woff = bufs[1], bufs[2], bufs[3], bufs[4], bufs[6], bufs[7], bufs[8]
     # downward: each level given beta and its ancestors; a node's (beta, ancestors'
     # effects, own effects) is kept in h (free after the upward pass) for its children
     for d in range(depth):
@@ -282,10 +284,8 @@ def _in_tree(tree_f, first, depth, f):
 
 
 @_njit
-def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff,
-    mdim, plev, loff, tree_f, toff, croff, beta_prec, rates, s_rate, eta, correlated, psi,
-    M3, Cy, yy, anc, out_beta, out_s, out_tau, out_corr, out_u, usum, ucross,
-    marginal_tries, augment, yobs, offset, F0, Z0, C0, stop):  # fmt: skip
+def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, marginal_tries,
+              augment, aug, stop):  # fmt: skip
     """One chain: ``n_tune`` sweeps of burn-in, then one draw per sweep into the
     ``out_*`` arrays (the group effects ``u`` at the draws where ``kept_pos >= 0``),
     with every draw's effects summed into ``usum`` and their per-level outer
@@ -302,6 +302,11 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     that rewrites ``y``, ``F``, ``Z``, ``C`` and the node statistics from the
     unscaled ``F0``, ``Z0``, ``C0`` for the Gaussian model given omega, whose noise
     SD is then fixed at 1."""
+    (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
+     beta_prec) = data  # fmt: skip
+    rates, s_rate, eta, correlated, psi = priors
+    M3, Cy, yy, anc = one_tree
+    out_beta, out_s, out_tau, out_corr, out_u, usum, ucross = outs
     n_rows, p = F.shape
     n_fac = q.shape[0]
     n_draws = out_beta.shape[0]
@@ -340,8 +345,6 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
     n_trees = toff.shape[0] - 1
     ptop = np.zeros(p * p)
     htop = np.zeros(p)
-    data = (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
-            beta_prec)  # fmt: skip
     bufs = (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
     # the collapsed step of one-tree models (see _kernels_gibbs_marginal)
     thoff = theta_offsets(q, correlated)
@@ -359,15 +362,12 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
         if stop[0] != 0:  # interrupted (skhier._util.threads.thread_map)
             return
         if augment:
-            pg_refresh(
-                rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,
-                coff, moff, mdim, nlev, y, F, Z, C, M, M3, Cy, yy,
-            )  # fmt: skip
+            pg_refresh(rng, aug, beta, u, data, F, one_tree)
             yy_tot = yy.sum()
         _precisions(tau, corr, q, zoff, croff, sinv, sig)
         inv_s2 = 1.0 / (s * s)
         for t in range(n_trees):
-            core = _tree_block(rng, t, *data, sinv, croff, inv_s2, u, beta, r, *bufs, 0)
+            core = _tree_block(rng, t, data, sinv, croff, inv_s2, u, beta, r, bufs, 0)
         if n_trees == 1 and marginal_tries > 0:
             theta_of(tau, corr, s, q, zoff, croff, correlated, thoff, th)
             lp, _ = apply_theta(th, *tdims, tau_p, corr_p, sinv_p)
@@ -379,7 +379,7 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
                     th_p[n_theta - 1] = 0.0
                 lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
                 inv_p = 1.0 / (s_p * s_p)
-                core = _tree_block(rng, 0, *data, sinv_p, croff, inv_p, u, beta, r, *bufs, 1)
+                core = _tree_block(rng, 0, data, sinv_p, croff, inv_p, u, beta, r, bufs, 1)
                 new = lp + core - n_rows * np.log(s_p) - 0.5 * yy_tot * inv_p
                 last = np.log(1.0 - rng.random()) < new - cur
                 if last:
@@ -394,7 +394,7 @@ def run_chain(rng, n_tune, kept_pos, y, F, Z, codes, C, coff, M, moff, q, nlev, 
                     prop_scale = np.exp(log_scale) * 2.38 / np.sqrt(n_theta)
             if moved:  # the effects given the new theta (the buffers hold the last try's)
                 mode = 2 if last else 0
-                _tree_block(rng, 0, *data, sinv, croff, inv_s2, u, beta, r, *bufs, mode)
+                _tree_block(rng, 0, data, sinv, croff, inv_s2, u, beta, r, bufs, mode)
         _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
         if n_trees == 1:
             rss = _interweave_nodes(

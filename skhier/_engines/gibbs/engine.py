@@ -194,14 +194,13 @@ def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", of
 
     def chain(c):
         w = _working_copies(lay) if augment else lay
+        data = (w.y, w.Z, lay.codes, w.C, lay.coff, w.M, lay.moff, lay.q, lay.nlev, lay.zoff,
+                lay.uoff, lay.mdim, lay.plev, lay.loff, lay.tree_f, lay.toff, beta_prec)
+        priors = (rates, 1.0 / spec.prior_noise_sd, float(spec.prior_corr_eta), correlated, _PSI)
+        outs = tuple(out[k][c] for k in ("beta", "s", "tau", "corr", "u", "usum", "ucross"))
         run_chain(
-            rngs[c], n_tune, kept_pos, w.y, w.F, w.Z, lay.codes, w.C, lay.coff,
-            w.M, lay.moff, lay.q, lay.nlev, lay.zoff, lay.uoff, lay.mdim, lay.plev, lay.loff,
-            lay.tree_f, lay.toff, lay.croff, beta_prec, rates, 1.0 / spec.prior_noise_sd,
-            float(spec.prior_corr_eta), correlated, _PSI, w.M3, w.Cy, w.yy, lay.anc,
-            out["beta"][c], out["s"][c],
-            out["tau"][c], out["corr"][c], out["u"][c], out["usum"][c], out["ucross"][c], tries,
-            augment, yobs, off, *base, stop,
+            rngs[c], n_tune, kept_pos, data, w.F, lay.croff, priors,
+            (w.M3, w.Cy, w.yy, lay.anc), outs, tries, augment, (yobs, off, *base), stop,
         )  # fmt: skip
 
     import os

@@ -130,14 +130,17 @@ def pg_fill(rng, c, out):
 
 
 @_njit
-def pg_refresh(rng, yobs, offset, F0, Z0, C0, beta, u, codes, q, zoff, uoff, tree_f, toff,
-               coff, moff, mdim, nlev, y, F, Z, C, M, M3, Cy, yy):  # fmt: skip
+def pg_refresh(rng, aug, beta, u, data, F, one_tree):
     """One Pólya-Gamma step: ``omega_i ~ PG(1, eta_i)`` at the current ``(beta, u)``,
     then the engine's working arrays rewritten for the Gaussian model given omega:
     rows scaled by ``sqrt(omega_i)``, response ``(kappa_i / omega_i - offset_i)``
     scaled the same way, and the innermost nodes' ``C'C`` (``M``; ``M3``, ``Cy``,
     ``yy`` for one-tree models) recomputed.  ``F0``, ``Z0``, ``C0`` are the
     unscaled arrays; ``offset`` is the fixed part of the log-odds."""
+    yobs, offset, F0, Z0, C0 = aug
+    (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
+     beta_prec) = data  # fmt: skip
+    M3, Cy, yy, _ = one_tree
     n_rows, p = F0.shape
     n_fac = q.shape[0]
     n_trees = toff.shape[0] - 1
