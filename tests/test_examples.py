@@ -47,6 +47,19 @@ def test_readme_quickstart_runs_without_warnings():
     assert est.intercept_ == pytest.approx(251.4, abs=5)
 
 
+def test_readme_formula_block_is_the_quickstart_model():
+    """The README's formula block, pasted after the quickstart: the same posterior."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:3]]
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    matrix = namespace["est"]
+    exec(compile(blocks[1], "README.md", "exec"), namespace)
+    formula = namespace["est"]
+    assert formula.formula == "Reaction ~ Days + (Days | Subject)"
+    assert formula.intercept_ == matrix.intercept_
+
+
 def test_readme_binary_block_runs():
     """The README's binary-outcome block, as pasted."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()
