@@ -48,7 +48,7 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     ----------
     correlated_effects, random_slopes, prior_corr_eta, standardize, store_draws
         As in :class:`HierarchicalRegressor`.
-    interval_prob, unseen_groups, group_col, nested, random_state, progressbar
+    interval_prob, unseen_groups, group_col, nested, formula, random_state, progressbar
         As in :class:`HierarchicalRegressor`.
     engine : {"auto", "gibbs", "nuts", "explicit"}, default="auto"
         "auto" is "gibbs" (Pólya-Gamma augmentation).
