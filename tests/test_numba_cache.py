@@ -227,7 +227,8 @@ def test_compile_ahead_stops_a_process_that_does_not_finish(ahead, monkeypatch, 
 
 
 LOADS = (
-    "import numpy as np; from skhier import HierarchicalRegressor, _kernels; "
+    "import numpy as np; from skhier import HierarchicalRegressor; "
+    "from skhier._engines.collapsed import kernels as _kernels; "
     "from skhier._engines.collapsed.draw import _kernels_of_class; "
     "rng = np.random.default_rng(0); X = rng.normal(size=(120, 2)); "
     "g = rng.integers(0, 6, 120); y = X @ [1.0, -1.0] + rng.normal(size=6)[g] "
@@ -257,7 +258,8 @@ def test_kernels_compiled_ahead_are_the_ones_a_fit_loads(tmp_path):
 
 
 AHEAD = FIT.split("; print(")[0] + (
-    "; from skhier import _kernels; from skhier._engines.collapsed.draw import _kernels_of_class; "
+    "; from skhier._engines.collapsed import kernels as _kernels; "
+    "from skhier._engines.collapsed.draw import _kernels_of_class; "
     "fs = (*_kernels_of_class(2, 3), _kernels.cov_chols); "
     "print(sum(sum(f.stats.cache_hits.values()) for f in fs), "
     "sum(sum(f.stats.cache_misses.values()) for f in fs))"

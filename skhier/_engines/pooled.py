@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
+from skhier._model.likelihoods import nb_log_pmf
 from skhier._model.spec import design
 
 #: grid points of the noise SD's marginal posterior (log scale)
@@ -185,7 +186,8 @@ class _Target:
             return lp + (self.y * eta - np.exp(eta) - self.lgy).sum(1)
         if self.family == "negative_binomial":
             phi = theta[:, self.p]
-            return lp + _nb_loglik(self.y, self.lgy, eta, phi**2).sum(1) - 0.5 * phi**2
+            ll = nb_log_pmf(self.y[None, :], eta, (phi**2)[:, None])
+            return lp + ll.sum(1) - 0.5 * phi**2
         log_s, log_nu1 = theta[:, self.p], theta[:, self.p + 1]
         s, nu = np.exp(log_s), 1.0 + np.exp(log_nu1)
         z = (self.y[None, :] - eta) / s[:, None]
@@ -203,23 +205,6 @@ class _Target:
             return beta, np.ones(len(theta)), {"dispersion": theta[:, self.p] ** 2}
         s, nu = np.exp(theta[:, self.p]), 1.0 + np.exp(theta[:, self.p + 1])
         return beta, s, {"nu": nu}
-
-
-def _nb_loglik(y, lgy, eta, phi2):
-    """Negative binomial log pmf, mean ``exp(eta)``, variance ``mu + phi2 mu^2``,
-    stable down to the Poisson limit ``phi2 = 0``: with ``alpha = 1 / phi2``,
-    ``log Gamma(y + alpha) - log Gamma(alpha) - y log alpha = sum_{k<y} log(1 + k
-    phi2)`` (by lgamma for moderate ``alpha``, by its series for large)."""
-    phi2 = phi2[:, None]
-    small = phi2 < 1e-6
-    safe = np.where(small, 1.0, phi2)
-    alpha = 1.0 / safe
-    exact = special.gammaln(y + alpha) - special.gammaln(alpha) - y * np.log(alpha)
-    series = phi2 * y * (y - 1) / 2 - phi2**2 * (y - 1) * y * (2 * y - 1) / 12
-    rising = np.where(small, series, exact)
-    mu_phi = phi2 * np.exp(eta)
-    tail = np.where(small, np.exp(eta) * (1 - mu_phi / 2), np.log1p(mu_phi) / safe)
-    return rising - lgy + y * eta - y * np.log1p(mu_phi) - tail
 
 
 def _mode_and_scale(target):

@@ -144,19 +144,31 @@ class NegativeBinomial(Poisson):
 
     @staticmethod
     def log_density(y, eta, post, idx):
-        from scipy.special import gammaln
+        dispersion = post.joint("dispersion")[idx][None, :]
+        return nb_log_pmf(y[:, None], np.minimum(eta, 700.0), dispersion)
 
-        alpha = 1.0 / np.maximum(post.joint("dispersion")[idx], 1e-12)[None, :]
-        eta = np.minimum(eta, 700.0)
-        yc = y[:, None]
-        log_sum = np.logaddexp(np.log(alpha), eta)  # log(alpha + mu)
-        return (
-            gammaln(yc + alpha)
-            - gammaln(alpha)
-            - gammaln(yc + 1.0)
-            + alpha * (np.log(alpha) - log_sum)
-            + yc * (eta - log_sum)
-        )
+
+def nb_log_pmf(y, eta, dispersion):
+    """Negative binomial log pmf, mean ``mu = exp(eta)``, variance ``mu + dispersion
+    mu^2``, accurate down to the Poisson limit ``dispersion = 0`` (arrays broadcast).
+
+    With ``v = dispersion`` and ``alpha = 1 / v``: ``log Gamma(y + alpha) - log
+    Gamma(alpha) - y log alpha = sum_{k<y} log(1 + k v)`` (by lgamma, or by its series
+    below ``v = 1e-6``, where lgamma's difference cancels), and ``alpha log(alpha /
+    (alpha + mu)) = -log(1 + v mu) / v``."""
+    from scipy.special import gammaln
+
+    v = np.asarray(dispersion, dtype=np.float64)
+    small = v < 1e-6
+    safe = np.where(small, 1.0, v)
+    alpha = 1.0 / safe
+    exact = gammaln(y + alpha) - gammaln(alpha) - y * np.log(alpha)
+    series = v * y * (y - 1) / 2 - v**2 * (y - 1) * y * (2 * y - 1) / 12
+    mu = np.exp(eta)
+    t = v * mu
+    tail = np.where(small, mu * (1 - t / 2 + t * t / 3), np.log1p(t) / safe)
+    rising = np.where(small, series, exact)
+    return rising - gammaln(y + 1.0) + y * eta - y * np.log1p(t) - tail
 
 
 #: counts are capped here (prior draws can imply astronomically large means)
