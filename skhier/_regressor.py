@@ -23,9 +23,7 @@ from skhier._data import checks as _checks
 from skhier._data.factors import n_factors
 from skhier._engines.registry import select_engine
 from skhier._model.spec import Scaling, choose_parametrization
-from skhier._posterior import factors as _fpost
 from skhier._posterior import memory as _memory
-from skhier._posterior import predict as _predict
 from skhier._util.seeds import generator
 
 
@@ -406,12 +404,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         if _dask.is_dask(X):
             return _dask_predict.lazy(self, "predict", X, groups, return_std=return_std)
         X, codes, new_codes = self._prepare(X, groups)
-        if self._is_multi():
-            mean, var = self.posterior_.predict_moments(X, codes, new_codes, return_std)
-        else:
-            mean, var = _predict.linear_moments(
-                self.posterior_, X, codes, new_codes >= 0, with_var=return_std
-            )
+        mean, var = self.posterior_.mean_and_var(X, codes, new_codes, return_std)
         return (mean, np.sqrt(var)) if return_std else mean
 
     def predict_interval(self, X, *, groups=None, prob=None):
@@ -435,8 +428,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             return _dask_predict.lazy(self, "predict_interval", X, groups, prob=prob)
         X, codes, new_codes = self._prepare(X, groups)
         rng = np.random.default_rng(self._predict_seed)
-        interval = _fpost.predictive_interval if self._is_multi() else _predict.predictive_interval
-        return interval(self.posterior_, X, codes, new_codes, prob, rng)
+        return self.posterior_.predictive_interval(X, codes, new_codes, prob, rng)
 
     def sample_y(self, X, *, groups=None, n_samples=1, random_state=None):
         """Draws from the posterior predictive distribution.
@@ -466,8 +458,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         rng = generator(random_state)
         total = self.posterior_.n_joint
         draw_idx = rng.choice(total, size=n_samples, replace=n_samples > total)
-        draws = _fpost.predictive_draws if self._is_multi() else _predict.predictive_draws
-        return draws(self.posterior_, X, codes, new_codes, draw_idx, rng)
+        return self.posterior_.predictive_draws(X, codes, new_codes, draw_idx, rng)
 
     def score(self, X, y=None, *, groups=None, sample_weight=None):
         """R^2 of :meth:`predict` on ``X``.

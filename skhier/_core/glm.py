@@ -133,9 +133,7 @@ class HierarchicalGLMBase(HierarchicalBase):
 
     def _linear_mean(self, X, codes, new_codes):
         """Posterior mean of the linear predictor (exact, from the group moments)."""
-        if self._is_multi():
-            return self.posterior_.predict_moments(X, codes, new_codes, with_var=False)[0]
-        return _predict.linear_moments(self.posterior_, X, codes, new_codes >= 0, False)[0]
+        return self.posterior_.mean_and_var(X, codes, new_codes, with_var=False)[0]
 
     def _mean_draws(self, X, codes, new_codes, idx, rng, log_exposure=None):
         """Draws of the mean response (n, len(idx)): the inverse link of ``eta``."""

@@ -153,6 +153,16 @@ class FactorsPosterior:
         return quantiles(draws, [tail, 1.0 - tail])
 
     # -------------------------------------------------------------- prediction
+    def mean_and_var(self, X, codes, new_codes, with_var=True):
+        """Exact posterior mean (and variance) of ``E[y | x, levels]`` per row."""
+        return self.predict_moments(X, codes, new_codes, with_var)
+
+    def predictive_draws(self, X, codes, new_codes, idx, rng):
+        return predictive_draws(self, X, codes, new_codes, idx, rng)
+
+    def predictive_interval(self, X, codes, new_codes, prob, rng):
+        return predictive_interval(self, X, codes, new_codes, prob, rng)
+
     def predict_moments(self, X, codes, new_codes, with_var=True, chunk=2**22):
         """Posterior mean and variance of ``E[y | x, levels]`` per row.
 

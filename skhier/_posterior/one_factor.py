@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from skhier._model.likelihoods import GLM_FAMILIES
+from skhier._posterior import predict as _predict
 from skhier._posterior.group_draws import (
     _group_moments,
     full_blocks,
@@ -134,6 +135,17 @@ class Posterior:
     def n_draws(self) -> int:
         """Draws of the population-level parameters (chains x draws)."""
         return self.intercept.shape[0] * self.intercept.shape[1]
+
+    # ---------------------------------- prediction: one interface for every layout
+    def mean_and_var(self, X, codes, new_codes, with_var=True):
+        """Exact posterior mean (and variance) of ``E[y | x, group]`` per row."""
+        return _predict.linear_moments(self, X, codes, new_codes >= 0, with_var=with_var)
+
+    def predictive_draws(self, X, codes, new_codes, idx, rng):
+        return _predict.predictive_draws(self, X, codes, new_codes, idx, rng)
+
+    def predictive_interval(self, X, codes, new_codes, prob, rng):
+        return _predict.predictive_interval(self, X, codes, new_codes, prob, rng)
 
     @property
     def n_joint(self) -> int:
