@@ -13,6 +13,7 @@ from skhier._core.formula_fit import formula_fit, formula_target
 from skhier._core.glm import HierarchicalGLMBase
 from skhier._core.workflow import no_exposure as _no_exposure
 from skhier._dask.frames import refuse
+from skhier._data.weights import check_trials, drop_unweighted, fit_weights
 
 
 class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
@@ -82,6 +83,8 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     """
 
     likelihood = "bernoulli"
+    __metadata_request__fit = {"groups": True, "sample_weight": True, "trials": True}
+    __metadata_request__score = {"groups": True, "trials": True, "sample_weight": True}
     __metadata_request__predict_proba = {"groups": True}
     __metadata_request__decision_function = {"groups": True}
 
@@ -143,27 +146,55 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
     @formula_fit
-    def fit(self, X, y=None, *, groups=None):
+    def fit(self, X, y=None, *, groups=None, sample_weight=None, trials=None):
         """Sample the posterior of the hierarchical logistic model.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
-            Two distinct labels (ints, strings or bools).
+            Two distinct labels (ints, strings or bools); with ``trials``, the number
+            of successes of each row.
         groups : array-like, DataFrame, POPULATION or None, default=None
             Group label(s) of each row, as in :meth:`HierarchicalRegressor.fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: a row of weight ``w`` counts as ``w`` identical rows
+            (0 leaves the row out).
+        trials : int or array-like of shape (n_samples,), default=None
+            Binomial outcomes: each row is ``y`` successes out of ``trials``
+            (lme4's ``cbind(successes, failures)``, brms' ``trials()``), the same
+            model as one 0/1 row per trial.  ``classes_`` is then ``[0, 1]``
+            (failure, success) and the probabilities are per trial.
 
         Returns
         -------
         self : HierarchicalClassifier
         """
-        return self._fit_inputs(self._model_inputs(X, y, groups))
+        return self._fit_inputs(self._model_inputs(X, y, groups, None, sample_weight, trials))
 
-    def _model_inputs(self, X, y, groups, exposure=None):
-        refuse(X, y, groups, exposure, what=f"{type(self).__name__}.fit")
+    def _model_inputs(self, X, y, groups, exposure=None, sample_weight=None, trials=None):
+        refuse(X, y, groups, exposure, sample_weight, trials, what=f"{type(self).__name__}.fit")
         _no_exposure(exposure)
-        return self._glm_inputs(X, self._encode_target(y), groups)
+        if trials is None:
+            y = self._encode_target(y)
+            weights, X, y, groups = self._frequency_weights(sample_weight, X, y, groups)
+        else:
+            weights, y = self._binomial_target(y, trials, sample_weight)
+            weights, X, y, groups = drop_unweighted(weights, X, y, groups)
+        return self._glm_inputs(X, y, groups, weights=weights)
+
+    def _binomial_target(self, y, trials, sample_weight):
+        """``(weights, proportions)`` of successes ``y`` out of ``trials``: each row
+        the share of its trials that succeeded, weighted by its trials (times its
+        frequency weight); ``classes_`` = [0, 1]."""
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None.")
+        y = np.asarray(column_or_1d(y.to_numpy() if hasattr(y, "to_numpy") else y), float)
+        t = check_trials(trials, y, len(y))
+        w = fit_weights(sample_weight, len(y))
+        weights = t if w is None else t * w
+        self.classes_ = np.array([0, 1])
+        return (None if (weights == 1.0).all() else weights), y / t
 
     def _numeric_target(self, y):
         """0/1 (1: ``classes_[1]``) for the labels ``y`` of a fitted classifier."""
@@ -275,12 +306,23 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         """Labels drawn from the posterior predictive distribution, (n_samples_X, n_samples)."""
         return self.classes_[self._outcome_draws(X, groups, n_samples, random_state)]
 
-    def score(self, X, y=None, *, groups=None, sample_weight=None):
-        """Accuracy of :meth:`predict`."""
+    def score(self, X, y=None, *, groups=None, sample_weight=None, trials=None):
+        """Accuracy of :meth:`predict`.
+
+        With ``trials`` (``y``: successes per row), the accuracy over the trials: the
+        share of trials whose outcome is the row's predicted one - the accuracy of
+        the same data as one 0/1 row per trial."""
         from sklearn.metrics import accuracy_score
 
         y = formula_target(self, X, y)
-        return accuracy_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+        if trials is None:
+            return accuracy_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+        y = np.asarray(column_or_1d(y.to_numpy() if hasattr(y, "to_numpy") else y), float)
+        t = check_trials(trials, y, len(y))
+        w = np.ones(len(y)) if sample_weight is None else fit_weights(sample_weight, len(y))
+        w = np.ones(len(y)) if w is None else w
+        success = self.predict_proba(X, groups=groups)[:, 1] > 0.5
+        return float(w @ np.where(success, y, t - y) / (w @ t))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

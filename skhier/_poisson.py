@@ -64,9 +64,9 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
         As in :class:`HierarchicalRegressor`, on the log scale.
     """
 
-    __metadata_request__fit = {"groups": True, "exposure": True}
+    __metadata_request__fit = {"groups": True, "exposure": True, "sample_weight": True}
     __metadata_request__predict = {"groups": True, "exposure": True}
-    __metadata_request__score = {"groups": True, "exposure": True}
+    __metadata_request__score = {"groups": True, "exposure": True, "sample_weight": True}
 
     _parameter_constraints: dict = {
         **SHARED_CONSTRAINTS,
@@ -133,7 +133,7 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
     @formula_fit
-    def fit(self, X, y=None, *, groups=None, exposure=None):
+    def fit(self, X, y=None, *, groups=None, exposure=None, sample_weight=None):
         """Sample the posterior of the hierarchical count model.
 
         Parameters
@@ -146,21 +146,27 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
             Group label of each row, as in :meth:`HierarchicalRegressor.fit`.
         exposure : float or array-like of shape (n_samples,), default=None
             Positive exposure of each row, or one for every row (None: 1).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: a row of weight ``w`` counts as ``w`` identical rows
+            (same count, same exposure; 0 leaves the row out).
 
         Returns
         -------
         self : HierarchicalPoissonRegressor
         """
-        self._fit_inputs(self._model_inputs(X, y, groups, exposure))
+        self._fit_inputs(self._model_inputs(X, y, groups, exposure, sample_weight))
         self._fit_with_exposure = exposure is not None and bool(
             np.any(np.asarray(exposure, dtype=np.float64) != 1.0)
         )
         return self
 
-    def _model_inputs(self, X, y, groups, exposure=None):
-        refuse(X, y, groups, exposure, what=f"{type(self).__name__}.fit")
+    def _model_inputs(self, X, y, groups, exposure=None, sample_weight=None):
+        refuse(X, y, groups, exposure, sample_weight, what=f"{type(self).__name__}.fit")
         self._check_counts(y)
-        return self._glm_inputs(X, y, groups, exposure)
+        weights, X, y, groups, exposure = self._frequency_weights(
+            sample_weight, X, y, groups, exposure
+        )
+        return self._glm_inputs(X, y, groups, exposure, weights)
 
     def _numeric_target(self, y):
         """Counts as floats (checked as in fit)."""

@@ -21,6 +21,7 @@ from skhier._dask import frames as _dask
 from skhier._dask import predict as _dask_predict
 from skhier._data import checks as _checks
 from skhier._data.factors import n_factors
+from skhier._data.weights import weights_kind
 from skhier._engines.registry import select_engine
 from skhier._model.spec import Scaling, choose_parametrization
 from skhier._posterior import memory as _memory
@@ -327,7 +328,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
     @_fit_context(prefer_skip_nested_validation=True)
     @fit_or_restore
     @formula_fit
-    def fit(self, X, y=None, *, groups=None):
+    def fit(self, X, y=None, *, groups=None, sample_weight=None):
         """Sample the posterior of the hierarchical model.
 
         Parameters
@@ -343,29 +344,38 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             :data:`skhier.POPULATION` fits one group on purpose (complete
             pooling); None does the same but warns (:class:`~skhier.exceptions.NoGroupsWarning`),
             since it is usually a mistake - unless ``group_col`` is set.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: a row of weight ``w`` counts as ``w`` identical rows
+            (its likelihood raised to the power ``w``; 0 leaves the row out), for
+            aggregated data.  Not lme4's precision weights: there, ``weights=w``
+            divides a row's noise variance by ``w`` and leaves the number of
+            observations unchanged.  With ``likelihood="student_t"`` each of the
+            ``w`` copies has its own latent noise scale.
 
         Returns
         -------
         self : HierarchicalRegressor
             The fitted estimator.
         """
-        return self._fit_inputs(self._model_inputs(X, y, groups))
+        return self._fit_inputs(self._model_inputs(X, y, groups, sample_weight=sample_weight))
 
-    def _model_inputs(self, X, y, groups, exposure=None):
+    def _model_inputs(self, X, y, groups, exposure=None, sample_weight=None):
         """Validate the training data; the engine's inputs (sets ``groups_`` etc.)."""
         _no_exposure(exposure)
-        if any(_dask.is_dask(v) for v in (X, y, groups)):  # out of core: one pass of sums
+        if any(_dask.is_dask(v) for v in (X, y, groups, sample_weight)):  # out of core
             from skhier._dask.outofcore import model_inputs
 
+            _dask.refuse_weights(sample_weight)
             return FitInputs(None, None, None, *model_inputs(self, X, y, groups))
+        weights, X, y, groups = self._frequency_weights(sample_weight, X, y, groups)
         if n_factors(groups, self.group_col) > 1:
-            return self._several_inputs(X, y, groups)
+            return self._several_inputs(X, y, groups, weights=weights)
         y_is_bool = _checks.check_numeric_target(y)
         X, y, codes = self._validate_training_data(X, y, groups)
         _checks.warn_if_binary_target(y, y_is_bool)
         n_groups = len(self.groups_)
         slope_idx = self._resolve_design(X, codes)
-        scaling = Scaling.fit(X, y, self.standardize)
+        scaling = Scaling.fit(X, y, self.standardize, weights)
         y_std = (y - scaling.y_mean) / scaling.y_scale
         self.parametrization_ = (
             choose_parametrization(y_std, codes, n_groups)
@@ -373,10 +383,11 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             else self.parametrization
         )
         self.engine_ = select_engine(
-            self.engine, self.inference, self.likelihood, int(self._fit_with_groups)
-        )
+            self.engine, self.inference, self.likelihood, int(self._fit_with_groups),
+            weights=weights_kind(weights),
+        )  # fmt: skip
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
-        return FitInputs(X, y, codes, spec, scaling)
+        return FitInputs(X, y, codes, spec, scaling, weights=weights)
 
     # ------------------------------------------------------------ predict
     def predict(self, X, *, groups=None, return_std=False):

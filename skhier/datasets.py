@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 
 __all__ = [
     "SLEEPSTUDY_LME4",
+    "load_cbpp",
     "load_contraception",
     "load_egsingle",
     "load_epilepsy",
@@ -218,6 +219,31 @@ def load_contraception() -> pd.DataFrame:
     ((1934, 6), 60)
     """
     return _read("contraception.csv.gz")
+
+
+def load_cbpp() -> pd.DataFrame:
+    """Contagious bovine pleuropneumonia in 15 herds of zebu cattle in Ethiopia
+    (Lesnoff et al. 2004; lme4's ``cbpp``): binomial outcomes, successes out of
+    trials per row.
+
+    Returns
+    -------
+    data : pandas.DataFrame of shape (56, 4)
+        ``herd`` (1-15), ``incidence`` (new serological cases in the period),
+        ``size`` (the herd's size at the start of the period: the trials) and
+        ``period`` (1-4, a factor).  lme4's model is ``cbind(incidence, size -
+        incidence) ~ period + (1 | herd)``, binomial:
+        ``HierarchicalClassifier(random_slopes=None).fit(X, data["incidence"],
+        groups=data["herd"], trials=data["size"])`` with ``X`` the period dummies.
+
+    Examples
+    --------
+    >>> from skhier.datasets import load_cbpp
+    >>> data = load_cbpp()
+    >>> data.shape, int(data["size"].sum())
+    ((56, 4), 842)
+    """
+    return _read("cbpp.csv")
 
 
 def load_epilepsy() -> pd.DataFrame:

@@ -43,12 +43,28 @@ def test_pg_draws_have_the_polya_gamma_moments():
     n = 200_000
     for c in (0.0, 1.0, 4.0, -7.0):
         out = np.empty(n)
-        pg_fill(rng, np.full(n, c), out)
+        pg_fill(rng, np.full(n, c), out, np.ones(n, dtype=np.int64))
         z = abs(c)
         mean = 0.25 if z == 0 else np.tanh(z / 2) / (2 * z)
         var = 1 / 24 if z == 0 else (np.sinh(z) - z) / (4 * z**3 * np.cosh(z / 2) ** 2)
         assert abs(out.mean() - mean) < 5 * np.sqrt(var / n)
         assert abs(out.var() / var - 1) < 0.03
+
+
+def test_pg_draws_with_several_trials_have_the_polya_gamma_moments():
+    """PG(b, c): mean b tanh(c/2) / (2c), variance b times PG(1, c)'s."""
+    from skhier._engines.gibbs.pg import pg_fill
+
+    rng = np.random.default_rng(5)
+    n = 50_000
+    for b, c in ((3, 1.5), (12, -0.4)):
+        out = np.empty(n)
+        pg_fill(rng, np.full(n, c), out, np.full(n, b, dtype=np.int64))
+        z = abs(c)
+        mean = b * np.tanh(z / 2) / (2 * z)
+        var = b * (np.sinh(z) - z) / (4 * z**3 * np.cosh(z / 2) ** 2)
+        assert abs(out.mean() - mean) < 5 * np.sqrt(var / n)
+        assert abs(out.var() / var - 1) < 0.05
 
 
 @pytest.mark.parametrize("c", [0.0, 2.5, -8.0, 50.0])
@@ -64,7 +80,7 @@ def test_pg_draws_follow_the_series_representation(c):
     n, terms = 20_000, 3_000
     rng = np.random.default_rng(11)
     out = np.empty(n)
-    pg_fill(rng, np.full(n, c), out)
+    pg_fill(rng, np.full(n, c), out, np.ones(n, dtype=np.int64))
     k = np.arange(1, terms + 1) - 0.5
     weights = 1.0 / (2 * np.pi**2 * (k**2 + c**2 / (4 * np.pi**2)))
     rest = np.sum(1.0 / (2 * np.pi**2 * ((np.arange(terms + 1, 10**6) - 0.5) ** 2)))

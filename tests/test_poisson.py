@@ -107,10 +107,12 @@ def test_exposure_is_routed_like_groups():
         assert requests["groups"] is True and requests["exposure"] is True, method
 
 
-def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=(), slopes=(1,)):
+def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=(), slopes=(1,),
+               weighted=False):  # fmt: skip
     """A small GLMM's density arguments (unsorted rows in, the kernel's layout out),
     the dimension of x, and the raw rows; the groups ``empty`` have no rows;
-    ``slopes``: the columns of ``F[:, 1:]`` with a random slope."""
+    ``slopes``: the columns of ``F[:, 1:]`` with a random slope; ``weighted``:
+    random frequency weights (binary rows then hold shares of successes)."""
     from skhier._engines.nuts.engine import group_mean_rows, rows_by_group
     from skhier._engines.nuts.kernels import FAMILY_CODES
 
@@ -126,14 +128,17 @@ def _glmm_args(family, correlated, centered, rng, n=150, n_groups=6, empty=(), s
     if family == "bernoulli":
         y = (y > 1).astype(float)
     offset = 0.1 * rng.normal(size=n)
+    w = rng.uniform(0.2, 3.0, n) if weighted else None
+    if weighted and family == "bernoulli":
+        y = rng.integers(0, 4, n) / 3.0  # shares of successes out of 3 trials
     m = q * (q - 1) // 2 if correlated else 0
     dim = p + q + m + n_groups * q + (family == "negative_binomial")
-    y_s, off_s, Ft, starts, counts, values = rows_by_group(F, y, codes, offset, n_groups)
-    args = (FAMILY_CODES[family], y_s, off_s, Ft, starts, n_groups, q)
+    y_s, off_s, w_s, Ft, starts, counts, values = rows_by_group(F, y, codes, offset, n_groups, w)
+    args = (FAMILY_CODES[family], y_s, off_s, w_s, Ft, starts, n_groups, q)
     args += (correlated, 2.0, np.full(p, 2.5), np.ones(q), centered)
     zbar = group_mean_rows(F, codes, n_groups, shift)
     args += (shift, slope_idx, zbar, counts, values)
-    return args, dim, (F, Z, y, codes, offset)
+    return args, dim, (F, Z, y, codes, offset, np.ones(n) if w is None else w)
 
 
 SLOPES = [(), (1,), (1, 0)]  # random intercepts only; one slope; two, out of order
@@ -149,9 +154,10 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
     rng = np.random.default_rng(1)
     empty = (2, 6) if correlated else ()  # groups without rows, inside and at the end
     args, dim, _ = _glmm_args(
-        family, correlated, centered, rng, n_groups=7, empty=empty, slopes=slopes
-    )
-    sizes = np.diff(args[4])  # rows per group, from starts
+        family, correlated, centered, rng, n_groups=7, empty=empty, slopes=slopes,
+        weighted=correlated,
+    )  # fmt: skip
+    sizes = np.diff(args[5])  # rows per group, from starts
     assert sizes[list(empty)].sum() == 0 and sizes.sum() == 150
     x = 0.3 * rng.normal(size=dim)
     grad, scratch = np.zeros(dim), np.zeros(dim)
@@ -168,22 +174,24 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
 @pytest.mark.parametrize("centered", [False, True])
 @pytest.mark.parametrize("slopes", SLOPES)
-def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_glmm_density_likelihood_matches_scipy(family, centered, slopes, weighted):
     """The kernel's density against scipy's log pmf on the unsorted rows plus the
     priors written out (independent effects: Normal on beta, on z (non-centered) or
     on each group's coefficients around the population's (centered, the intercept
     sampled as the group's linear predictor at its own mean row), Exponential(1) on
     the SDs with the log-Jacobians of their log transforms, and HalfNormal(1) on the
     dispersion's phi, sampled on the whole line): equal up to a constant, so the change between two
-    points must agree."""
+    points must agree.  ``weighted``: each row's log likelihood times its frequency
+    weight (a binary row's: the binomial one of its share of successes)."""
     from scipy import stats
 
     from skhier._engines.nuts.kernels import glmm_density
 
     rng = np.random.default_rng(2)
     n_groups, p, q = 6, 3, 1 + len(slopes)
-    args, dim, (F, Z, y, codes, offset) = _glmm_args(
-        family, False, centered, rng, n_groups=n_groups, slopes=slopes
+    args, dim, (F, Z, y, codes, offset, w) = _glmm_args(
+        family, False, centered, rng, n_groups=n_groups, slopes=slopes, weighted=weighted
     )
 
     def reference(x):
@@ -201,8 +209,9 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
             u = z * tau
             prior_u = -0.5 * np.sum(z**2)
         eta = offset + F @ beta + np.einsum("ij,ij->i", Z, u[codes])
-        if family == "bernoulli":
-            lik = stats.bernoulli.logpmf(y, 1 / (1 + np.exp(-eta)))
+        if family == "bernoulli":  # (a share y of w trials: the binomial's kernel)
+            pr = 1 / (1 + np.exp(-eta))
+            lik = y * np.log(pr) + (1 - y) * np.log1p(-pr)
         elif family == "poisson":
             lik = stats.poisson.logpmf(y, np.exp(eta))
         else:
@@ -213,7 +222,7 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes):
         prior += np.sum(log_sd - np.exp(log_sd))
         if family == "negative_binomial":  # HalfNormal(1) on |phi|
             prior += -0.5 * x[-1] ** 2
-        return lik.sum() + prior
+        return w @ lik + prior
 
     x1 = 0.3 * rng.normal(size=dim)
     x2 = x1 + 0.3 * rng.normal(size=dim)
@@ -232,7 +241,8 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     X, y, g, _, _ = count_data()
     calls = []
 
-    def fake(self, X, y, codes, spec, scaling, offset=None, stats=None, warn_convergence=True):
+    def fake(self, inputs, warn_convergence=True):
+        spec = inputs.spec
         calls.append(spec.parametrization)
         self.posterior_ = type("P", (), {"n_draws": 4000, "dispersion": None})()
         self.convergence_ = {"n_divergences": 200 if len(calls) == 1 else second}

@@ -97,8 +97,22 @@ def test_noise_conditional_is_prior_times_student_t_likelihood():
         return prior + stats.t(nu, scale=s).logpdf(resid).sum()
 
     points = [(-0.5, 1.0), (0.2, 2.5), (-1.0, -0.5)]
-    diffs = [aug.log_noise_conditional(ls, e, resid, rate) - reference(ls, e) for ls, e in points]
+    ones = np.ones(len(resid))
+    diffs = [
+        aug.log_noise_conditional(ls, e, resid, ones, rate) - reference(ls, e)
+        for ls, e in points
+    ]
     np.testing.assert_allclose(diffs, diffs[0], atol=1e-8)  # equal up to a constant
+    # frequency weights: the same as repeating each residual that often
+    freq = np.random.default_rng(4).integers(1, 4, len(resid)).astype(float)
+    rep = np.repeat(resid, freq.astype(int))
+    one = np.ones(len(rep))
+    diffs = [
+        aug.log_noise_conditional(ls, e, resid, freq, rate)
+        - aug.log_noise_conditional(ls, e, rep, one, rate)
+        for ls, e in points
+    ]
+    np.testing.assert_allclose(diffs, 0.0, atol=1e-8)
 
 
 def test_rescale_move_draws_its_exact_conditional():
@@ -118,7 +132,7 @@ def test_rescale_move_draws_its_exact_conditional():
     mean = mass[1] / mass[0]
     sd = math.sqrt(mass[2] / mass[0] - mean**2)
     rng = np.random.default_rng(5)
-    draws = np.array([aug.rescale_move(w0.copy(), s, nu, rate, rng) for _ in range(4000)])
+    draws = np.array([aug.rescale_move(w0.copy(), s, nu, float(n), rate, rng) for _ in range(4000)])
     assert abs(draws.mean() - mean) < 4 * sd / math.sqrt(4000)
     assert abs(draws.std() - sd) < 0.05 * sd
 
@@ -127,9 +141,12 @@ def test_weights_draw_their_gamma_conditional():
     rng = np.random.default_rng(6)
     r = np.full(20000, 1.7)
     w = np.empty_like(r)
-    aug.draw_weights(r, 5.0, w, rng)
+    aug.draw_weights(r, 5.0, np.ones_like(r), w, rng)
     ref = stats.gamma(3.0, scale=2.0 / (5.0 + 1.7**2))
     assert stats.kstest(w, ref.cdf).pvalue > 1e-3
+    # a row of frequency weight 3: the sum of three copies' weights
+    aug.draw_weights(r, 5.0, np.full_like(r, 3.0), w, rng)
+    assert stats.kstest(w, stats.gamma(9.0, scale=2.0 / (5.0 + 1.7**2)).cdf).pvalue > 1e-3
 
 
 def test_student_t_resists_outliers_that_bias_the_gaussian_model():

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from skhier._core.report import ReportMixin
 from skhier._core.workflow import WorkflowMixin
@@ -32,6 +32,7 @@ from skhier._data.groups import (
     split_group_column,
     unique_labels,
 )
+from skhier._data.weights import drop_unweighted, fit_weights
 from skhier._engines.contract import SamplerConfig
 from skhier._engines.registry import BY_NAME, resolve_inference, run_engine
 from skhier._model.spec import ModelSpec, Scaling, resolve_random_slopes
@@ -115,14 +116,15 @@ class FitInputs(NamedTuple):
     scaling: Scaling
     offset: np.ndarray | None = None  # GLMs: fixed part of the linear predictor
     stats: object = None  # out of core: the collapsed engine's SufficientStats (no rows)
+    weights: np.ndarray | None = None  # frequency weights per row (None: every row once)
 
 
 class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
     """Shared machinery of skhier's estimators (not public)."""
 
-    __metadata_request__fit = {"groups": True}
+    __metadata_request__fit = {"groups": True, "sample_weight": True}
     __metadata_request__predict = {"groups": True}
-    __metadata_request__score = {"groups": True}
+    __metadata_request__score = {"groups": True, "sample_weight": True}
 
     # ------------------------------------------------------------- fitting
     def _validate_training_data(self, X, y, groups):
@@ -206,9 +208,20 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
             likelihood=self.likelihood,
         )
 
-    def _scaling(self, X, y, exposure=None):
+    def _scaling(self, X, y, exposure=None, weights=None):
         """The affine maps to the standardized scale (:class:`~skhier._model.spec.Scaling`)."""
-        return Scaling.fit(X, y, self.standardize)
+        return Scaling.fit(X, y, self.standardize, weights)
+
+    @staticmethod
+    def _frequency_weights(sample_weight, X, y, *more):
+        """``(weights, X, y, *more)``: the validated frequency weights (None when
+        every row counts once) and the rows of weight 0 dropped from the rest."""
+        if sample_weight is None:
+            return (None, X, y, *more)
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None.")
+        weights = fit_weights(sample_weight, _num_samples(y))
+        return drop_unweighted(weights, X, y, *more)
 
     def _fit_inputs(self, inputs: FitInputs):
         """Sample the posterior of the model in ``inputs`` (from ``_model_inputs``)."""
@@ -217,7 +230,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         if inputs.spec.factors:
             from skhier._core import multi as _multi
 
-            _multi.sample(self, *inputs[:6])
+            _multi.sample(self, inputs)
         else:
             self._sample_one_factor(inputs)
         if getattr(self.posterior_, "dispersion", None) is not None:
@@ -233,14 +246,14 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         spec = inputs.spec
         switchable = BY_NAME[spec.engine].parametrized and self._fit_with_groups
         if self.parametrization != "auto" or not switchable:  # (one group: no funnel to fix)
-            return self._sample_posterior(*inputs)
-        self._sample_posterior(*inputs, warn_convergence=False)
+            return self._sample_posterior(inputs)
+        self._sample_posterior(inputs, warn_convergence=False)
         first = self.convergence_["n_divergences"]
         if first > _SWITCH_DIVERGENCES * self.posterior_.n_draws:
             other = "non-centered" if spec.parametrization == "centered" else "centered"
             kept = dict(self.__dict__)
             self._sample_posterior(
-                *inputs._replace(spec=replace(spec, parametrization=other)),
+                inputs._replace(spec=replace(spec, parametrization=other)),
                 warn_convergence=False,
             )
             second = self.convergence_["n_divergences"]
@@ -254,11 +267,10 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
             )
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
-    def _sample_posterior(
-        self, X, y, codes, spec, scaling, offset=None, stats=None, warn_convergence=True
-    ):
-        """Run the engine of ``spec`` (``engine_`` set), keep the posterior, its
+    def _sample_posterior(self, inputs: FitInputs, warn_convergence=True):
+        """Run the engine of ``inputs.spec`` (``engine_`` set), keep the posterior, its
         summaries and diagnostics, and warn when the sampler may not have converged."""
+        spec = inputs.spec
         n_groups = len(self.groups_)
         seed, rng_seed, self._predict_seed = seeds(self.random_state, 3)
         inference = resolve_inference(self.inference, self.engine_, n_groups)
@@ -272,10 +284,10 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
             inference=inference,
         )
         rng = np.random.default_rng(rng_seed)
-        draws = run_engine(X, y, codes, n_groups, spec, scaling, config, rng, offset, stats)
+        draws = run_engine(inputs, n_groups, config, rng)
         self._inference = draws.get("inference", {"method": inference})
         self.posterior_ = Posterior.from_standardized(
-            draws, spec, scaling, self.interval_prob, self.store_draws
+            draws, spec, inputs.scaling, self.interval_prob, self.store_draws
         )
         self._set_summaries(spec)
         if warn_convergence:
@@ -298,12 +310,12 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         """Fit with several grouping factors."""
         return getattr(self, "_factors", None) is not None
 
-    def _several_inputs(self, X, y, groups, exposure=None) -> FitInputs:
-        """Validate a model with several grouping factors (the Gibbs engine)."""
+    def _several_inputs(self, X, y, groups, exposure=None, weights=None) -> FitInputs:
+        """Validate a model with several grouping factors."""
         from skhier._core import multi as _multi
 
         _forget(self, _SINGLE_ATTRS)
-        return FitInputs(*_multi.prepare_several(self, X, y, groups, exposure))
+        return FitInputs(*_multi.prepare_several(self, X, y, groups, exposure, weights))
 
     def _prepare(self, X, groups):
         """Validate X and resolve group codes for a prediction method."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from skhier._core.base import FitInputs, HierarchicalBase
 from skhier._data.factors import n_factors
+from skhier._data.weights import weights_kind
 from skhier._engines.registry import select_engine
 from skhier._model.likelihoods import FAMILIES
 from skhier._posterior import memory as _memory
@@ -31,7 +32,7 @@ from skhier._util.seeds import generator
 _TYPICAL_GROUP_SD = 0.5
 
 
-def glm_parametrization(y, codes, n_groups, family, exposure=None):
+def glm_parametrization(y, codes, n_groups, family, exposure=None, weights=None):
     """The automatic rule for the NUTS engines: centered when the median group's
     own rows carry more information about its intercept than a typical spread of
     the groups (``info_g * 0.5^2 >= 1``), non-centered (no funnel) otherwise.
@@ -39,15 +40,18 @@ def glm_parametrization(y, codes, n_groups, family, exposure=None):
     ``info_g`` is the Fisher information of the group's intercept at its raw mean:
     ``n_g p (1 - p)`` for binary outcomes (``p`` the overall share of 1s);
     ``sum(mu) / (1 + m phi)`` for counts (``m`` the group's mean count, ``phi`` a
-    moment estimate of the over-dispersion, 0 for Poisson)."""
-    n = np.bincount(codes, minlength=n_groups).astype(float)
+    moment estimate of the over-dispersion, 0 for Poisson); rows count by their
+    frequency ``weights``."""
+    n = np.bincount(codes, weights=weights, minlength=n_groups).astype(float)
     if family == "bernoulli":
-        p = float(np.mean(y))
+        p = float(np.average(y, weights=weights))
         info = n * p * (1.0 - p)
     else:
-        total = np.bincount(codes, weights=y, minlength=n_groups)
+        total = np.bincount(codes, weights=y if weights is None else y * weights,
+                            minlength=n_groups)  # fmt: skip
         mean = total / np.maximum(n, 1.0)
-        m, v = float(np.mean(y)), float(np.var(y))
+        m = float(np.average(y, weights=weights))
+        v = float(np.average((y - m) ** 2, weights=weights))
         phi = max(0.0, (v - m) / max(m * m, 1e-12)) if family == "negative_binomial" else 0.0
         info = (total + 0.5) / (1.0 + mean * phi)
     med = float(np.median(info[n > 0])) if (n > 0).any() else 0.0
@@ -59,27 +63,29 @@ class HierarchicalGLMBase(HierarchicalBase):
 
 
     # ------------------------------------------------------------------ fit
-    def _glm_inputs(self, X, y, groups, exposure=None):
-        """The engine's inputs, with ``y`` already numeric (0/1 or counts) and
-        ``exposure`` per row or None."""
+    def _glm_inputs(self, X, y, groups, exposure=None, weights=None):
+        """The engine's inputs, with ``y`` already numeric (0/1 or proportions, or
+        counts), ``exposure`` per row or None and the rows' frequency ``weights``
+        (None: each row once) with the rows of weight 0 already dropped."""
         if n_factors(groups, self.group_col) > 1:
-            return self._several_inputs(X, y, groups, exposure)
+            return self._several_inputs(X, y, groups, exposure, weights)
         X, y, codes = self._validate_training_data(X, y, groups)
         engine = select_engine(
-            self.engine, self.inference, self.likelihood, int(self._fit_with_groups)
-        )
+            self.engine, self.inference, self.likelihood, int(self._fit_with_groups),
+            weights=weights_kind(weights),
+        )  # fmt: skip
         exposure = self._check_exposure(exposure, X.shape[0])
         slope_idx = self._resolve_design(X, codes)
-        scaling = self._scaling(X, y, exposure)
+        scaling = self._scaling(X, y, exposure, weights)
         self.engine_ = engine
         self.parametrization_ = (
-            glm_parametrization(y, codes, len(self.groups_), self.likelihood, exposure)
+            glm_parametrization(y, codes, len(self.groups_), self.likelihood, exposure, weights)
             if self.parametrization == "auto"
             else self.parametrization
         )
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         offset = self._offset(scaling, X.shape[0], exposure)
-        return FitInputs(X, y, codes, spec, scaling, offset)
+        return FitInputs(X, y, codes, spec, scaling, offset, weights=weights)
 
     def _check_exposure(self, exposure, n_rows):
         if exposure is None:
@@ -97,15 +103,18 @@ class HierarchicalGLMBase(HierarchicalBase):
             )
         return exposure
 
-    def _scaling(self, X, y, exposure=None):
+    def _scaling(self, X, y, exposure=None, weights=None):
         """Features standardized; the intercept centred at the link of the mean
         response (per unit of exposure), so its prior concerns departures from it.
         ``standardize=False``: neither (the priors then apply as written, on the
         user's scale, centred at 0)."""
-        base = super()._scaling(X, y)
+        base = super()._scaling(X, y, weights=weights)
         if not self.standardize:
             return replace(base, y_mean=0.0, y_scale=1.0)
-        total = y.sum() / (exposure.sum() if exposure is not None else len(y))
+        w = np.ones(len(y)) if weights is None else weights
+        total = (w @ y) / (w @ exposure if exposure is not None else w.sum())
+        if weights is None:  # (the same number, summed as it always was)
+            total = y.sum() / (exposure.sum() if exposure is not None else len(y))
         return replace(base, y_mean=FAMILIES[self.likelihood].link(total), y_scale=1.0)
 
     @staticmethod

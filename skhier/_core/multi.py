@@ -77,8 +77,9 @@ def factor_terms(est, X, layout, codes):
     return tuple(terms)
 
 
-def sample(est, X, y, codes, spec, scaling, offset=None):
-    """Run the Gibbs engine; set ``posterior_``, the per-factor attributes and the
+def sample(est, inputs):
+    """Run the engine for several factors on ``inputs`` (``FitInputs``); set
+    ``posterior_``, the per-factor attributes and the
     diagnostics; warn when the chains may not have converged."""
     from skhier._engines.contract import SamplerConfig
     from skhier._engines.registry import BY_NAME, quiet_samplers
@@ -92,13 +93,17 @@ def sample(est, X, y, codes, spec, scaling, offset=None):
     )  # fmt: skip
     rng = np.random.default_rng(rng_seed)
     with quiet_samplers():
+        extra = {"offset": inputs.offset} if inputs.offset is not None else {}
+        if inputs.weights is not None:
+            extra["weights"] = inputs.weights
+        X, spec = inputs.X, inputs.spec
         draws = engine.function(several=True)(
-            X, y, codes, spec, scaling, config=config, rng=rng, store_draws=est.store_draws,
-            offset=offset,
+            X, inputs.y, inputs.codes, spec, inputs.scaling, config=config, rng=rng,
+            store_draws=est.store_draws, **extra,
         )  # fmt: skip
     check_interrupted()
     est._inference = draws["inference"]
-    est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, scaling)
+    est.posterior_ = post = FactorsPosterior.from_standardized(draws, spec, inputs.scaling)
     prob = est.interval_prob
     est.intercept_ = float(post.intercept.mean())
     est.coef_ = post.coef.mean(axis=(0, 1))
@@ -285,16 +290,21 @@ def to_inference_data(est):
     return az.from_dict(posterior=posterior, coords=coords, dims=dims)
 
 
-def prepare_several(est, X, y, groups, exposure=None):
-    """Validate a model with several grouping factors (Gibbs engine): Gaussian
-    noise, or binary outcomes (``y`` already 0/1).  Returns the engine's inputs
-    ``(X, y, codes, spec, scaling, offset)``."""
+def prepare_several(est, X, y, groups, exposure=None, weights=None):
+    """Validate a model with several grouping factors: Gaussian or Student-t noise,
+    binary outcomes (``y`` already 0/1 or proportions) or counts.  Returns the
+    engine's inputs ``(X, y, codes, spec, scaling, offset, stats, weights)``, the
+    fields of :class:`~skhier._core.base.FitInputs` (``weights``: the rows' frequency
+    weights, rows of weight 0 already dropped)."""
     from dataclasses import replace
+
+    from skhier._data.weights import weights_kind
 
     n = n_factors(groups, est.group_col)
     est.engine_ = select_engine(
-        est.engine, est.inference, est.likelihood, n, estimator=type(est).__name__
-    )
+        est.engine, est.inference, est.likelihood, n, estimator=type(est).__name__,
+        weights=weights_kind(weights),
+    )  # fmt: skip
     gaussian = est.likelihood in ("normal", "student_t")  # noise, not a GLM's link
     y_is_bool = _checks.check_numeric_target(y) if gaussian else False
     X, y, layout, codes = validate(est, X, y, groups)
@@ -302,7 +312,7 @@ def prepare_several(est, X, y, groups, exposure=None):
         _checks.warn_if_binary_target(y, y_is_bool)
     terms = factor_terms(est, X, layout, codes)
     exposure = None if gaussian else est._check_exposure(exposure, X.shape[0])
-    scaling = est._scaling(X, y, exposure)
+    scaling = est._scaling(X, y, exposure, weights)
     spec = replace(est._spec(X.shape[1], (), est.engine_, "centered"), factors=terms)
     offset = None if gaussian else est._offset(scaling, X.shape[0], exposure)
-    return X, y, codes, spec, scaling, offset
+    return X, y, codes, spec, scaling, offset, None, weights

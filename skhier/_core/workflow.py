@@ -189,7 +189,7 @@ class WorkflowMixin:
         )
         return self.idata_
 
-    def to_pymc(self, X, y=None, *, groups=None, exposure=None):
+    def to_pymc(self, X, y=None, *, groups=None, exposure=None, sample_weight=None, **fit_params):
         """The estimator's model as a ``pymc.Model`` on ``(X, y, groups)``.
 
         The same priors, data and structure that skhier fits, written out
@@ -209,9 +209,13 @@ class WorkflowMixin:
 
         Parameters
         ----------
-        X, y, groups, exposure
+        X, y, groups, exposure, sample_weight
             The training data, as for :meth:`fit` (with ``formula``: the DataFrame, and
-            ``y`` only for a one-sided formula).
+            ``y`` only for a one-sided formula).  With ``sample_weight`` (or the
+            classifier's ``trials``) the likelihood is the potential ``y_weighted``,
+            each row's log density times its weight, instead of an observed ``y``.
+        **fit_params
+            The classifier's ``trials``, as for :meth:`fit`.
 
         Returns
         -------
@@ -228,11 +232,14 @@ class WorkflowMixin:
             refuse_conflicts(self, groups)
             X, y, groups, params, _ = encode_fit(self.formula, X, y)
             model_est.set_params(formula=None, **params)
-        X, y, codes, spec, scaling, offset, _ = model_est._model_inputs(X, y, groups, exposure)
+        weights = {"sample_weight": sample_weight, **fit_params}
+        inputs = model_est._model_inputs(X, y, groups, exposure, **weights)
+        X, y, codes, spec, scaling, offset = inputs[:6]
+        extra = {"user_units": True, "weights": inputs.weights}
         if spec.factors or not model_est._fit_with_groups:  # (no groups: no group effects)
-            return build_factors_model(X, y, codes, spec, scaling, offset, user_units=True)
+            return build_factors_model(X, y, codes, spec, scaling, offset, **extra)
         n_groups = len(model_est.groups_)
-        return build_model(X, y, codes, n_groups, spec, scaling, offset, user_units=True)
+        return build_model(X, y, codes, n_groups, spec, scaling, offset, **extra)
 
     # ----------------------------------------------------------- primitives
     def _log_exposure(self, exposure, n_rows):

@@ -38,6 +38,16 @@ def refuse(*objs, what="This method") -> None:
         )
 
 
+def refuse_weights(sample_weight) -> None:
+    """Out-of-core fits take no frequency weights (yet): say what to do instead."""
+    if sample_weight is not None:
+        raise ValueError(
+            "fit with Dask input does not take `sample_weight`: the out-of-core fit sums "
+            "unweighted rows. Repeat the rows (each as often as its weight), or compute "
+            "the data and fit it in memory, where `sample_weight` is supported."
+        )
+
+
 def _blocks(obj, name):
     """One delayed object per row block of a Dask DataFrame, Series or Array."""
     if hasattr(obj, "divisions"):  # DataFrame / Series

@@ -21,17 +21,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
+from skhier._data.weights import n_observations, weighted_rows
 from skhier._model.likelihoods import nb_log_pmf
 from skhier._model.spec import design
 
 #: grid points of the noise SD's marginal posterior (log scale)
 _GRID = 4001
+#: bound on |log s| of the grid (standardized units: the noise SD is a share of y's SD)
+_LOG_S_BOUND = 25.0
 #: degrees of freedom of the independence proposal
 _PROPOSAL_DF = 5.0
 
 
-def fit_pooled(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None, stats=None):
-    """Draws of the regression without group effects, in the engines' common form."""
+def fit_pooled(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None, stats=None,
+               weights=None):  # fmt: skip
+    """Draws of the regression without group effects, in the engines' common form
+    (``weights``: the rows' frequency weights; a binary ``y`` may then be a share of
+    successes, its weight the trials)."""
     chains, draws = config.chains, config.draws
     family = spec.likelihood
     prior_sd = spec.beta_prior_sd
@@ -41,18 +47,19 @@ def fit_pooled(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None
             ww, n_obs = stats.ww, stats.n_obs
         else:
             F, _, ys = design(X, y, spec, scaling)
-            w = np.column_stack([F, ys])
-            ww, n_obs = w.T @ w, len(ys)
+            w = np.column_stack(weighted_rows(weights, F, ys))
+            ww, n_obs = w.T @ w, n_observations(weights, len(ys))
         beta, s = _gaussian(ww, n_obs, prior_sd, 1.0 / spec.prior_noise_sd, chains * draws, rng)
         method, accept = "exact", None
     else:
         F, _, ys = design(X, y, spec, scaling)
         if family == "bernoulli":
-            beta = _logistic(F, np.asarray(y, float), offset, prior_sd, config, rng)
+            beta = _logistic(F, np.asarray(y, float), offset, prior_sd, config, rng, weights)
             s, method, accept = np.ones(len(beta)), "gibbs", None
         else:
             target = _Target(F, ys if family == "student_t" else np.asarray(y, float),
-                             offset, prior_sd, family, 1.0 / spec.prior_noise_sd)  # fmt: skip
+                             offset, prior_sd, family, 1.0 / spec.prior_noise_sd,
+                             weights)  # fmt: skip
             theta, accept = _independence_mh(target, config, rng)
             beta, s, extra = target.unpack(theta)
             method = "metropolis"
@@ -80,33 +87,36 @@ def fit_pooled(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None
 def _gaussian(ww, n_obs, prior_sd, noise_rate, n_total, rng):
     """Exact draws ``(beta (S, p), s (S,))`` of ``y ~ N(F beta, s^2)``, ``beta ~
     N(0, diag(prior_sd^2))``, ``s ~ Exponential(noise_rate)``, from ``ww`` =
-    ``[F, y]'[F, y]``."""
+    ``[F, y]'[F, y]``.
+
+    All algebra runs in the eigenbasis of ``D F'F D`` (``D = diag(prior_sd)``):
+    the posterior precision of ``beta`` given ``s`` is ``D^-1 V (I + Lambda / s^2)
+    V' D^-1``, so every ``s`` costs O(p) and nothing is factorized per ``s`` (and a
+    rank-deficient ``F'F``, more features than rows, stays exact: its eigenvalues
+    are clipped at 0, not left at -1e-14 to break a Cholesky)."""
     p = ww.shape[0] - 1
     ftf, fty, yty = ww[:p, :p], ww[:p, p], ww[p, p]
-    prec0 = np.diag(1.0 / np.asarray(prior_sd, float) ** 2)
+    d = np.asarray(prior_sd, float)
+    lam, vec = np.linalg.eigh(d[:, None] * ftf * d[None, :])
+    lam = np.maximum(lam, 0.0)
+    c = vec.T @ (d * fty)  # F'y in the eigenbasis
 
     def log_post(log_s):  # marginal posterior of log s (beta integrated out)
-        out = np.empty(len(log_s))
-        for start in range(0, len(log_s), 256):
-            ls = log_s[start : start + 256]
-            inv = np.exp(-2.0 * ls)
-            chol = np.linalg.cholesky(prec0 + ftf * inv[:, None, None])
-            b = np.linalg.solve(chol, (fty * inv[:, None])[..., None])[..., 0]
-            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
-            quad = yty * inv - (b * b).sum(1)
-            s = np.exp(ls)
-            out[start : start + 256] = (
-                -n_obs * ls - 0.5 * logdet - 0.5 * quad - noise_rate * s + ls
-            )
-        return out
+        inv = np.exp(-2.0 * log_s)[:, None]
+        shrink = 1.0 + lam[None, :] * inv
+        logdet = np.log(shrink).sum(1)  # (up to the constant log det of the prior)
+        quad = np.maximum(yty * inv[:, 0] - (inv * inv * c * c / shrink).sum(1), 0.0)
+        return -n_obs * log_s - 0.5 * logdet - 0.5 * quad - noise_rate * np.exp(log_s) + log_s
 
-    beta_hat = np.linalg.solve(prec0 + ftf, fty)
+    beta_hat = d * (vec @ (c / (1.0 + lam)))  # the posterior mode at s = 1
     rss = max(yty - 2 * beta_hat @ fty + beta_hat @ ftf @ beta_hat, 1e-12 * max(yty, 1.0))
     dof = max(n_obs - p, 1)
     center = 0.5 * np.log(rss / dof)
     half = 12.0 * (1.0 / np.sqrt(2.0 * dof) + 0.05)
     for _ in range(8):  # widen until the density at both ends is negligible
-        grid = np.linspace(center - half, center + half, _GRID)
+        # (within e^-25..e^25 standardized units: the noise SD is a share of y's SD)
+        grid = np.linspace(max(center - half, -_LOG_S_BOUND), min(center + half, _LOG_S_BOUND),
+                           _GRID)  # fmt: skip
         lp = log_post(grid)
         if lp[0] < lp.max() - 30 and lp[-1] < lp.max() - 30:
             break
@@ -114,31 +124,34 @@ def _gaussian(ww, n_obs, prior_sd, noise_rate, n_total, rng):
     dens = np.exp(lp - lp.max())
     cdf = np.r_[0.0, np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(grid))]
     log_s = np.interp(rng.random(n_total) * cdf[-1], cdf, grid)
-    beta = np.empty((n_total, p))
-    for start in range(0, n_total, 256):
-        inv = np.exp(-2.0 * log_s[start : start + 256])
-        chol = np.linalg.cholesky(prec0 + ftf * inv[:, None, None])
-        b = np.linalg.solve(chol, (fty * inv[:, None])[..., None])
-        z = rng.standard_normal(b.shape) + b  # L^{-1} rhs + noise, then back-substitute
-        beta[start : start + 256] = np.linalg.solve(np.swapaxes(chol, 1, 2), z)[..., 0]
-    return beta, np.exp(log_s)
+    inv = np.exp(-2.0 * log_s)[:, None]
+    shrink = 1.0 + lam[None, :] * inv
+    # the noise through the symmetric root V S^-1/2 V', which does not depend on how
+    # eigh picks the eigenvectors of (nearly) equal eigenvalues: the draws are a
+    # continuous function of the data
+    noise = rng.standard_normal((n_total, p)) @ vec
+    z = (inv * c / shrink + noise / np.sqrt(shrink)) @ vec.T
+    return z * d, np.exp(log_s)
 
 
 # ------------------------------------------------------------------ binary
-def _logistic(F, y, offset, prior_sd, config, rng):
-    """Pólya-Gamma Gibbs sampling of logistic regression; draws (chains * draws, p)."""
+def _logistic(F, y, offset, prior_sd, config, rng, weights=None):
+    """Pólya-Gamma Gibbs sampling of logistic regression; draws (chains * draws, p).
+    ``weights``: whole-number trials (times frequency weights) of each row, whose
+    ``y`` is then its share of successes."""
     from skhier._engines.gibbs.pg import pg_fill
 
     n, p = F.shape
     off = np.zeros(n) if offset is None else np.asarray(offset, float)
     prec0 = np.diag(1.0 / np.asarray(prior_sd, float) ** 2)
-    kappa = y - 0.5
+    trials = np.ones(n, dtype=np.int64) if weights is None else np.rint(weights).astype(np.int64)
+    kappa = trials * (y - 0.5)
     out = np.empty((config.chains, config.draws, p))
     omega = np.empty(n)
     for c in range(config.chains):
         beta = rng.normal(scale=0.1, size=p)
         for it in range(config.tune + config.draws):
-            pg_fill(rng, np.abs(off + F @ beta), omega)
+            pg_fill(rng, np.abs(off + F @ beta), omega, trials)
             chol = np.linalg.cholesky(prec0 + F.T @ (omega[:, None] * F))
             rhs = F.T @ (kappa - omega * off)
             z = np.linalg.solve(chol, rhs) + rng.standard_normal(p)
@@ -156,8 +169,9 @@ class _Target:
     point and not minus infinity), Student-t (``log s``, ``log(nu - 1)``, ``nu ~
     Gamma(2, 0.1)`` on ``nu > 1``)."""
 
-    def __init__(self, F, y, offset, prior_sd, family, noise_rate):
+    def __init__(self, F, y, offset, prior_sd, family, noise_rate, weights=None):
         self.F, self.y, self.family, self.noise_rate = F, y, family, noise_rate
+        self.w = np.ones(len(y)) if weights is None else weights
         self.off = np.zeros(len(y)) if offset is None else np.asarray(offset, float)
         self.prior_sd = np.asarray(prior_sd, float)
         self.p = F.shape[1]
@@ -183,11 +197,11 @@ class _Target:
         eta = self.off[None, :] + beta @ self.F.T  # (m, n)
         lp = -0.5 * ((beta / self.prior_sd) ** 2).sum(1)
         if self.family == "poisson":
-            return lp + (self.y * eta - np.exp(eta) - self.lgy).sum(1)
+            return lp + (self.y * eta - np.exp(eta) - self.lgy) @ self.w
         if self.family == "negative_binomial":
             phi = theta[:, self.p]
             ll = nb_log_pmf(self.y[None, :], eta, (phi**2)[:, None])
-            return lp + ll.sum(1) - 0.5 * phi**2
+            return lp + ll @ self.w - 0.5 * phi**2
         log_s, log_nu1 = theta[:, self.p], theta[:, self.p + 1]
         s, nu = np.exp(log_s), 1.0 + np.exp(log_nu1)
         z = (self.y[None, :] - eta) / s[:, None]
@@ -195,7 +209,7 @@ class _Target:
               - 0.5 * np.log(nu * np.pi) - log_s)[:, None] - (nu[:, None] + 1) / 2 * np.log1p(
             z * z / nu[:, None])  # fmt: skip
         prior = -self.noise_rate * s + log_s + np.log(nu) - 0.1 * nu + log_nu1
-        return lp + ll.sum(1) + prior
+        return lp + ll @ self.w + prior
 
     def unpack(self, theta):
         beta = theta[:, : self.p]

@@ -18,12 +18,15 @@ from skhier._util import interrupts as _interrupts
 from skhier._util.warn import import_quietly
 
 
-def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=False):
+def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=False,
+                weights=None):  # fmt: skip
     """The explicit PyMC model on the standardized scale (a GLM: the linear
     predictor ``offset + F beta + Z u`` on the link scale, ``y`` as observed).
 
     ``user_units``: also record the reported parameters in the user's units as
     deterministics (``mu_a``, ``mu_b``, ``sigma_a``, ``sigma_b``, ``a``, ``eps``).
+    ``weights``: the rows' frequency weights; the likelihood is then a potential
+    ``y_weighted``, each row's log density times its weight (no observed ``y``).
     """
     pm = import_quietly("pymc")
 
@@ -37,13 +40,15 @@ def build_model(X, y, codes, n_groups, spec, scaling, offset=None, user_units=Fa
         mu = pm.math.concatenate([mu_a[None], beta[1:][list(spec.slope_idx)]])
         u = _group_effects(pm, "", n_groups, q, spec, spec.correlated, spec.parametrization, mu)
         mean = pm.math.dot(F, beta) + (Z * u[codes]).sum(axis=1)
-        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset)
+        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset,
+                    weights)  # fmt: skip
         if user_units:
             _user_units(pm, beta, {"": u}, spec, scaling)
     return model
 
 
-def build_factors_model(X, y, codes, spec, scaling, offset=None, user_units=False):
+def build_factors_model(X, y, codes, spec, scaling, offset=None, user_units=False,
+                        weights=None):  # fmt: skip
     """The explicit PyMC model of several grouping factors (non-centered): one
     block of effects ``u[factor]`` per factor, deviations from the population, with
     their own SDs ``tau[factor]`` (and ``corr[factor]``)."""
@@ -63,7 +68,8 @@ def build_factors_model(X, y, codes, spec, scaling, offset=None, user_units=Fals
             )
             effects[name] = (u, idx)
             mean = mean + (Z * u[codes[:, f]]).sum(axis=1)
-        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset)
+        _likelihood(pm, spec, mean, y if spec.likelihood in GLM_FAMILIES else ys, offset,
+                    weights)  # fmt: skip
         if user_units:
             _user_units(pm, beta, effects, spec, scaling)
     return model
@@ -97,16 +103,25 @@ def _group_effects(pm, suffix, n_levels, q, spec, correlated, parametrization, m
     return pm.Deterministic(f"u{suffix}", z * tau)
 
 
-def _likelihood(pm, spec, mean, y, offset):
+def _likelihood(pm, spec, mean, y, offset, weights=None):
     if spec.likelihood in GLM_FAMILIES:
-        _glm_likelihood(pm, spec.likelihood, mean + offset, y)
+        _glm_likelihood(pm, spec.likelihood, mean + offset, y, weights)
         return
     s = pm.Exponential("s", 1.0 / spec.prior_noise_sd)
     if spec.likelihood == "student_t":
         nu = pm.Truncated("nu", pm.Gamma.dist(alpha=2.0, beta=0.1), lower=1.0)
-        pm.StudentT("y", nu=nu, mu=mean, sigma=s, observed=y)
+        _observe(pm, pm.StudentT, y, weights, nu=nu, mu=mean, sigma=s)
     else:
-        pm.Normal("y", mu=mean, sigma=s, observed=y)
+        _observe(pm, pm.Normal, y, weights, mu=mean, sigma=s)
+
+
+def _observe(pm, dist, y, weights, **params):
+    """``y ~ dist(**params)``, observed; with frequency ``weights``, a potential
+    of the weighted log density instead."""
+    if weights is None:
+        dist("y", observed=y, **params)
+    else:
+        pm.Potential("y_weighted", (weights * pm.logp(dist.dist(**params), y)).sum())
 
 
 def _user_units(pm, beta, effects, spec, scaling):
@@ -134,26 +149,33 @@ def _effect_slopes(effects, spec):
     return effects
 
 
-def _glm_likelihood(pm, family, eta, y):
+def _glm_likelihood(pm, family, eta, y, weights=None):
     """Observed ``y`` given the linear predictor ``eta`` (logit or log link).  Negative
     binomial: ``alpha = 1 / phi^2`` with ``phi ~ HalfNormal(1)``, so ``phi = 0`` is
-    Poisson and the prior shrinks toward it (Stan's prior-choice recommendation)."""
+    Poisson and the prior shrinks toward it (Stan's prior-choice recommendation).
+    With ``weights``, a binary ``y`` may be a proportion (successes out of trials:
+    the weight holds the trials)."""
     if family == "bernoulli":
-        pm.Bernoulli("y", logit_p=eta, observed=y)
+        if weights is None:
+            pm.Bernoulli("y", logit_p=eta, observed=y)
+        else:  # w (y log p + (1 - y) log(1 - p)), y a proportion
+            log_p, log_q = -pm.math.log1pexp(-eta), -pm.math.log1pexp(eta)
+            pm.Potential("y_weighted", (weights * (y * log_p + (1.0 - y) * log_q)).sum())
     elif family == "poisson":
-        pm.Poisson("y", mu=pm.math.exp(eta), observed=y)
+        _observe(pm, pm.Poisson, y, weights, mu=pm.math.exp(eta))
     else:
         phi = pm.HalfNormal("phi", 1.0)
         alpha = pm.Deterministic("alpha", 1.0 / phi**2)
-        pm.NegativeBinomial("y", mu=pm.math.exp(eta), alpha=alpha, observed=y)
+        _observe(pm, pm.NegativeBinomial, y, weights, mu=pm.math.exp(eta), alpha=alpha)
 
 
-def fit_explicit(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None):
+def fit_explicit(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None,
+                 weights=None):  # fmt: skip
     """Sample the explicit model with PyMC's NUTS; same return value as
     :func:`skhier._engines.collapsed.engine.fit_collapsed`."""
     pm = import_quietly("pymc")
 
-    model = build_model(X, y, codes, n_groups, spec, scaling, offset)
+    model = build_model(X, y, codes, n_groups, spec, scaling, offset, weights=weights)
     # GLMs: nutpie, PyMC's fast NUTS (compiled once per model structure by numba)
     fast = (
         {"nuts_sampler": "nutpie"}
@@ -199,14 +221,14 @@ def _treedepth(stats):
 
 
 def fit_explicit_factors(X, y, codes, spec, scaling, *, config, rng, store_draws="auto",
-                         offset=None):  # fmt: skip
+                         offset=None, weights=None):  # fmt: skip
     """Sample the explicit model of several grouping factors with PyMC's NUTS (nutpie
     for GLMs); the draws in the Gibbs engine's form (each factor's effects as moments
     over every draw plus the kept joint draws)."""
     from skhier._posterior.group_draws import kept_per_chain, kept_positions
 
     pm = import_quietly("pymc")
-    model = build_factors_model(X, y, codes, spec, scaling, offset)
+    model = build_factors_model(X, y, codes, spec, scaling, offset, weights=weights)
     names = [f"[{t.name}]" for t in spec.factors]
     wanted = ["beta"] + [f"{v}{n}" for n in names for v in ("tau", "u", "corr")]
     wanted += ["s", "nu", "alpha"]

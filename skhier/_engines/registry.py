@@ -35,12 +35,22 @@ class Engine:
     parametrized: bool = False  # samples the group effects, centred or not
     exact_group_draws: bool = False  # group effects drawn exactly given the rest
     target_accept: float = 0.9  # NUTS's default target acceptance rate
+    #: the families it fits with whole-number weights only (Pólya-Gamma draws)
+    integer_weights: tuple[str, ...] = ()
 
-    def supports(self, family: str, n_factors: int = 1, inference: str = "auto") -> str | None:
+    def supports(
+        self, family: str, n_factors: int = 1, inference: str = "auto", weights: str = "none"
+    ) -> str | None:
         """None when this engine fits the model; otherwise why it does not (the
-        start of the user's error message)."""
+        start of the user's error message).  ``weights``: the rows' frequency weights
+        (or trials), ``"none"``, ``"integer"`` or ``"real"``."""
         if family not in self.families:
             return f"engine={self.name!r} cannot fit likelihood={family!r}"
+        if weights == "real" and family in self.integer_weights:
+            return (
+                f"engine={self.name!r} draws Pólya-Gamma variables, which take whole-number "
+                "weights (frequency weights, trials); got non-integer sample_weight"
+            )
         if _layout(n_factors) not in self.layouts:
             if n_factors == 0:
                 return (
@@ -80,7 +90,7 @@ ENGINES: tuple[Engine, ...] = (
            "skhier._engines.augmented.engine:fit_augmented"),
     Engine("gibbs", ("normal", "bernoulli"), ("one", "several"), (),
            "skhier._engines.gibbs.engine:fit_gibbs_one",
-           several_entry="skhier._engines.gibbs.engine:fit_gibbs"),
+           several_entry="skhier._engines.gibbs.engine:fit_gibbs", integer_weights=("bernoulli",)),
     Engine("nuts", ("bernoulli", "poisson", "negative_binomial"), ("one",), ("nuts",),
            "skhier._engines.nuts.engine:fit_glmm", parametrized=True),
     Engine("explicit", _ALL, ("one", "several"), ("nuts",), "skhier._engines.pymc:fit_explicit",
@@ -93,9 +103,11 @@ ENGINES: tuple[Engine, ...] = (
 BY_NAME = {engine.name: engine for engine in ENGINES}
 
 
-def engines_for(family: str, n_factors: int = 1, inference: str = "auto") -> list[str]:
+def engines_for(
+    family: str, n_factors: int = 1, inference: str = "auto", weights: str = "none"
+) -> list[str]:
     """The engines that fit this model, in ``engine="auto"``'s order."""
-    return [e.name for e in ENGINES if e.supports(family, n_factors, inference) is None]
+    return [e.name for e in ENGINES if e.supports(family, n_factors, inference, weights) is None]
 
 
 def _taking(inference: str, family: str) -> list[str]:
@@ -106,14 +118,16 @@ def _taking(inference: str, family: str) -> list[str]:
 
 
 def select_engine(
-    engine: str, inference: str, family: str, n_factors: int = 1, *, estimator: str = ""
+    engine: str, inference: str, family: str, n_factors: int = 1, *, estimator: str = "",
+    weights: str = "none",
 ) -> str:
     """The engine that fits this model: ``engine="auto"`` picks the first that can;
-    one that cannot raises a ``ValueError`` naming why and what would fit it."""
+    one that cannot raises a ``ValueError`` naming why and what would fit it.
+    ``weights``: the kind of the rows' weights (:meth:`Engine.supports`)."""
     layout = {"none": "no groups", "one": "one grouping factor"}.get(
         _layout(n_factors), "several grouping factors"
     )
-    usable = engines_for(family, n_factors)
+    usable = engines_for(family, n_factors, weights=weights)
     if not usable:
         several = [e for e in ENGINES if "several" in e.layouts]
         families = sorted({f for e in several for f in e.families})
@@ -124,7 +138,7 @@ def select_engine(
             "or combine the factors' labels into one (e.g. 'school:class')."
         )
     if engine == "auto":
-        fitting = engines_for(family, n_factors, inference)
+        fitting = engines_for(family, n_factors, inference, weights)
         if fitting:
             return fitting[0]
         takes = _taking(inference, family)
@@ -133,10 +147,13 @@ def select_engine(
             f"likelihood={family!r} with {layout} is fit by the {usable[0]} engine, which "
             "does not take it. Use inference='auto'."
         )
-    reason = BY_NAME[engine].supports(family, n_factors, inference)
+    reason = BY_NAME[engine].supports(family, n_factors, inference, weights)
     if reason is None:
         return engine
-    others = [e for e in engines_for(family, n_factors, inference) if e != engine]
+    others = [e for e in engines_for(family, n_factors, inference, weights) if e != engine]
+    if BY_NAME[engine].supports(family, n_factors, inference) is None:  # the weights
+        return_to = f"Use engine='auto' (which picks {usable[0]!r})" if usable else ""
+        raise ValueError(f"{reason}. {return_to or 'Round the weights.'}")
     if BY_NAME[engine].supports(family, n_factors) is None and BY_NAME[engine].inferences:
         takes = _taking(inference, family)
         raise ValueError(
@@ -162,16 +179,24 @@ def resolve_inference(inference, engine, n_groups):
     return "importance" if engine == "collapsed" and n_groups >= IMPORTANCE_MIN_GROUPS else "nuts"
 
 
-def run_engine(X, y, codes, n_groups, spec, scaling, config, rng, offset=None, stats=None):
-    """Fit ``spec`` with its engine; the standardized draws as a dict (``offset``: the
-    fixed part of a GLM's linear predictor, one value per row; ``stats``: the
-    collapsed engine's sufficient statistics, given instead of the rows)."""
+def run_engine(inputs, n_groups, config, rng):
+    """Fit ``inputs.spec`` with its engine (``inputs``: the estimator's ``FitInputs``);
+    the standardized draws as a dict.  Besides the rows, an engine is given the fixed
+    part of a GLM's linear predictor (``offset``, one value per row), the collapsed
+    engine's sufficient statistics (``stats``, instead of the rows) and the rows'
+    frequency weights (``weights``), each only when there is one."""
+    spec = inputs.spec
     backend = BY_NAME[spec.engine].function()
-    extra = {} if offset is None else {"offset": offset}
-    if stats is not None:
-        extra["stats"] = stats
+    extra = {
+        k: getattr(inputs, k)
+        for k in ("offset", "stats", "weights")
+        if getattr(inputs, k) is not None
+    }
     with quiet_samplers():
-        draws = backend(X, y, codes, n_groups, spec, scaling, config=config, rng=rng, **extra)
+        draws = backend(
+            inputs.X, inputs.y, inputs.codes, n_groups, spec, inputs.scaling,
+            config=config, rng=rng, **extra,
+        )  # fmt: skip
     check_interrupted()  # a sampler that swallowed Ctrl-C returned part of its draws
     return draws
 

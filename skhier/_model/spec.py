@@ -37,16 +37,24 @@ class Scaling:
     y_scale: float
 
     @classmethod
-    def fit(cls, X, y, standardize: bool) -> Scaling:
+    def fit(cls, X, y, standardize: bool, weights=None) -> Scaling:
+        """Means and SDs of the features and the target (weighted by the rows'
+        frequency ``weights``, when given: those of the data the weights stand for)."""
         n_features = X.shape[1]
         if not standardize:
             return cls(np.zeros(n_features), np.ones(n_features), 0.0, 1.0)
-        x_scale = X.std(axis=0)
+        if weights is None:
+            x_mean, x_scale = X.mean(axis=0), X.std(axis=0)
+            y_mean, y_scale = float(y.mean()), float(y.std())
+        else:
+            x_mean = weights @ X / weights.sum()
+            x_scale = np.sqrt(weights @ (X - x_mean) ** 2 / weights.sum())
+            y_mean = float(weights @ y / weights.sum())
+            y_scale = float(np.sqrt(weights @ (y - y_mean) ** 2 / weights.sum()))
         x_scale = np.where(x_scale > 1e-12 * (1.0 + np.abs(X).max(axis=0)), x_scale, 1.0)
-        y_scale = float(y.std())
         if not y_scale > 1e-12 * (1.0 + np.abs(y).max()):
             y_scale = 1.0
-        return cls(X.mean(axis=0), x_scale, float(y.mean()), y_scale)
+        return cls(x_mean, x_scale, y_mean, y_scale)
 
 
 @dataclass(frozen=True)

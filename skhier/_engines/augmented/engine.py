@@ -21,20 +21,24 @@ from skhier._model.spec import design
 from skhier._util.threads import stop_flag, thread_map
 
 
-def fit_augmented(X, y, codes, n_groups, spec, scaling, *, config, rng):
+def fit_augmented(X, y, codes, n_groups, spec, scaling, *, config, rng, weights=None):
     """Sample the Student-t model; same result as
-    :func:`skhier._engines.collapsed.engine.fit_collapsed` plus ``nu`` (C, D)."""
+    :func:`skhier._engines.collapsed.engine.fit_collapsed` plus ``nu`` (C, D).
+    ``weights``: the rows' frequency weights (each copy of a row has its own
+    latent noise scale)."""
     F, Z, ys = design(X, y, spec, scaling)
     codes = np.ascontiguousarray(codes, dtype=np.int64)
+    freq = np.ones(len(ys)) if weights is None else np.ascontiguousarray(weights, np.float64)
     # The Gaussian model's Laplace approximation: chains start around its mode,
     # and its curvature is the initial HMC metric (replaced during warm-up).
-    mode, metric, _ = laplace_fit(sufficient_stats(F, Z, ys, codes, n_groups), spec)
+    stats = sufficient_stats(F, Z, ys, codes, n_groups, weights=weights)
+    mode, metric, _ = laplace_fit(stats, spec)
     if not np.all(np.isfinite(metric)) or not np.all(np.isfinite(mode)):
         mode, metric = np.zeros(n_params(spec)), np.eye(n_params(spec)) * 0.1
     chains, draws, tune = config.chains, config.draws, config.tune
     streams = np.random.SeedSequence(config.seed).spawn(chains)
     starts = mode + rng.standard_normal((chains, len(mode))) @ metric.T
-    data = (F, Z, ys, codes, int(n_groups))
+    data = (F, Z, ys, codes, int(n_groups), freq)
     spec_arrays = (
         spec.beta_prior_sd,
         spec.sd_prior_rates,

@@ -111,25 +111,28 @@ def scaled_residuals(F, Z, y, codes, beta, u, s, out):
 
 
 @_njit
-def log_noise_conditional(log_s, e, resid, noise_rate):
+def log_noise_conditional(log_s, e, resid, freq, noise_rate):
     """Log density of ``(log s, e = log(nu - 1))`` given the residuals ``resid``
     (standardized units) with the weights integrated out: the Exponential prior
-    on ``s``, the prior on ``nu``, both log-Jacobians and the Student-t likelihood."""
+    on ``s``, the prior on ``nu``, both log-Jacobians and the Student-t likelihood
+    (each row's times its frequency weight ``freq``)."""
     s = math.exp(log_s)
     nu = 1.0 + math.exp(e)
-    n = resid.shape[0]
+    n = 0.0
+    for i in range(freq.shape[0]):
+        n += freq[i]
     value = -noise_rate * s + log_s - n * log_s
     value += (NU_PRIOR_SHAPE - 1.0) * math.log(nu) - NU_PRIOR_RATE * nu + e
     value += n * (math.lgamma(0.5 * (nu + 1.0)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu))
     inv = 1.0 / (s * s * nu)
     acc = 0.0
-    for i in range(n):
-        acc += math.log1p(resid[i] * resid[i] * inv)
+    for i in range(resid.shape[0]):
+        acc += freq[i] * math.log1p(resid[i] * resid[i] * inv)
     return value - 0.5 * (nu + 1.0) * acc
 
 
 @_njit
-def slice_noise(log_s, e, shear, resid, noise_rate, rng):
+def slice_noise(log_s, e, shear, resid, freq, noise_rate, rng):
     """Slice sampling of ``(log s, e)`` along the line ``(shear, 1)`` through the
     current point (stepping out, then shrinkage): with ``shear`` the regression
     slope of ``log s`` on ``e`` learned in warm-up, the line follows their
@@ -137,7 +140,7 @@ def slice_noise(log_s, e, shear, resid, noise_rate, rng):
     width = 1.0
 
     def at(t):
-        return log_noise_conditional(log_s + shear * t, e + t, resid, noise_rate)
+        return log_noise_conditional(log_s + shear * t, e + t, resid, freq, noise_rate)
 
     level = at(0.0) + math.log(rng.random())
     lo = -width * rng.random()
@@ -162,22 +165,24 @@ def slice_noise(log_s, e, shear, resid, noise_rate, rng):
 
 
 @_njit
-def draw_weights(r, nu, w, rng):
-    """``w_i ~ Gamma((nu + 1)/2, rate=(nu + r_i^2)/2)`` into ``w``."""
-    shape = 0.5 * (nu + 1.0)
+def draw_weights(r, nu, freq, w, rng):
+    """``w_i ~ Gamma(f_i (nu + 1)/2, rate=(nu + r_i^2)/2)`` into ``w``: a row of
+    frequency weight ``f_i`` stands for ``f_i`` copies, each with its own weight
+    from ``Gamma((nu + 1)/2, ...)``, and the Gaussian step needs only their sum."""
     for i in range(r.shape[0]):
-        w[i] = rng.gamma(shape, 2.0 / (nu + r[i] * r[i]))
+        w[i] = rng.gamma(0.5 * (nu + 1.0) * freq[i], 2.0 / (nu + r[i] * r[i]))
 
 
 @_njit
-def rescale_move(w, s, nu, noise_rate, rng):
+def rescale_move(w, s, nu, n_obs, noise_rate, rng):
     """Joint rescaling ``w -> c w``, ``s -> sqrt(c) s`` (a generalized Gibbs step,
     Liu and Sabatti 2000): the likelihood depends on ``s^2 / w_i`` only, so ``c``
     is drawn exactly from ``c^(n nu/2 - 1/2) exp(-c nu sum(w)/2 - rate s sqrt(c))``
-    (Gamma proposal, accepted with probability ``exp(-rate s sqrt(c))``).  It
-    breaks the coupling between ``s`` and the overall level of the weights.
-    Returns ``c`` (1.0 when no proposal was accepted)."""
-    shape = 0.5 * nu * w.shape[0] + 0.5
+    (Gamma proposal, accepted with probability ``exp(-rate s sqrt(c))``), with
+    ``n = n_obs`` the observations the rows stand for.  It breaks the coupling
+    between ``s`` and the overall level of the weights.  Returns ``c`` (1.0 when
+    no proposal was accepted)."""
+    shape = 0.5 * nu * n_obs + 0.5
     scale = 2.0 / (nu * np.sum(w))
     for _ in range(1000):
         c = rng.gamma(shape, scale)
@@ -282,7 +287,8 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
     :func:`chain_for`).
 
     ``rng`` is the chain's :class:`numpy.random.Generator`; ``data = (F, Z, y,
-    codes, n_groups)``, ``spec_arrays = (prior_sd, rate, correlated, eta)``,
+    codes, n_groups, freq)`` (``freq``: the rows' frequency weights),
+    ``spec_arrays = (prior_sd, rate, correlated, eta)``,
     ``out = (x, beta, u, nu, diverging, hit_cap)`` with a leading axis of
     ``draws``.  Warm-up adapts the HMC step size (dual averaging) throughout; at
     the end of its middle window (30% to 75%) it replaces the metric (the
@@ -290,7 +296,7 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
     Laplace approximation) and the noise slice's direction by estimates from
     that window's draws (:func:`_adapted`).  Returns the final step size.
     """
-    F, Z, y, codes, n_groups = data
+    F, Z, y, codes, n_groups, freq = data
     prior_sd, rate, correlated, eta = spec_arrays
     x_out, beta_out, u_out, nu_out, div_out, cap_out = out
     n, p, q = y.shape[0], F.shape[1], Z.shape[1]
@@ -299,8 +305,11 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
     zz = np.zeros((n_groups, q, q))
     zw = np.zeros((n_groups, q, p + 1))
     ww = np.zeros((p + 1, p + 1))
-    stats = (zz, zw, ww, float(n))
-    w = np.ones(n)
+    n_obs = 0.0
+    for i in range(n):
+        n_obs += freq[i]
+    stats = (zz, zw, ww, n_obs)
+    w = freq.copy()
     r = np.empty(n)
     x = x0.copy()
     e_nu = math.log(9.0) + rng.uniform(-1.0, 1.0)
@@ -342,11 +351,12 @@ def run_chain(Q, PP1, rng, x0, metric, data, spec_arrays, draws, tune, target_ac
                 div = True  # P numerically indefinite: beta, u keep their values
             scaled_residuals(F, Z, y, codes, beta, u, 1.0, r)
             if cycle == EFFECT_CYCLES - 1:  # O(rows) per evaluation: once per sweep
-                x[n_cov], e_nu = slice_noise(x[n_cov], e_nu, shear, r, rate[q], rng)
+                x[n_cov], e_nu = slice_noise(x[n_cov], e_nu, shear, r, freq, rate[q], rng)
                 s = math.exp(x[n_cov])
             r /= s
-            draw_weights(r, 1.0 + math.exp(e_nu), w, rng)
-            x[n_cov] += 0.5 * math.log(rescale_move(w, s, 1.0 + math.exp(e_nu), rate[q], rng))
+            nu = 1.0 + math.exp(e_nu)
+            draw_weights(r, nu, freq, w, rng)
+            x[n_cov] += 0.5 * math.log(rescale_move(w, s, nu, n_obs, rate[q], rng))
         if window_lo <= it < window_hi:
             collected[it - window_lo, :d] = x
             collected[it - window_lo, d] = e_nu

@@ -261,7 +261,8 @@ def _sample_theta(stats, spec, config):
     return theta, diverging, saturated, info
 
 
-def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, config, rng, stats=None):
+def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, config, rng, stats=None,
+                  weights=None):  # fmt: skip
     """Sample the collapsed posterior and draw everything integrated out.
 
     Returns the standardized-scale draws as a dict: ``beta`` (C, D, p),
@@ -270,11 +271,11 @@ def fit_collapsed(X, y, codes, n_groups, spec, scaling, *, config, rng, stats=No
     caller reduces them), ``tau`` (C, D, q), ``corr`` (C, D, q, q), ``s`` (C, D),
     ``diverging`` and ``max_treedepth`` (C, D).  ``stats``: the sufficient
     statistics computed elsewhere (out of core); ``X``, ``y`` and ``codes`` are
-    then unused.
+    then unused; ``weights``: the rows' frequency weights.
     """
     if stats is None:
         F, Z, ys = design(X, y, spec, scaling)
-        stats = sufficient_stats(F, Z, ys, codes, n_groups)
+        stats = sufficient_stats(F, Z, ys, codes, n_groups, weights=weights)
         del F, Z, ys
     n_random, pp1 = stats.zw.shape[1:]
     key = "draws-{}-{}".format(*shape_class(n_random, pp1))

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skhier._data.weights import weighted_rows
+
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
@@ -56,14 +58,18 @@ class SufficientStats:
     ww: np.ndarray
 
     @property
-    def n_obs(self) -> int:
-        return int(self.n.sum())
+    def n_obs(self) -> float:
+        """How many observations the rows stand for (frequency weights summed)."""
+        return float(self.n.sum())
 
 
-def sufficient_stats(F, Z, y, codes, n_groups, chunk_size=200_000):
-    """Accumulate the sufficient statistics in one chunked pass over the rows."""
+def sufficient_stats(F, Z, y, codes, n_groups, chunk_size=200_000, weights=None):
+    """Accumulate the sufficient statistics in one chunked pass over the rows
+    (``weights``: the rows' frequency weights; each cross product weighted by them)."""
     p, q = F.shape[1], Z.shape[1]
-    n = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    n = np.bincount(codes, weights=weights, minlength=n_groups).astype(np.float64)
+    if weights is not None:
+        F, Z, y = weighted_rows(weights, F, Z, y)
     zz = np.zeros((n_groups, q, q))
     zw = np.zeros((n_groups, q, p + 1))
     ww = np.zeros((p + 1, p + 1))

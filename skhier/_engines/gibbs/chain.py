@@ -297,14 +297,17 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
     then costs nothing per row, and its variance parameters also get
     ``marginal_tries`` collapsed Metropolis steps (:mod:`skhier._engines.gibbs.marginal`).
 
-    ``augment``: a binary outcome ``yobs`` with log-odds ``offset + F beta + Z u``;
+    ``priors`` ends with the number of observations the rows stand for (their
+    frequency weights summed; Gaussian rows come scaled by the root of their weight).
+    ``augment``: a binary outcome (``kappa``, trials ``b``) with log-odds ``offset +
+    F beta + Z u``;
     each sweep starts with a Pólya-Gamma step (:func:`skhier._engines.gibbs.pg.pg_refresh`)
     that rewrites ``y``, ``F``, ``Z``, ``C`` and the node statistics from the
     unscaled ``F0``, ``Z0``, ``C0`` for the Gaussian model given omega, whose noise
     SD is then fixed at 1."""
     (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
      beta_prec) = data  # fmt: skip
-    rates, s_rate, eta, correlated, psi = priors
+    rates, s_rate, eta, correlated, psi, n_obs = priors
     M3, Cy, yy, anc = one_tree
     out_beta, out_s, out_tau, out_corr, out_u, usum, ucross = outs
     n_rows, p = F.shape
@@ -371,7 +374,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
         if n_trees == 1 and marginal_tries > 0:
             theta_of(tau, corr, s, q, zoff, croff, correlated, thoff, th)
             lp, _ = apply_theta(th, *tdims, tau_p, corr_p, sinv_p)
-            cur = lp + core - n_rows * np.log(s) - 0.5 * yy_tot / (s * s)
+            cur = lp + core - n_obs * np.log(s) - 0.5 * yy_tot / (s * s)
             moved = last = False
             for _ in range(marginal_tries):
                 propose(rng, th, chol_prop, prop_scale, th_p)
@@ -380,7 +383,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
                 lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
                 inv_p = 1.0 / (s_p * s_p)
                 core = _tree_block(rng, 0, data, sinv_p, croff, inv_p, u, beta, r, bufs, 1)
-                new = lp + core - n_rows * np.log(s_p) - 0.5 * yy_tot * inv_p
+                new = lp + core - n_obs * np.log(s_p) - 0.5 * yy_tot * inv_p
                 last = np.log(1.0 - rng.random()) < new - cur
                 if last:
                     _copy(th_p, th)
@@ -417,7 +420,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
             for i in range(n_rows):
                 rss += res[i] * res[i]
         if not augment:
-            s = _scale_step(rng, s, n_rows, rss, s_rate)
+            s = _scale_step(rng, s, n_obs, rss, s_rate)
         d = it - n_tune
         if d < 0:
             continue

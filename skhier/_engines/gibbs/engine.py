@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skhier._data.weights import n_observations, weighted_rows
 from skhier._model.spec import FactorTerm, design
 from skhier._posterior.group_draws import kept_per_chain, kept_positions
 from skhier._util.threads import stop_flag, thread_map
@@ -69,8 +70,9 @@ def _offsets(sizes):
     return np.r_[0, np.cumsum(sizes)].astype(np.int64)
 
 
-def build_layout(X, y, codes, spec, scaling) -> Layout:
-    """The standardized design and the tree layout of the factors of ``spec``."""
+def build_layout(X, y, codes, spec, scaling, weights=None) -> Layout:
+    """The standardized design and the tree layout of the factors of ``spec``
+    (``weights``: Gaussian rows' frequency weights, each row scaled by their root)."""
     from skhier._engines.gibbs.base import node_cy, node_stats
 
     F, _, ys = design(X, y, spec, scaling)
@@ -81,6 +83,7 @@ def build_layout(X, y, codes, spec, scaling) -> Layout:
         np.hstack([ones, X[:, list(f.slope_idx)] / scaling.x_scale[list(f.slope_idx)]])
         for f in factors
     ]
+    F, ys, *Zs = weighted_rows(weights, F, ys, *Zs)
     q = np.array([f.n_random for f in factors], dtype=np.int64)
     nlev = np.array([f.n_levels for f in factors], dtype=np.int64)
     trees = trees_of(factors)
@@ -152,15 +155,18 @@ def marginal_tries(lay) -> int:
 _MARGINAL_LEVELS = 5000
 
 
-def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", offset=None):
+def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", offset=None,
+              weights=None):  # fmt: skip
     """Sample the model of ``spec`` (with ``factors``); standardized draws as a dict.
 
     A binary ``spec.likelihood`` runs the Pólya-Gamma augmented chain with the
-    log-odds ``offset + F beta + Z u`` (``offset``: one value per row)."""
+    log-odds ``offset + F beta + Z u`` (``offset``: one value per row; ``y`` the
+    share of successes of each row, ``weights`` its whole-number trials).
+    ``weights``: the rows' frequency weights (None: each row once)."""
     from skhier._engines.gibbs.chain import run_chain
 
     augment = spec.likelihood == "bernoulli"
-    lay = build_layout(X, y, codes, spec, scaling)
+    lay = build_layout(X, y, codes, spec, scaling, None if augment else weights)
     n_chains, n_draws = int(config.chains), int(config.draws)
     n_tune = int(config.tune)
     n_effects = int(lay.uoff[-1])
@@ -186,21 +192,24 @@ def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", of
     tries = marginal_tries(lay)
 
     if augment:  # the unscaled design; each chain rewrites its own working copies
-        yobs, off = np.asarray(y, dtype=np.float64), np.asarray(offset, dtype=np.float64)
-        base = (lay.F, lay.Z, lay.C)
+        trials = np.ones(len(y)) if weights is None else weights
+        kappa = trials * (np.asarray(y, dtype=np.float64) - 0.5)
+        off = np.asarray(offset, dtype=np.float64)
+        aug = (kappa, np.rint(trials).astype(np.int64), off, lay.F, lay.Z, lay.C)
     else:
-        yobs = off = np.zeros(0)
-        base = (np.zeros((0, 0)),) * 3
+        aug = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0), *(np.zeros((0, 0)),) * 3)
+    n_obs = n_observations(weights, len(lay.y))
 
     def chain(c):
         w = _working_copies(lay) if augment else lay
         data = (w.y, w.Z, lay.codes, w.C, lay.coff, w.M, lay.moff, lay.q, lay.nlev, lay.zoff,
                 lay.uoff, lay.mdim, lay.plev, lay.loff, lay.tree_f, lay.toff, beta_prec)
-        priors = (rates, 1.0 / spec.prior_noise_sd, float(spec.prior_corr_eta), correlated, _PSI)
+        priors = (rates, 1.0 / spec.prior_noise_sd, float(spec.prior_corr_eta), correlated, _PSI,
+                  n_obs)  # fmt: skip
         outs = tuple(out[k][c] for k in ("beta", "s", "tau", "corr", "u", "usum", "ucross"))
         run_chain(
             rngs[c], n_tune, kept_pos, data, w.F, lay.croff, priors,
-            (w.M3, w.Cy, w.yy, lay.anc), outs, tries, augment, (yobs, off, *base), stop,
+            (w.M3, w.Cy, w.yy, lay.anc), outs, tries, augment, aug, stop,
         )  # fmt: skip
 
     import os
@@ -256,7 +265,8 @@ def _split_factors(out, lay, spec, n_total, kept):
     }
 
 
-def fit_gibbs_one(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None):
+def fit_gibbs_one(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None,
+                  weights=None):  # fmt: skip
     """One grouping factor through the Gibbs engine, as the collapsed engine's draws
     (for cross-checking the two, and the binary models' engine): every draw of the
     group effects."""
@@ -265,7 +275,7 @@ def fit_gibbs_one(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=N
     term = FactorTerm("group", spec.slope_idx, n_groups, -1, spec.correlated)
     out = fit_gibbs(
         X, y, codes[:, None], replace(spec, factors=(term,)), scaling,
-        config=config, rng=rng, store_draws="all", offset=offset,
+        config=config, rng=rng, store_draws="all", offset=offset, weights=weights,
     )  # fmt: skip
     fac = out["factors"][0]
     return {

@@ -1,7 +1,8 @@
 """numba kernels of Pólya-Gamma data augmentation (Polson, Scott & Windle 2013).
 
 For a binary outcome with log-odds ``eta``, ``omega ~ PG(1, eta)`` makes the
-likelihood conditionally Gaussian::
+likelihood conditionally Gaussian (``s`` successes out of ``b`` trials: ``omega ~
+PG(b, eta)`` and ``kappa = s - b / 2``)::
 
     p(y | eta) = exp(kappa eta) / (1 + exp(eta)),  kappa = y - 1/2
                = E_omega[ exp(kappa eta - omega eta^2 / 2) ] / 2
@@ -123,21 +124,33 @@ def pg1(rng, c):
 
 
 @_njit
-def pg_fill(rng, c, out):
-    """``out[i] ~ PG(1, c[i])`` (for tests and the reference)."""
+def pg_fill(rng, c, out, b):
+    """``out[i] ~ PG(b[i], c[i])`` (whole numbers ``b[i] >= 1``)."""
     for i in range(c.shape[0]):
-        out[i] = pg1(rng, c[i])
+        out[i] = pg_draw(rng, b[i], c[i])
+
+
+@_njit
+def pg_draw(rng, b, c):
+    """One exact draw of PG(b, c) for a whole number ``b >= 1``: the sum of ``b``
+    independent PG(1, c) draws."""
+    w = 0.0
+    for _ in range(b):
+        w += pg1(rng, c)
+    return w
 
 
 @_njit
 def pg_refresh(rng, aug, beta, u, data, F, one_tree):
-    """One Pólya-Gamma step: ``omega_i ~ PG(1, eta_i)`` at the current ``(beta, u)``,
+    """One Pólya-Gamma step: ``omega_i ~ PG(b_i, eta_i)`` at the current ``(beta, u)``,
     then the engine's working arrays rewritten for the Gaussian model given omega:
     rows scaled by ``sqrt(omega_i)``, response ``(kappa_i / omega_i - offset_i)``
     scaled the same way, and the innermost nodes' ``C'C`` (``M``; ``M3``, ``Cy``,
     ``yy`` for one-tree models) recomputed.  ``F0``, ``Z0``, ``C0`` are the
-    unscaled arrays; ``offset`` is the fixed part of the log-odds."""
-    yobs, offset, F0, Z0, C0 = aug
+    unscaled arrays; ``offset`` is the fixed part of the log-odds; ``b`` the
+    rows' trials (1 for a 0/1 row; its whole-number frequency weight times its
+    trials in general) and ``kappa = successes - b / 2``."""
+    kappa, b, offset, F0, Z0, C0 = aug
     (y, Z, codes, C, coff, M, moff, q, nlev, zoff, uoff, mdim, plev, loff, tree_f, toff,
      beta_prec) = data  # fmt: skip
     M3, Cy, yy, _ = one_tree
@@ -152,9 +165,9 @@ def pg_refresh(rng, aug, beta, u, data, F, one_tree):
             base = uoff[f] + codes[i, f] * q[f]
             for k in range(q[f]):
                 lin += Z0[i, zoff[f] + k] * u[base + k]
-        w = pg1(rng, offset[i] + lin)
+        w = pg_draw(rng, b[i], offset[i] + lin)
         sw = np.sqrt(w)
-        y[i] = sw * ((yobs[i] - 0.5) / w - offset[i])
+        y[i] = sw * (kappa[i] / w - offset[i])
         for a in range(F0.shape[1]):
             F[i, a] = sw * F0[i, a]
         for a in range(Z0.shape[1]):

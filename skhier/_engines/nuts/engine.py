@@ -37,20 +37,23 @@ def _layout(spec, n_groups):
     return p, q, n_theta, z_off, n_dim
 
 
-def rows_by_group(F, y, codes, offset, n_groups):
+def rows_by_group(F, y, codes, offset, n_groups, weights=None):
     """The rows in the layout :func:`skhier._engines.nuts.kernels.glmm_density` reads:
-    ``(y, offset, Ft, starts, y_counts, y_values)``, rows sorted by group
-    (``starts`` (G + 1) delimits each group's rows), ``F`` transposed, and the
-    distinct outcomes with their counts."""
+    ``(y, offset, wts, Ft, starts, y_counts, y_values)``, rows sorted by group
+    (``starts`` (G + 1) delimits each group's rows), their frequency weights (1:
+    each row once), ``F`` transposed, and the distinct outcomes with their weighted
+    counts."""
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(n_groups + 1))
     if starts[0] != 0 or starts[-1] != len(codes):  # every row in exactly one group
         raise ValueError(f"group codes must lie in [0, {n_groups}).")
     y = np.asarray(y, dtype=np.float64)[order]
-    y_values, y_counts = np.unique(y, return_counts=True)
+    wts = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)[order]
+    y_values, which = np.unique(y, return_inverse=True)
+    y_counts = np.bincount(which.ravel(), weights=wts, minlength=len(y_values))
     Ft = np.ascontiguousarray(np.asarray(F, dtype=np.float64)[order].T)
     offset = np.asarray(offset, dtype=np.float64)[order]
-    return y, offset, Ft, starts, y_counts.astype(np.float64), y_values
+    return y, offset, wts, Ft, starts, y_counts, y_values
 
 
 def group_mean_rows(F, codes, n_groups, shift):
@@ -74,16 +77,18 @@ def centered_coefs(z, beta, zbar, slope_idx):
     return out
 
 
-def _pack(F, y, codes, offset, n_groups, spec, shift):
+def _pack(F, y, codes, offset, n_groups, spec, shift, weights=None):
     n_rows, p = F.shape
     q = spec.n_random
-    y, offset, Ft, starts, y_counts, y_values = rows_by_group(F, y, codes, offset, n_groups)
+    y, offset, wts, Ft, starts, y_counts, y_values = rows_by_group(
+        F, y, codes, offset, n_groups, weights
+    )
     zbar = group_mean_rows(F, codes, n_groups, shift)
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
     head += [float(spec.parametrization == "centered"), len(y_values)]
     parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], shift]
-    parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, starts, y_counts]
+    parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, wts, starts, y_counts]
     parts += [y_values, Ft, zbar]
     buf = np.concatenate([np.ravel(a).astype(np.float64) for a in parts])
     buf[0] = buf.size
@@ -102,7 +107,8 @@ def _unpack(buf):
     off += p + q - 2
     y = buf[off : off + n_rows]
     offset = buf[off + n_rows : off + 2 * n_rows]
-    off += 2 * n_rows
+    wts = buf[off + 2 * n_rows : off + 3 * n_rows]
+    off += 3 * n_rows
     starts = buf[off : off + n_groups + 1].astype(np.int64)
     off += n_groups + 1
     y_counts = buf[off : off + n_values]
@@ -111,7 +117,7 @@ def _unpack(buf):
     Ft = buf[off : off + n_rows * p].reshape((p, n_rows))
     off += n_rows * p
     zbar = buf[off : off + n_groups * (p - 1)].reshape((n_groups, p - 1))
-    return (family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates,
+    return (family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates,
             centered, shift, slope_idx, zbar, y_counts, y_values)  # fmt: skip
 
 
@@ -125,14 +131,14 @@ def _c_logp_callback(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
     process, so the callback would be compiled again by every new process)."""
     total = int(numba.carray(buf_ptr, (1,))[0])
     data = _unpack_inline(numba.carray(buf_ptr, (total,)))
-    family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates = data[:11]
-    centered, shift, slope_idx, zbar, y_counts, y_values = data[11:17]
+    family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd = data[:11]
+    rates, centered, shift, slope_idx, zbar, y_counts, y_values = data[11:18]
     x = numba.carray(x_ptr, (dim,))
     grad = numba.carray(grad_ptr, (dim,))
     logp = numba.carray(logp_ptr, (1,))
     try:
         value = glmm_density(
-            x, family, y, offset, Ft, starts, n_groups, q, correlated, eta, prior_sd,
+            x, family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd,
             rates, centered, shift, slope_idx, zbar, y_counts, y_values, grad,
         )  # fmt: skip
     except Exception:  # noqa: BLE001 - never let an error cross into Rust
@@ -171,14 +177,16 @@ def _initial_point_fn(spec, n_dim):
     return initial_point
 
 
-def fit_glmm(X, y, codes, n_groups, spec, scaling, *, config, rng, offset):
+def fit_glmm(X, y, codes, n_groups, spec, scaling, *, config, rng, offset, weights=None):
     """Sample the GLM of ``spec``; the standardized draws as a dict (as
-    :func:`skhier._engines.pymc.fit_explicit` returns them)."""
+    :func:`skhier._engines.pymc.fit_explicit` returns them).  ``weights``: the
+    rows' frequency weights (a binary ``y`` may then be a share of successes, its
+    weight the trials)."""
     F, _, _ = design(X, None, spec, scaling)
     y = np.asarray(y, dtype=np.float64)
     p, q, n_theta, z_off, n_dim = _layout(spec, n_groups)
     shift = scaling.x_mean / scaling.x_scale
-    buf = _pack(F, y, codes, offset, n_groups, spec, shift)
+    buf = _pack(F, y, codes, offset, n_groups, spec, shift, weights)
     init = _initial_point_fn(spec, n_dim)
     args = _unpack(buf)
 
@@ -205,7 +213,7 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, config, rng, offset):
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
     if spec.parametrization == "centered":  # u = c - mu(beta)
         beta = flat[:, :p]
-        z = centered_coefs(z, beta, args[14], spec.slope_idx)  # the density's zbar
+        z = centered_coefs(z, beta, args[15], spec.slope_idx)  # the density's zbar
         mu = np.column_stack(
             [beta[:, 0] - beta[:, 1:] @ shift, beta[:, 1:][:, list(spec.slope_idx)]]
         )

@@ -119,31 +119,33 @@ def _group_sums(r, Ft, starts, out):
 
 
 @_njit_inline
-def _log_lik(family, y, eta, alpha, r):
-    """The rows' log likelihood given ``eta`` (without the negative binomial's
-    per-count ``lgamma`` terms); ``r = d/deta`` into ``r``; returns ``(value,
-    sum_i d/dalpha`` without the per-count ``digamma`` terms)."""
+def _log_lik(family, y, wts, eta, alpha, r):
+    """The rows' log likelihood given ``eta``, each row's times its frequency weight
+    ``wts`` (without the negative binomial's per-count ``lgamma`` terms); ``r =
+    d/deta`` into ``r``; returns ``(value, sum_i d/dalpha`` without the per-count
+    ``digamma`` terms).  A binary ``y`` may be a share of successes (its weight the
+    trials)."""
     value = 0.0
     d_alpha = 0.0
     if family == 0:  # y eta - log(1 + e^eta), with one exp: e = e^-|eta|
         for i in range(y.shape[0]):
             e_i = eta[i]
             ex = math.exp(-abs(e_i))
-            value += y[i] * e_i - (max(e_i, 0.0) + math.log1p(ex))
-            r[i] = y[i] - (1.0 / (1.0 + ex) if e_i >= 0.0 else ex / (1.0 + ex))
+            value += wts[i] * (y[i] * e_i - (max(e_i, 0.0) + math.log1p(ex)))
+            r[i] = wts[i] * (y[i] - (1.0 / (1.0 + ex) if e_i >= 0.0 else ex / (1.0 + ex)))
     elif family == 1:  # y eta - e^eta
         for i in range(y.shape[0]):
             mu = math.exp(eta[i])
-            value += y[i] * eta[i] - mu
-            r[i] = y[i] - mu
+            value += wts[i] * (y[i] * eta[i] - mu)
+            r[i] = wts[i] * (y[i] - mu)
     else:  # negative binomial in v = phi^2 (``alpha`` here): Poisson at v = 0, finite
         v = alpha  # y eta - y log(1 + v mu) - log(1 + v mu) / v, and its d/dv
         for i in range(y.shape[0]):
             mu = math.exp(eta[i])
             t = v * mu
-            value += y[i] * eta[i] - y[i] * math.log1p(t) - mu * _log1p_ratio(t)
-            r[i] = (y[i] - mu) / (1.0 + t)
-            d_alpha += -y[i] * mu / (1.0 + t) + mu * mu * _log1p_curvature(t)
+            value += wts[i] * (y[i] * eta[i] - y[i] * math.log1p(t) - mu * _log1p_ratio(t))
+            r[i] = wts[i] * (y[i] - mu) / (1.0 + t)
+            d_alpha += wts[i] * (-y[i] * mu / (1.0 + t) + mu * mu * _log1p_curvature(t))
     return value, d_alpha
 
 
@@ -165,15 +167,16 @@ def _log1p_curvature(t):
 
 
 @_njit_inline
-def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_lkj,
+def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta_lkj,
                  prior_sd, rates, centered, shift, slope_idx, zbar, y_counts, y_values,
                  grad):  # fmt: skip
     """Log posterior density at ``x`` (up to a constant); its gradient into ``grad``.
 
     The rows are sorted by group (``starts``, G + 1, delimits each group's rows) and
     ``F`` is stored transposed (``Ft`` (p, n); ``Z`` follows from it):
-    :func:`skhier._engines.nuts.engine.rows_by_group` puts the rows in this layout.  ``y_values``
-    are the distinct outcomes and ``y_counts`` how many rows have each: the negative
+    :func:`skhier._engines.nuts.engine.rows_by_group` puts the rows in this layout;
+    ``wts`` are their frequency weights.  ``y_values`` are the distinct outcomes and
+    ``y_counts`` how many rows have each (weighted): the negative
     binomial's ``lgamma(y + alpha)`` and ``digamma(y + alpha)`` are computed once per
     distinct count, not once per row.  ``zbar`` (G, p - 1): each group's mean of
     the columns of ``Z``'s scale (``F[:, 1:] + shift``), for the centered form's
@@ -266,7 +269,7 @@ def glmm_density(x, family, y, offset, Ft, starts, n_groups, q, correlated, eta_
     eta = np.empty(n_rows)
     _linear_predictor(offset, Ft, starts, coefs, eta)
     r = np.empty(n_rows)  # d/deta of each row's log likelihood
-    value, d_rows = _log_lik(family, y, eta, alpha, r)
+    value, d_rows = _log_lik(family, y, wts, eta, alpha, r)
     lp += value
     d_alpha += d_rows
     _group_sums(r, Ft, starts, coefs)  # (reused: t_g = sum_i r_i F_i)
