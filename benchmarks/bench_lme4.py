@@ -231,8 +231,8 @@ def run_skhier(case: Case):
         est = case.fit(case.frame, random_state=0)
         elapsed = time.perf_counter() - start
     conv = est.convergence_
-    if "k_hat" in conv:
-        status = f"k_hat {conv['k_hat']:.2f}, ESS {conv.get('min_ess_bulk', np.nan):,.0f}"
+    if conv["method"] == "importance":
+        status = f"k_hat {conv['pareto_k']:.2f}, ESS {conv['min_ess_bulk']:,.0f}"
     else:
         status = f"r_hat {conv['max_r_hat']:.3f}, ESS {conv['min_ess_bulk']:,.0f}"
     warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
@@ -282,6 +282,7 @@ def main():
     print("\n| data | lme4 (s) | skhier (s) | skhier / lme4 | skhier's convergence |")
     print("|---|---|---|---|---|")
     for name, t_r, t_s, ratio, status in rows:
+        name = name.replace("|", "\\|")
         print(f"| {name} | {t_r:.2f} | {t_s:.2f} | {ratio:.1f} | {status} |")
     ok = [r for r in rows if np.isfinite(r[3])]
     if ok:

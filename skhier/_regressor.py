@@ -86,7 +86,9 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
         ``convergence_`` (NUTS when ``k_hat > 0.7``).  ``"laplace"`` (collapsed
         engine): the uncorrected Gaussian approximation, for model-selection loops;
         it understates uncertainty about the SDs with few groups.  ``"auto"``:
-        importance sampling for the collapsed engine from 1,000 groups, else NUTS.
+        importance sampling for the collapsed engine from 1,000 groups and for
+        nested factors (the Gibbs engine, which otherwise samples by Gibbs
+        sweeps; ``k_hat > 0.7``: the sweeps), else NUTS.
     parametrization : {"auto", "centered", "non-centered"}, default="auto"
         Form of the explicit model (ignored by the collapsed engine).
         ``"auto"``: centered when the median group is informative about its own

@@ -87,16 +87,23 @@ def sample(est, inputs):
 
     rng_seed, est._predict_seed = seeds(est.random_state, 2)
     engine = BY_NAME[est.engine_]
+    spec = inputs.spec
+    one_tree = sum(t.parent < 0 for t in spec.factors) == 1
+    importance = (
+        est.inference == "importance"
+        or (est.inference == "auto" and one_tree and spec.likelihood == "normal")
+    ) and "importance" in engine.inferences
     config = SamplerConfig(
         draws=est.draws, tune=est.tune, chains=est.chains, seed=rng_seed,
         target_accept=est.target_accept or engine.target_accept, progressbar=est.progressbar,
+        inference="importance" if importance else "nuts",
     )  # fmt: skip
     rng = np.random.default_rng(rng_seed)
     with quiet_samplers():
         extra = {"offset": inputs.offset} if inputs.offset is not None else {}
         if inputs.weights is not None:
             extra["weights"] = inputs.weights
-        X, spec = inputs.X, inputs.spec
+        X = inputs.X
         draws = engine.function(several=True)(
             X, inputs.y, inputs.codes, spec, inputs.scaling, config=config, rng=rng,
             store_draws=est.store_draws, **extra,
@@ -120,8 +127,19 @@ def sample(est, inputs):
         fac.name: _effects(fac, est._factors.levels[f], X.shape[1], prob)
         for f, fac in enumerate(post.factors)
     }
-    est.diagnostics_ = diagnostics(post, groups="auto")
+    importance = est._inference["method"] == "importance"
+    # (importance draws: the effects are exact draws given the variance parameters,
+    # diagnosed on request only, as the one-factor collapsed engine's)
+    est.diagnostics_ = diagnostics(post, groups=False if importance else "auto")
     est.convergence_ = convergence(est.diagnostics_, post, est._inference["method"])
+    if importance:  # resampled independent draws: the weights' ESS, no r_hat
+        est.diagnostics_ = _diagnostics.importance_diagnostics(
+            est.diagnostics_, est._inference["ess"]
+        )
+        est.convergence_.update(max_r_hat=float("nan"), min_ess_bulk=est._inference["ess"])
+    est.convergence_.update(
+        {k: v for k, v in est._inference.items() if k not in ("method", "ess")}
+    )
     est.singular_ = est._singular_effects()
     _diagnostics.warn_if_not_converged(est.convergence_, est.engine_)
 

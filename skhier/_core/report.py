@@ -141,6 +141,10 @@ class ReportMixin:
             diagnostics = self.diagnostics_
             if group_level and group_diagnostics:
                 diagnostics = _multi.diagnostics(self.posterior_, groups=True)
+                if self._inference["method"] == "importance":
+                    diagnostics = _diagnostics.importance_diagnostics(
+                        diagnostics, self._inference["ess"]
+                    )
             return _multi.summary_table(self, group_level, diagnostics)
         from skhier._posterior.summary import summary_table
 

@@ -88,7 +88,7 @@ ENGINES: tuple[Engine, ...] = (
            summarized=True, exact_group_draws=True, target_accept=0.8),
     Engine("augmented", ("student_t",), ("one",), ("nuts",),
            "skhier._engines.augmented.engine:fit_augmented"),
-    Engine("gibbs", ("normal", "bernoulli"), ("one", "several"), (),
+    Engine("gibbs", ("normal", "bernoulli"), ("one", "several"), ("importance",),
            "skhier._engines.gibbs.engine:fit_gibbs_one",
            several_entry="skhier._engines.gibbs.engine:fit_gibbs", integer_weights=("bernoulli",)),
     Engine("nuts", ("bernoulli", "poisson", "negative_binomial"), ("one",), ("nuts",),

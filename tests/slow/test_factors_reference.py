@@ -44,7 +44,8 @@ def test_nested_egsingle_agrees_with_mixedlm():
     np.testing.assert_array_less(
         np.abs(np.r_[est.intercept_, est.coef_] - fe), 0.5 * fit.bse_fe.to_numpy()
     )
-    assert est.convergence_["max_r_hat"] < 1.01
+    conv = est.convergence_  # nested Gaussian: importance sampling, checked by k_hat
+    assert conv["pareto_k"] < 0.7 if conv["method"] == "importance" else conv["max_r_hat"] < 1.01
 
 
 def test_crossed_agrees_with_mixedlm():

@@ -31,7 +31,11 @@ def _agree(est, lme4_intercept, lme4_se, sds, noise_sd):
         close = abs(row["mean"] - ref) < 0.15 * ref
         inside = row[lo_col] < ref < row[hi_col]
         assert close or inside, (name, ref, row.to_dict())
-    assert est.convergence_["max_r_hat"] < 1.01
+    conv = est.convergence_
+    if conv["method"] == "importance":  # nested Gaussian models: no chains
+        assert conv["pareto_k"] < 0.7 and conv["min_ess_bulk"] > 400
+    else:
+        assert conv["max_r_hat"] < 1.01
 
 
 def test_dyestuff_one_factor():

@@ -28,20 +28,27 @@ K_HAT_MAX = 0.7
 PROPOSAL_DF = 10.0
 
 
-def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_threads=1):
-    """Draws from the density ``log_density`` (a function of one point) by PSIS
-    from a multivariate t around ``mode`` with scale factor ``chol``.
+def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_threads=1,
+                        vectorized=False, keep=False, df=PROPOSAL_DF):  # fmt: skip
+    """Draws from the density ``log_density`` (a function of one point; of every
+    point at once, rows of an array, when ``vectorized``) by PSIS from a
+    multivariate t (``df`` degrees of freedom) around ``mode`` with scale factor
+    ``chol``.
 
     Returns ``(draws (n_out, d), info)`` with ``info`` holding ``pareto_k``,
     ``ess`` (the effective sample size of the smoothed weights) and
-    ``n_proposals``; ``draws`` is None when ``pareto_k > K_HAT_MAX``.
+    ``n_proposals``; ``draws`` is None when ``pareto_k > K_HAT_MAX`` (then, with
+    ``keep``, ``info["resampled"]`` holds them all the same: for a better proposal).
     """
     d = len(mode)
     z = rng.standard_normal((n_proposals, d))
-    scale = np.sqrt(rng.chisquare(PROPOSAL_DF, n_proposals) / PROPOSAL_DF)
+    scale = np.sqrt(rng.chisquare(df, n_proposals) / df)
     x = mode + (z @ chol.T) / scale[:, None]
-    log_q = -0.5 * (PROPOSAL_DF + d) * np.log1p((z**2).sum(1) / scale**2 / PROPOSAL_DF)
-    log_p = np.array(thread_map(log_density, x, n_threads), dtype=np.float64)
+    log_q = -0.5 * (df + d) * np.log1p((z**2).sum(1) / scale**2 / df)
+    if vectorized:
+        log_p = np.asarray(log_density(x), dtype=np.float64)
+    else:
+        log_p = np.array(thread_map(log_density, x, n_threads), dtype=np.float64)
     log_w = np.where(np.isfinite(log_p), log_p - log_q, -np.inf)
     smoothed, k_hat = psis(log_w)
     weights = np.exp(smoothed)
@@ -51,6 +58,8 @@ def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_thre
         "n_proposals": int(n_proposals),
     }
     if not k_hat <= K_HAT_MAX:
+        if keep and np.isfinite(weights).all():
+            info["resampled"] = x[systematic_resample(weights, n_out, rng)]
         return None, info
     return x[systematic_resample(weights, n_out, rng)], info
 

@@ -60,6 +60,42 @@ def _contribution(Z, codes, u, zoff, uoff, q, i, f):
 
 
 @_njit
+def level_offsets(nlev, q):
+    """Offsets of each factor's per-level ``q x q`` blocks in a flat array."""
+    out = np.zeros(q.shape[0] + 1, dtype=np.int64)
+    for f in range(q.shape[0]):
+        out[f + 1] = out[f] + nlev[f] * q[f] * q[f]
+    return out
+
+
+@_njit
+def tree_buffers(q, nlev, mdim, uoff, Cy, p):
+    """The work buffers of :func:`_tree_block` (``bufs``): per level its precision
+    ``P`` and shift ``h`` (size ``mdim``), the Cholesky factor ``Lb`` and blocks
+    ``Wb``, ``hb`` of its own effects, their offsets, the innermost nodes' ``C'y``
+    and the precision and shift of ``beta`` (``ptop``, ``htop``)."""
+    n_fac = q.shape[0]
+    poff = np.zeros(n_fac + 1, dtype=np.int64)
+    hoff = np.zeros(n_fac + 1, dtype=np.int64)
+    lboff = np.zeros(n_fac + 1, dtype=np.int64)
+    woff = np.zeros(n_fac + 1, dtype=np.int64)
+    for f in range(n_fac):
+        md, qf = mdim[f], q[f]
+        poff[f + 1] = poff[f] + nlev[f] * md * md
+        hoff[f + 1] = hoff[f] + nlev[f] * md
+        lboff[f + 1] = lboff[f] + nlev[f] * qf * qf
+        woff[f + 1] = woff[f] + nlev[f] * qf * (md - qf)
+    P = np.zeros(poff[n_fac])
+    h = np.zeros(hoff[n_fac])
+    Lb = np.zeros(lboff[n_fac])
+    Wb = np.zeros(woff[n_fac])
+    hb = np.zeros(uoff[n_fac])
+    ptop = np.zeros(p * p)
+    htop = np.zeros(p)
+    return (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
+
+
+@_njit
 def _precisions(tau, corr, q, zoff, croff, sinv, sig):
     """Sigma_f = D R D and its inverse for every factor (flat, ``croff``)."""
     for f in range(q.shape[0]):
@@ -313,23 +349,8 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
     n_rows, p = F.shape
     n_fac = q.shape[0]
     n_draws = out_beta.shape[0]
-    poff = np.zeros(n_fac + 1, dtype=np.int64)
-    hoff = np.zeros(n_fac + 1, dtype=np.int64)
-    lboff = np.zeros(n_fac + 1, dtype=np.int64)
-    woff = np.zeros(n_fac + 1, dtype=np.int64)
-    xoff = np.zeros(n_fac + 1, dtype=np.int64)  # per-level outer products
-    for f in range(n_fac):
-        md, qf = mdim[f], q[f]
-        poff[f + 1] = poff[f] + nlev[f] * md * md
-        hoff[f + 1] = hoff[f] + nlev[f] * md
-        lboff[f + 1] = lboff[f] + nlev[f] * qf * qf
-        woff[f + 1] = woff[f] + nlev[f] * qf * (md - qf)
-        xoff[f + 1] = xoff[f] + nlev[f] * qf * qf
-    P = np.zeros(poff[n_fac])
-    h = np.zeros(hoff[n_fac])
-    Lb = np.zeros(lboff[n_fac])
-    Wb = np.zeros(woff[n_fac])
-    hb = np.zeros(uoff[n_fac])
+    bufs = tree_buffers(q, nlev, mdim, uoff, Cy, p)
+    xoff = level_offsets(nlev, q)  # per-level outer products
     u = np.zeros(uoff[n_fac])
     beta = np.zeros(p)
     r = np.zeros(n_rows)
@@ -346,9 +367,6 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
     sinv = np.zeros(croff[n_fac])
     sig = np.zeros(croff[n_fac])
     n_trees = toff.shape[0] - 1
-    ptop = np.zeros(p * p)
-    htop = np.zeros(p)
-    bufs = (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
     # the collapsed step of one-tree models (see _kernels_gibbs_marginal)
     thoff = theta_offsets(q, correlated)
     n_theta = thoff[n_fac] + 1

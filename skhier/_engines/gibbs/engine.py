@@ -199,13 +199,35 @@ def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", of
     else:
         aug = (np.zeros(0), np.zeros(0, np.int64), np.zeros(0), *(np.zeros((0, 0)),) * 3)
     n_obs = n_observations(weights, len(lay.y))
+    priors = (rates, 1.0 / spec.prior_noise_sd, float(spec.prior_corr_eta), correlated, _PSI,
+              n_obs)  # fmt: skip
+    fallback = None
+    if config.inference == "importance":  # nested Gaussian models: no chain at all
+        fallback = "importance sampling needs Gaussian noise and nested (or one) factors"
+        if not augment and len(lay.toff) == 2:
+            from skhier._engines.gibbs import tree_importance
+
+            data = (lay.y, lay.Z, lay.codes, lay.C, lay.coff, lay.M, lay.moff, lay.q, lay.nlev,
+                    lay.zoff, lay.uoff, lay.mdim, lay.plev, lay.loff, lay.tree_f, lay.toff,
+                    beta_prec)  # fmt: skip
+            outs = [out[k] for k in ("beta", "s", "tau", "corr", "u", "usum", "ucross")]
+            info = tree_importance.sample(
+                lay, data, priors, (lay.M3, lay.Cy, lay.yy, lay.anc), spec, config, rng,
+                outs, kept_pos,
+            )  # fmt: skip
+            if info is not None and info["pareto_k"] <= tree_importance.K_HAT_MAX:
+                result = _split_factors(out, lay, spec, n_chains * n_draws, kept)
+                result["inference"] = info
+                return result
+            fallback = (
+                "the Laplace fit failed" if info is None
+                else f"importance sampling's pareto_k {info['pareto_k']:.2f} > 0.7"
+            )  # fmt: skip
 
     def chain(c):
         w = _working_copies(lay) if augment else lay
         data = (w.y, w.Z, lay.codes, w.C, lay.coff, w.M, lay.moff, lay.q, lay.nlev, lay.zoff,
                 lay.uoff, lay.mdim, lay.plev, lay.loff, lay.tree_f, lay.toff, beta_prec)
-        priors = (rates, 1.0 / spec.prior_noise_sd, float(spec.prior_corr_eta), correlated, _PSI,
-                  n_obs)  # fmt: skip
         outs = tuple(out[k][c] for k in ("beta", "s", "tau", "corr", "u", "usum", "ucross"))
         run_chain(
             rngs[c], n_tune, kept_pos, data, w.F, lay.croff, priors,
@@ -216,7 +238,10 @@ def fit_gibbs(X, y, codes, spec, scaling, *, config, rng, store_draws="auto", of
 
     stop = stop_flag()
     thread_map(chain, range(n_chains), os.cpu_count() or 1, stop)
-    return _split_factors(out, lay, spec, n_chains * n_draws, kept)
+    result = _split_factors(out, lay, spec, n_chains * n_draws, kept)
+    if fallback is not None:
+        result["inference"] = {"method": "gibbs", "fallback": fallback}
+    return result
 
 
 def _working_copies(lay):
