@@ -63,19 +63,8 @@ class ReportMixin:
 
     def _sd_draws(self) -> dict:
         """Every draw of each group-level SD, by its ``summary()`` row name."""
-        post, features = self.posterior_, self._feature_names()
-        if self._is_multi():
-            out = {}
-            for fac in post.factors:
-                sd = fac.sd.reshape(fac.sd.shape[0] * fac.sd.shape[1], -1)
-                slopes = [f"sigma_b[{fac.name}, {features[j]}]" for j in fac.slope_idx]
-                out.update(zip([f"sigma_a[{fac.name}]", *slopes], sd.T, strict=True))
-            return out
-        out = {"sigma_a": post.flat("group_intercept_sd")}
-        coef_sd = post.flat("group_coef_sd")
-        for j in np.flatnonzero(self.random_slope_mask_):
-            out[f"sigma_b[{features[j]}]"] = coef_sd[:, j]
-        return out
+        mask = getattr(self, "random_slope_mask_", None)
+        return self.posterior_.sd_draws(self._feature_names(), mask)
 
     def _singular_effects(self) -> list:
         """The group-level SDs whose posterior piles up at 0 (lme4's ``isSingular``):

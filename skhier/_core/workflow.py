@@ -254,12 +254,7 @@ class WorkflowMixin:
     def _eta_draws(self, X, codes, new_codes, idx, rng):
         """Draws of the linear predictor (n, len(idx)) at joint draws ``idx`` (the
         mean for Gaussian noise); rows of one new group share its drawn effect."""
-        from skhier._posterior import predict as _predict
-
-        post = self.posterior_
-        if self._is_multi():
-            return post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
-        return _predict.predictive_draws(post, X, codes, new_codes, idx, rng, noise=False)
+        return self.posterior_.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
 
     def _workflow_idata(self, idata):
         """``idata`` extended by the groups the workflow methods added (the data of

@@ -190,6 +190,16 @@ class FactorsPosterior:
             var[sl] += values.var(axis=1, ddof=1) if n_s > 1 else 0.0
         return mean, np.maximum(var, 0.0)
 
+    def sd_draws(self, feature_names, slope_mask=None) -> dict:
+        """Every draw of each factor's SDs, by their ``summary()`` row names (each
+        factor knows its slopes: ``slope_mask`` is not used)."""
+        out = {}
+        for fac in self.factors:
+            sd = fac.sd.reshape(fac.sd.shape[0] * fac.sd.shape[1], -1)
+            slopes = [f"sigma_b[{fac.name}, {feature_names[j]}]" for j in fac.slope_idx]
+            out.update(zip([f"sigma_a[{fac.name}]", *slopes], sd.T, strict=True))
+        return out
+
     def linear_draws(self, X, codes, idx, rng=None, new_codes=None):
         """Draws of ``E[y | x, levels]`` (n, len(idx)) at joint draws ``idx``: seen
         levels from their kept draws; new levels (``new_codes >= 0``) drawn from

@@ -147,6 +147,24 @@ class Posterior:
     def predictive_interval(self, X, codes, new_codes, prob, rng):
         return _predict.predictive_interval(self, X, codes, new_codes, prob, rng)
 
+    def linear_draws(self, X, codes, idx, rng=None, new_codes=None):
+        """Draws of the linear predictor (the mean for Gaussian noise), (n,
+        len(idx)), at joint draws ``idx``; rows of one new group share its drawn
+        effect."""
+        return _predict.predictive_draws(self, X, codes, new_codes, idx, rng, noise=False)
+
+    def sd_draws(self, feature_names, slope_mask=None) -> dict:
+        """Every draw of each group-level SD, by its ``summary()`` row name
+        (``slope_mask``: the features with a random slope; None: those whose SD is
+        not 0)."""
+        out = {"sigma_a": self.flat("group_intercept_sd")}
+        coef_sd = self.flat("group_coef_sd")
+        if slope_mask is None:
+            slope_mask = np.any(coef_sd != 0.0, axis=0)
+        for j in np.flatnonzero(slope_mask):
+            out[f"sigma_b[{feature_names[j]}]"] = coef_sd[:, j]
+        return out
+
     @property
     def n_joint(self) -> int:
         """Joint draws of every parameter: the kept draws of the group effects."""
