@@ -417,3 +417,25 @@ def test_fit_predict_and_summary_with_a_formula(cli, sleep_csv, workdir):
     assert result.returncode != 0 and "--group: the formula sets these" in result.stderr
     result = cli("fit", sleep_csv, "-o", model)
     assert result.returncode != 0 and "--target is required" in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning")
+def test_binomial_trials_and_weights_from_columns(cli, workdir):
+    """--trials (classifier: the target holds the successes) and --weights (any model)
+    name columns; the saved model is the fit with those arguments."""
+    from skhier.datasets import load_cbpp
+
+    data = load_cbpp().assign(w=2.0)
+    csv, model = workdir / "cbpp.csv", workdir / "cbpp.skops"
+    data.to_csv(csv, index=False)
+    fit = ["fit", csv, "--target", "incidence", "--group", "herd", "--features", "period"]
+    opts = ["--random-slopes", "none", *SAMPLING, "-o", model]
+    assert_ok(cli(*fit, "--model", "classifier", "--trials", "size", "--weights", "w", *opts))
+    est = persistence.load(model)
+    frame = data[["period", "herd"]].astype({"herd": str})  # (the command reads labels as text)
+    ref = skhier.HierarchicalClassifier(**est.get_params()).fit(
+        frame, data["incidence"], trials=data["size"], sample_weight=data["w"]
+    )
+    np.testing.assert_allclose(est.coef_, ref.coef_)
+    result = cli(*fit, "--model", "regressor", "--trials", "size", *opts)
+    assert_error(result, "--trials applies to --model classifier only")

@@ -179,6 +179,13 @@ def _build_parser():
         help="group intercepts and slopes uncorrelated (lme4's (x || g))",
     )
     fit.add_argument("--exposure", help="poisson: column of exposures (time or size observed)")
+    fit.add_argument(
+        "--weights", help="column of frequency weights (a row of weight w counts as w rows)"
+    )
+    fit.add_argument(
+        "--trials",
+        help="classifier: column of trials per row; the target is then the successes",
+    )
     for flag, param, type_, help_, models in PARAM_OPTIONS:
         suffix = f" ({', '.join(models)} only)" if models else ""
         fit.add_argument(

@@ -66,9 +66,7 @@ def run_fit(args) -> int:
         if value is None:
             raise CLIError(f"{flag} is required (or give the model as --formula).")
     groups = split_names(args.group, "--group")
-    exposure = args.exposure
-    if args.model != "poisson" and exposure is not None:
-        raise CLIError("--exposure applies to --model poisson only.")
+    row_columns = _row_columns(args)
     for flag, param, _, _, models in PARAM_OPTIONS:
         if models and args.model not in models and getattr(args, param) is not None:
             raise CLIError(f"{flag} applies to --model {' or '.join(models)} only.")
@@ -77,7 +75,7 @@ def run_fit(args) -> int:
         raise CLIError(f"cannot write '{out}': folder '{out.parent}' does not exist.")
 
     data = _read_csv(args.data, str_columns=groups)
-    _require(data, [args.target, *groups] + ([exposure] if exposure else []), args.data)
+    _require(data, [args.target, *groups, *row_columns.values()], args.data)
     features = _features(data, args, groups)
     params = {p: getattr(args, p) for _, p, *_ in PARAM_OPTIONS if getattr(args, p) is not None}
     for param in ("nested", "correlated_effects"):
@@ -89,7 +87,7 @@ def run_fit(args) -> int:
     if not args.quiet and sys.stderr.isatty():
         params["progressbar"] = True
     est = estimator_classes()[MODELS[args.model]](**params)
-    fit_params = {"exposure": data[exposure].to_numpy()} if exposure else {}
+    fit_params = {param: data[col].to_numpy() for param, col in row_columns.items()}
 
     _say(
         args,
@@ -261,7 +259,9 @@ def _fit_formula(args) -> int:
     if args.correlated_effects is not None:
         raise CLIError("--correlated-effects: the formula sets it ('|' or '||'); omit it.")
     est = estimator_classes()[MODELS[args.model]](formula=args.formula, **params)
-    fit_params = {"exposure": data[args.exposure].to_numpy()} if args.exposure else {}
+    row_columns = _row_columns(args)
+    _require(data, list(row_columns.values()), args.data)
+    fit_params = {param: data[col].to_numpy() for param, col in row_columns.items()}
     y = None if args.target is None else data[args.target]
     _say(args, f"Fitting {type(est).__name__} to {len(data)} rows of '{args.data}': "
                f"{args.formula} ...")  # fmt: skip
@@ -318,10 +318,27 @@ def _require(data, columns, path):
         )
 
 
+def _row_columns(args) -> dict:
+    """The fit arguments given as columns (``--exposure``, ``--weights``,
+    ``--trials``): parameter -> column name, each checked against ``--model``."""
+    out = {}
+    for flag, column, param, model in (
+        ("--exposure", args.exposure, "exposure", "poisson"),
+        ("--weights", getattr(args, "weights", None), "sample_weight", None),
+        ("--trials", getattr(args, "trials", None), "trials", "classifier"),
+    ):
+        if column is None:
+            continue
+        if model is not None and args.model != model:
+            raise CLIError(f"{flag} applies to --model {model} only.")
+        out[param] = column
+    return out
+
+
 def _features(data, args, groups):
     import pandas as pd
 
-    used = {args.target, *groups, args.exposure}
+    used = {args.target, *groups, *_row_columns(args).values()}
     if args.features:
         features = split_names(args.features, "--features")
         _require(data, features, args.data)
