@@ -3,7 +3,7 @@
 When the factors form one tree (one factor, or factors nested in each other),
 the marginal likelihood of the variance parameters ``theta`` - every group
 effect and ``beta`` integrated out - comes out of the same upward pass that
-draws them (:func:`skhier._engines.gibbs.chain._tree_block`, mode 1).  A random-walk
+draws them (:func:`skhier._engines.gibbs.tree._tree_block`, mode 1).  A random-walk
 Metropolis step on ``theta`` from that marginal (its proposal covariance learned
 during burn-in, then frozen) moves the SDs, correlations and noise SD without
 waiting for the group effects to follow: the coupling that slows any sampler

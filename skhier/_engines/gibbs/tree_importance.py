@@ -3,7 +3,7 @@ their exact marginal, every effect drawn exactly given them.
 
 When the grouping factors form one tree (one factor nested in another, and so on)
 and the noise is Gaussian, the upward pass of the Gibbs engine
-(:func:`skhier._engines.gibbs.chain._tree_block`, mode 1) integrates ``beta`` and
+(:func:`skhier._engines.gibbs.tree._tree_block`, mode 1) integrates ``beta`` and
 every group effect out and gives the log marginal likelihood of the variance
 parameters ``theta`` (each factor's log SDs and correlation parameters, and the log
 noise SD; :mod:`skhier._engines.gibbs.marginal`).  With a few parameters and many
@@ -29,8 +29,8 @@ import os
 import numpy as np
 
 from skhier._engines.collapsed.importance import K_HAT_MAX
-from skhier._engines.gibbs.chain import _tree_block, level_offsets, tree_buffers
 from skhier._engines.gibbs.marginal import apply_theta, theta_offsets
+from skhier._engines.gibbs.tree import _tree_block, level_offsets, tree_buffers
 from skhier._numba.linalg import _njit
 from skhier._util.threads import thread_map
 
