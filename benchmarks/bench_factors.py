@@ -1,4 +1,5 @@
-"""Several grouping factors: skhier's Gibbs engine against MixedLM and PyMC's NUTS.
+"""Several grouping factors: skhier (importance sampling for nested designs, Gibbs
+sweeps for crossed ones) against MixedLM and PyMC's NUTS.
 
 Cases (simulated, known parameters):
 
@@ -164,6 +165,13 @@ def pymc_crossed(X, y, g, draws=200, tune=200):
     return elapsed, min(float(ess[v]) for v in ("tau_s", "tau_d", "eps"))
 
 
+def _method(conv):
+    """skhier's row label: how it sampled (importance sampling: with its k_hat)."""
+    if conv["method"] == "importance":
+        return f"skhier (IS, k_hat {conv['pareto_k']:.2f})"
+    return f"skhier ({conv['method']})"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -188,7 +196,7 @@ def main():
     rows.append(
         (
             "nested",
-            "skhier (Gibbs)",
+            _method(conv),
             t,
             conv["max_r_hat"],
             sds["ess_bulk"].min(),
@@ -206,7 +214,7 @@ def main():
     rows.append(
         (
             "crossed",
-            "skhier (Gibbs)",
+            _method(conv),
             t,
             conv["max_r_hat"],
             sds["ess_bulk"].min(),
