@@ -24,7 +24,7 @@ Run::
 
 from __future__ import annotations
 
-import argparse
+import sys
 
 import numpy as np
 import pandas as pd
@@ -103,6 +103,4 @@ def main(fast: bool = False):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true", help="tiny sampler settings")
-    main(parser.parse_args().fast)
+    main(fast="--fast" in sys.argv)
