@@ -348,11 +348,7 @@ class HierarchicalRegressor(RegressorMixin, HierarchicalBase):
             since it is usually a mistake - unless ``group_col`` is set.
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights: a row of weight ``w`` counts as ``w`` identical rows
-            (its likelihood raised to the power ``w``; 0 leaves the row out), for
-            aggregated data.  Not lme4's precision weights: there, ``weights=w``
-            divides a row's noise variance by ``w`` and leaves the number of
-            observations unchanged.  With ``likelihood="student_t"`` each of the
-            ``w`` copies has its own latent noise scale.
+            (0 leaves it out); not lme4's precision weights (user guide, section 1).
 
         Returns
         -------

@@ -38,6 +38,7 @@ from skhier._engines.gibbs.tree import (
     _contribution,
     _tree_block,
     level_offsets,
+    record_draw,
     tree_buffers,
 )
 from skhier._numba.linalg import _njit
@@ -185,18 +186,4 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
         d = it - n_tune
         if d < 0:
             continue
-        _copy(beta, out_beta[d])
-        out_s[d] = s
-        _copy(tau, out_tau[d])
-        _copy(corr, out_corr[d])
-        if kept_pos[d] >= 0:
-            _copy(u, out_u[kept_pos[d]])
-        for f in range(n_fac):
-            qf = q[f]
-            for j in range(nlev[f]):
-                ub = uoff[f] + j * qf
-                xb = xoff[f] + j * qf * qf
-                for a in range(qf):
-                    usum[ub + a] += u[ub + a]
-                    for b in range(qf):
-                        ucross[xb + a * qf + b] += u[ub + a] * u[ub + b]
+        record_draw(d, kept_pos, beta, s, tau, corr, u, outs, q, nlev, uoff, xoff)

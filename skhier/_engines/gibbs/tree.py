@@ -272,3 +272,26 @@ def _in_tree(tree_f, first, depth, f):
         if tree_f[first + d] == f:
             return True
     return False
+
+
+@_njit
+def record_draw(d, kept_pos, beta, s, tau, corr, u, outs, q, nlev, uoff, xoff):
+    """Store draw ``d`` into ``outs = (beta, s, tau, corr, u, usum, ucross)``: the
+    effects when ``kept_pos[d] >= 0``, and every draw's effects summed and their
+    per-level outer products accumulated (``xoff``: :func:`level_offsets`)."""
+    out_beta, out_s, out_tau, out_corr, out_u, usum, ucross = outs
+    _copy(beta, out_beta[d])
+    out_s[d] = s
+    _copy(tau, out_tau[d])
+    _copy(corr, out_corr[d])
+    if kept_pos[d] >= 0:
+        _copy(u, out_u[kept_pos[d]])
+    for f in range(q.shape[0]):
+        qf = q[f]
+        for j in range(nlev[f]):
+            ub = uoff[f] + j * qf
+            xb = xoff[f] + j * qf * qf
+            for a in range(qf):
+                usum[ub + a] += u[ub + a]
+                for b in range(qf):
+                    ucross[xb + a * qf + b] += u[ub + a] * u[ub + b]

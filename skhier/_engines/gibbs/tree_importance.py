@@ -30,7 +30,7 @@ import numpy as np
 
 from skhier._engines.collapsed.importance import K_HAT_MAX
 from skhier._engines.gibbs.marginal import apply_theta, theta_offsets
-from skhier._engines.gibbs.tree import _tree_block, level_offsets, tree_buffers
+from skhier._engines.gibbs.tree import _tree_block, level_offsets, record_draw, tree_buffers
 from skhier._numba.linalg import _njit
 from skhier._util.threads import thread_map
 
@@ -79,7 +79,6 @@ def exact_draws(thetas, rng, data, croff, priors, one_tree, p, kept_pos, outs):
     fills them: the kept effects, and every draw's sums and outer products)."""
     rates, s_rate, eta, correlated, _, _ = priors
     q, zoff, nlev, uoff = data[7], data[9], data[8], data[10]
-    out_beta, out_s, out_tau, out_corr, out_u, usum, ucross = outs
     bufs, thoff = _setup(data, one_tree, p, correlated)
     tdims = (q, zoff, croff, correlated, thoff, nlev, rates, s_rate, eta)
     tau, corr, sinv = np.zeros(zoff[-1]), np.zeros(croff[-1]), np.zeros(croff[-1])
@@ -88,21 +87,7 @@ def exact_draws(thetas, rng, data, croff, priors, one_tree, p, kept_pos, outs):
     for d in range(thetas.shape[0]):
         _, s = apply_theta(thetas[d], *tdims, tau, corr, sinv)
         _tree_block(rng, 0, data, sinv, croff, 1.0 / (s * s), u, beta, r, bufs, 0)
-        out_beta[d] = beta
-        out_s[d] = s
-        out_tau[d] = tau
-        out_corr[d] = corr
-        if kept_pos[d] >= 0:
-            out_u[kept_pos[d]] = u
-        for f in range(q.shape[0]):
-            qf = q[f]
-            for j in range(nlev[f]):
-                ub = uoff[f] + j * qf
-                xb = xoff[f] + j * qf * qf
-                for a in range(qf):
-                    usum[ub + a] += u[ub + a]
-                    for b in range(qf):
-                        ucross[xb + a * qf + b] += u[ub + a] * u[ub + b]
+        record_draw(d, kept_pos, beta, s, tau, corr, u, outs, q, nlev, uoff, xoff)
 
 
 class _Target:
