@@ -55,9 +55,11 @@ TRUSTED_TYPES: list[str] = [
     "skhier._posterior.factors.FactorsPosterior",
     # a model fit with a formula: its encoding, as plain values
     "skhier._core.formula.Encoding",
+    "skhier._core.formula_parse.Formula",
+    "skhier._core.formula_parse.RandomTerm",
+    # where these classes lived in earlier versions
     "skhier._core.formula.Formula",
     "skhier._core.formula.RandomTerm",
-    # where these classes lived in earlier versions
     "skhier._estimator.HierarchicalRegressor",  # skhier 0.1.0
     "skhier._posterior.Posterior",
     "skhier._factors.FactorLayout",

@@ -417,6 +417,30 @@ def test_lazy_prediction_checks_unseen_levels_of_several_factors():
         est.predict(lazy_frame)
 
 
+def test_sample_y_new_levels_of_several_factors_are_shared_across_partitions():
+    """With two crossed factors, rows of one new level share its drawn effect in
+    every partition, as with one factor: rows with the same new student and the
+    same seen lecturer differ by noise only."""
+    rng = np.random.default_rng(6)
+    n = 1500
+    s, lec = rng.integers(0, 30, n), rng.integers(0, 10, n)
+    y = 3.0 * rng.normal(size=30)[s] + rng.normal(size=10)[lec] + rng.normal(size=n)
+    frame = pd.DataFrame({"x": np.zeros(n), "student": s, "lecturer": lec, "y": y})
+    est = HierarchicalRegressor(
+        group_col=["student", "lecturer"], nested=False, random_slopes=None,
+        unseen_groups="population", draws=200, tune=200, chains=2, random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(frame[["x", "student", "lecturer"]], frame["y"])
+    new = pd.DataFrame({"x": np.zeros(40), "student": [999] * 40, "lecturer": [3] * 40})
+    lazy_new = dd.from_pandas(new, npartitions=4)
+    draws = est.sample_y(lazy_new, n_samples=400, random_state=0).compute()
+    first, last = draws.iloc[0].to_numpy(), draws.iloc[-1].to_numpy()  # partitions 1 and 4
+    assert np.var(first - last) < 3.0  # noise only: 2 eps^2 = 2 (not shared: about 20)
+    assert np.var(first) > 6.0  # the new student's effect does vary across draws
+
+
 def test_bad_data_in_one_partition_is_named():
     """A partition with NaN in X, or whose group labels have another dtype: one
     clear error naming the partition and the column, as in memory."""

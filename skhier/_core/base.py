@@ -28,7 +28,6 @@ from skhier._data.groups import (
     POPULATION,
     check_group_labels,
     encode,
-    prediction_codes,
     split_group_column,
     unique_labels,
 )
@@ -306,10 +305,6 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
 
-    def _is_multi(self) -> bool:
-        """Fit with several grouping factors."""
-        return getattr(self, "_factors", None) is not None
-
     def _several_inputs(self, X, y, groups, exposure=None, weights=None) -> FitInputs:
         """Validate a model with several grouping factors."""
         from skhier._core import multi as _multi
@@ -326,24 +321,9 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
 
             X, groups = encode_predict(encoding, X, groups)
         _dask.refuse(X, groups, what=f"{type(self).__name__}'s prediction methods")
-        if self._is_multi():
-            from skhier._data.factors import prediction_factor_codes
-
-            X, labels = split_group_column(X, groups, self.group_col)
-            X = validated(self, X, reset=False, dtype=np.float64, n_rows=_rows_of(X, labels))
-            codes, new = prediction_factor_codes(
-                labels, self._factors, X.shape[0], self.unseen_groups
-            )
-            return X, codes, new
         X, labels = split_group_column(X, groups, self.group_col)
         X = validated(self, X, reset=False, dtype=np.float64, n_rows=_rows_of(X, labels))
-        codes, new_codes = prediction_codes(
-            labels,
-            X.shape[0],
-            self.groups_,
-            self.unseen_groups,
-            fit_with_groups=getattr(self, "_fit_with_groups", True),
-        )
+        codes, new_codes = self.posterior_.prediction_codes(self, labels, X.shape[0])
         return X, codes, new_codes
 
     #: values of parameters added since an estimator was saved that reproduce what

@@ -2,7 +2,8 @@
 fitted means and intervals, the convergence summary, ``summary()`` and ``idata_``.
 
 A mixin of :class:`skhier._core.base.HierarchicalBase`, which provides ``posterior_``,
-``engine_``, ``_inference`` and ``_is_multi``.
+``engine_`` and ``_inference``; the posterior (one grouping factor or several)
+answers for its layout.
 """
 
 from __future__ import annotations
@@ -124,27 +125,14 @@ class ReportMixin:
         return table
 
     def _summary_table(self, group_level, group_diagnostics):
-        if self._is_multi():
-            from skhier._core import multi as _multi
-
-            diagnostics = self.diagnostics_
-            if group_level and group_diagnostics:
-                diagnostics = _multi.diagnostics(self.posterior_, groups=True)
-                if self._inference["method"] == "importance":
-                    diagnostics = _diagnostics.importance_diagnostics(
-                        diagnostics, self._inference["ess"]
-                    )
-            return _multi.summary_table(self, group_level, diagnostics)
-        from skhier._posterior.summary import summary_table
-
         diagnostics = self.diagnostics_
         if group_level and group_diagnostics:
-            diagnostics = _diagnostics.parameter_diagnostics(self.posterior_, groups=True)
+            diagnostics = self.posterior_.diagnose(groups=True)
             if getattr(self, "_inference", {}).get("method") == "importance":
                 diagnostics = _diagnostics.importance_diagnostics(
                     diagnostics, self._inference["ess"]
                 )
-        return summary_table(self, group_level, diagnostics)
+        return self.posterior_.summary_table(self, group_level, diagnostics)
 
     @property
     def idata_(self):
@@ -152,12 +140,7 @@ class ReportMixin:
         with the groups that :meth:`sample_prior_predictive` and
         :meth:`compute_log_likelihood` add once they have been called."""
         check_is_fitted(self)
-        if self._is_multi():
-            from skhier._core.multi import to_inference_data
-
-            return self._workflow_idata(to_inference_data(self))
-        idata = self.posterior_.to_inference_data(self._feature_names(), self.groups_)
-        return self._workflow_idata(idata)
+        return self._workflow_idata(self.posterior_.inference_data(self))
 
     def _feature_names(self):
         names = getattr(self, "feature_names_in_", None)

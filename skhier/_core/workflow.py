@@ -79,22 +79,11 @@ class WorkflowMixin:
         rng = generator(random_state)
         n_levels = [t.n_levels for t in spec.factors] if spec.factors else len(prior.groups_)
         draws = draw_prior(spec, n_levels, int(n_samples), rng)
-        if spec.factors:
-            from skhier._core.multi import to_inference_data
-            from skhier._posterior.factors import FactorsPosterior
+        from skhier._posterior import from_standardized
 
-            prior.posterior_ = FactorsPosterior.from_standardized(draws, spec, inputs.scaling)
-            new_codes = np.full(inputs.codes.shape, -1)
-            dataset = to_inference_data(prior).posterior
-        else:
-            from skhier._posterior.one_factor import Posterior
-
-            prior.posterior_ = Posterior.from_standardized(
-                draws, spec, inputs.scaling, self.interval_prob, "all"
-            )
-            new_codes = np.full(inputs.codes.shape, -1)
-            idata = prior.posterior_.to_inference_data(prior._feature_names(), prior.groups_)
-            dataset = idata.posterior
+        prior.posterior_ = from_standardized(draws, spec, inputs.scaling, self.interval_prob)
+        new_codes = np.full(inputs.codes.shape, -1)
+        dataset = prior.posterior_.inference_data(prior).posterior
         idx = np.arange(int(n_samples))
         eta = prior._eta_draws(inputs.X, inputs.codes, new_codes, idx, rng)
         if inputs.offset is not None:  # log exposure (the centring is in mu_a already)

@@ -66,8 +66,7 @@ def _snapshot(est):
     client (:func:`_check_groups`), so the copy predicts unseen labels from the
     population without warning again in every partition.  Setting that on the copy
     is thread-safe, where filtering warnings in each task is not (Dask runs
-    partitions in threads).  Several grouping factors are checked on the client
-    too (:func:`_check_factor_levels`)."""
+    partitions in threads)."""
     snapshot = copy.deepcopy(est)
     if snapshot.unseen_groups == "warn":
         snapshot.unseen_groups = "population"
@@ -87,8 +86,10 @@ def sample_kwargs(est, n_samples, random_state):
 
 
 def _check_groups(est, X, groups):
-    """Refuse in-memory labels for lazy rows; apply ``unseen_groups`` once, here."""
-    from skhier._data.groups import POPULATION, check_unseen, encode
+    """Refuse in-memory labels for lazy rows; apply ``unseen_groups`` once, here,
+    from the distinct labels (label combinations, with several factors) and their
+    counts: one pass over the group columns."""
+    from skhier._data.groups import POPULATION
 
     if groups is not None and groups is not POPULATION and not is_dask(groups):
         raise TypeError(
@@ -96,15 +97,25 @@ def _check_groups(est, X, groups):
             "as a Dask Series or Array with the same rows as X, skhier.POPULATION, or keep "
             "the labels in X with `group_col`."
         )
-    if est._is_multi():
-        _check_factor_levels(est, X, groups)
-        return
     labels = groups
     if groups is None and est.group_col is not None and hasattr(X, "columns"):
-        column = est.group_col[0] if isinstance(est.group_col, (list, tuple)) else est.group_col
-        labels = X[column] if column in X.columns else None
+        columns = est.group_col if isinstance(est.group_col, (list, tuple)) else [est.group_col]
+        present = [c for c in columns if c in X.columns]
+        labels = None
+        if present == list(columns):  # else each partition's in-memory call raises
+            labels = X[columns[0]] if len(columns) == 1 else X[list(columns)]
     if not is_dask(labels) or est.unseen_groups == "population":
         return
+    distinct, counts = _distinct_labels(labels)
+    est.posterior_.prediction_codes(est, distinct, len(distinct), counts=counts)
+
+
+def _distinct_labels(labels):
+    """Distinct labels (a frame of distinct combinations for several columns) and
+    the rows each stands for."""
+    if labels.ndim == 2 and hasattr(labels, "groupby"):  # several factors' columns
+        combos = labels.groupby(list(labels.columns)).size().compute()
+        return combos.index.to_frame(index=False), combos.to_numpy()
     if labels.ndim != 1:
         raise ValueError("`groups` must be one-dimensional: one label per row.")
     if hasattr(labels, "value_counts"):
@@ -116,28 +127,7 @@ def _check_groups(est, X, groups):
 
         distinct, counts = dask.compute(*da.unique(labels, return_counts=True))
     distinct = distinct if distinct.dtype.kind in "biuf" else distinct.astype(object)
-    unseen = encode(distinct, est.groups_) < 0
-    if unseen.any():
-        check_unseen(distinct, unseen, est.groups_, est.unseen_groups, counts=counts)
-
-
-def _check_factor_levels(est, X, groups):
-    """:func:`_check_groups` for several grouping factors, whose labels are columns of
-    ``X`` (``group_col``): ``unseen_groups`` once, from the distinct combinations of
-    the factors' labels and their counts (one pass over those columns)."""
-    from skhier._data.factors import prediction_factor_codes
-    from skhier._data.groups import POPULATION
-
-    if groups is POPULATION or est.unseen_groups == "population":
-        return
-    columns = est.group_col if isinstance(est.group_col, (list, tuple)) else [est.group_col]
-    if groups is not None or not hasattr(X, "columns") or not set(columns) <= set(X.columns):
-        return  # nothing to check here: each partition's in-memory call raises
-    combos = X[list(columns)].groupby(list(columns)).size().compute()
-    distinct = combos.index.to_frame(index=False)
-    prediction_factor_codes(
-        distinct, est._factors, len(distinct), est.unseen_groups, counts=combos.to_numpy()
-    )
+    return distinct, counts
 
 
 def _call(est, method, x, g, kwargs):
@@ -172,33 +162,35 @@ def _empty(method, kwargs):
 
 
 def _sample_block(est, x, groups, draw_idx, seed, n_samples):
-    """:meth:`sample_y` on one block with the client's draws (see the module)."""
-    from skhier._data.groups import POPULATION, _plain, split_group_column
-    from skhier._posterior import factors as _fpost
-    from skhier._posterior import predict as _predict
+    """:meth:`sample_y` on one block with the client's draws (see the module): a new
+    group's (level's) standard normals come from a stream keyed by its factor and
+    label, so its rows share one effect per column across blocks."""
+    from skhier._data.groups import split_group_column
 
+    post = est.posterior_
     X, codes, new_codes = est._prepare(x, groups)
     noise_rng = np.random.default_rng([seed, _row_key(x)])
-    if est._is_multi():
-        return _fpost.predictive_draws(est.posterior_, X, codes, new_codes, draw_idx, noise_rng)
-    new_normals = None
+    normals = None
     if (new_codes >= 0).any():
         _, labels = split_group_column(x, groups, est.group_col)
-        first = np.unique(new_codes[new_codes >= 0], return_index=True)[1]
-        rows = np.flatnonzero(new_codes >= 0)[first]
-        k = 1 + len(est.coef_)
-        new_normals = np.stack(
-            [
-                np.random.default_rng([seed, _label_key(POPULATION if labels is POPULATION
-                                                        else _plain(np.asarray(labels)[r]))])
-                .standard_normal((len(draw_idx), k))
-                for r in rows
-            ],
-            axis=1,
-        )  # fmt: skip
-    return _predict.predictive_draws(
-        est.posterior_, X, codes, new_codes, draw_idx, noise_rng, new_normals=new_normals
-    )
+        found = post.new_level_labels(est, labels, new_codes)
+        normals = [
+            _keyed_normals(seed, f, labs, (len(draw_idx), q))
+            for f, (labs, q) in enumerate(zip(found, post.effect_sizes(), strict=True))
+        ]
+    return post.predictive_draws(X, codes, new_codes, draw_idx, noise_rng, new_normals=normals)
+
+
+def _keyed_normals(seed, factor, labels, shape):
+    """Standard normals ``shape`` per label, stacked on axis 1: each from a stream
+    keyed by the factor and the label (the same in every block and process)."""
+    if not labels:
+        return np.empty((shape[0], 0, shape[1]))
+    return np.stack(
+        [np.random.default_rng([seed, factor, _label_key(lab)]).standard_normal(shape)
+         for lab in labels],
+        axis=1,
+    )  # fmt: skip
 
 
 def _label_key(label) -> int:

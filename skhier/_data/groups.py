@@ -184,11 +184,13 @@ def split_group_column(X, groups, group_col):
     return X.drop(columns=cols), labels
 
 
-def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=True):
+def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=True, counts=None):
     """Codes of seen groups and of distinct new groups for a prediction method.
 
     Returns ``(codes, new_codes)``: ``codes`` index ``classes`` for seen rows;
     ``new_codes`` number the distinct unseen groups (-1 for seen rows).
+    ``counts``: how many rows each label stands for (distinct labels), for the
+    unseen-group policy's message.
     """
     if labels is POPULATION:
         if not fit_with_groups:  # the one group of a model fit without groups
@@ -216,7 +218,7 @@ def prediction_codes(labels, n_rows, classes, unseen_policy, fit_with_groups=Tru
     codes = encode(labels, classes)
     unseen = codes < 0
     if unseen.any():
-        check_unseen(labels, unseen, classes, unseen_policy)
+        check_unseen(labels, unseen, classes, unseen_policy, counts=counts)
     return codes, new_group_codes(labels, unseen)
 
 

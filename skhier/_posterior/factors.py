@@ -152,13 +152,65 @@ class FactorsPosterior:
         tail = (1.0 - prob) / 2.0
         return quantiles(draws, [tail, 1.0 - tail])
 
+    # ------------------------------------------- one interface for every layout
+    def diagnose(self, groups="auto") -> dict:
+        """r_hat and bulk ESS of every sampled parameter (see
+        :func:`skhier._posterior.factors_report.diagnostics`)."""
+        from skhier._posterior.factors_report import diagnostics
+
+        return diagnostics(self, groups)
+
+    def summary_table(self, est, group_level, diagnostics):
+        from skhier._posterior.factors_report import summary_table
+
+        return summary_table(est, group_level, diagnostics)
+
+    def inference_data(self, est):
+        from skhier._posterior.factors_report import to_inference_data
+
+        return to_inference_data(est)
+
+    def prediction_codes(self, est, labels, n_rows, counts=None):
+        """``(codes, new_codes)`` of shape (n_rows, factors) for a prediction
+        method's labels, after ``est.unseen_groups``; ``counts``: rows per label
+        combination when ``labels`` are distinct combinations."""
+        from skhier._data.factors import prediction_factor_codes
+
+        return prediction_factor_codes(labels, est._factors, n_rows, est.unseen_groups,
+                                       counts=counts)  # fmt: skip
+
+    def new_level_labels(self, est, labels, new_codes):
+        """Per factor, the label of each new level ``0..n_new - 1`` in ``new_codes``
+        (a tuple, outer to inner, for a nested factor)."""
+        from skhier._data.factors import label_frame
+        from skhier._data.groups import POPULATION
+
+        layout = est._factors
+        frame = None if labels is POPULATION else label_frame(
+            labels, len(new_codes), names=list(layout.names)
+        )  # fmt: skip
+        out = []
+        for f in range(len(self.factors)):
+            found, rows = np.unique(new_codes[:, f], return_index=True)
+            rows = rows[found >= 0]
+            if frame is None:
+                out.append([POPULATION] * len(rows))
+                continue
+            chain = [layout.names[c] for c in layout.chain(f)]
+            out.append([tuple(frame[c].iloc[r] for c in chain) for r in rows])
+        return out
+
+    def effect_sizes(self) -> list[int]:
+        """The number of effects (intercept and slopes) of each factor."""
+        return [1 + len(fac.slope_idx) for fac in self.factors]
+
     # -------------------------------------------------------------- prediction
     def mean_and_var(self, X, codes, new_codes, with_var=True):
         """Exact posterior mean (and variance) of ``E[y | x, levels]`` per row."""
         return self.predict_moments(X, codes, new_codes, with_var)
 
-    def predictive_draws(self, X, codes, new_codes, idx, rng):
-        return predictive_draws(self, X, codes, new_codes, idx, rng)
+    def predictive_draws(self, X, codes, new_codes, idx, rng, new_normals=None):
+        return predictive_draws(self, X, codes, new_codes, idx, rng, new_normals)
 
     def predictive_interval(self, X, codes, new_codes, prob, rng):
         return predictive_interval(self, X, codes, new_codes, prob, rng)
@@ -200,11 +252,12 @@ class FactorsPosterior:
             out.update(zip([f"sigma_a[{fac.name}]", *slopes], sd.T, strict=True))
         return out
 
-    def linear_draws(self, X, codes, idx, rng=None, new_codes=None):
+    def linear_draws(self, X, codes, idx, rng=None, new_codes=None, new_normals=None):
         """Draws of ``E[y | x, levels]`` (n, len(idx)) at joint draws ``idx``: seen
         levels from their kept draws; new levels (``new_codes >= 0``) drawn from
         ``Normal(0, Sigma_f)`` (one per new level and draw) when ``rng`` is given,
-        else left out."""
+        else left out.  ``new_normals``: per factor, the standard normals
+        (len(idx), n_new, q) of its new levels, instead of draws from ``rng``."""
         pop = self.population(joint=True)[idx]
         out = pop[:, 0][None, :] + X @ pop[:, 1:].T
         n_chains = self.intercept.shape[0]
@@ -219,7 +272,11 @@ class FactorsPosterior:
                 new = new_codes[:, f] >= 0
                 n_new = int(new_codes[:, f].max()) + 1
                 chol = np.linalg.cholesky(self._joint_cov(fac, idx))
-                e = rng.standard_normal((len(idx), n_new, z.shape[1])) @ np.swapaxes(chol, 1, 2)
+                e = (
+                    rng.standard_normal((len(idx), n_new, z.shape[1]))
+                    if new_normals is None
+                    else new_normals[f]
+                ) @ np.swapaxes(chol, 1, 2)
                 out[new] += np.einsum("nk,snk->ns", z[new], e[:, new_codes[new, f]])
         return out
 
@@ -267,10 +324,10 @@ class FactorEffects:
     random_slope_mask: np.ndarray
 
 
-def predictive_draws(post, X, codes, new_codes, idx, rng):
+def predictive_draws(post, X, codes, new_codes, idx, rng, new_normals=None):
     """Posterior predictive draws (n, len(idx)) at joint draws ``idx``; rows of one
     new level share its drawn effect."""
-    out = post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes)
+    out = post.linear_draws(X, codes, idx, rng=rng, new_codes=new_codes, new_normals=new_normals)
     return out + of_posterior(post).sample_noise(post, idx, out.shape[0], rng)
 
 

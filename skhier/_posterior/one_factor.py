@@ -141,8 +141,54 @@ class Posterior:
         """Exact posterior mean (and variance) of ``E[y | x, group]`` per row."""
         return _predict.linear_moments(self, X, codes, new_codes >= 0, with_var=with_var)
 
-    def predictive_draws(self, X, codes, new_codes, idx, rng):
-        return _predict.predictive_draws(self, X, codes, new_codes, idx, rng)
+    def predictive_draws(self, X, codes, new_codes, idx, rng, new_normals=None):
+        """``new_normals``: a list of one array, the standard normals (len(idx),
+        n_new, K + 1) of the new groups, instead of draws from ``rng``."""
+        normals = None if new_normals is None else new_normals[0]
+        return _predict.predictive_draws(
+            self, X, codes, new_codes, idx, rng, new_normals=normals
+        )
+
+    # ------------------------------------------- one interface for every layout
+    def diagnose(self, groups="auto") -> dict:
+        """r_hat and bulk ESS of every sampled parameter."""
+        from skhier._posterior.diagnostics import parameter_diagnostics
+
+        return parameter_diagnostics(self, groups=groups)
+
+    def summary_table(self, est, group_level, diagnostics):
+        from skhier._posterior.summary import summary_table
+
+        return summary_table(est, group_level, diagnostics)
+
+    def inference_data(self, est):
+        return self.to_inference_data(est._feature_names(), est.groups_)
+
+    def prediction_codes(self, est, labels, n_rows, counts=None):
+        """``(codes, new_codes)`` of shape (n_rows,) for a prediction method's
+        labels, after ``est.unseen_groups``; ``counts``: rows per label when
+        ``labels`` are distinct labels."""
+        from skhier._data.groups import prediction_codes
+
+        return prediction_codes(
+            labels, n_rows, est.groups_, est.unseen_groups,
+            fit_with_groups=getattr(est, "_fit_with_groups", True), counts=counts,
+        )  # fmt: skip
+
+    def new_level_labels(self, est, labels, new_codes):
+        """The label of each new group ``0..n_new - 1`` in ``new_codes`` (a list of
+        one list: one factor)."""
+        from skhier._data.groups import POPULATION, _plain
+
+        found, rows = np.unique(new_codes, return_index=True)
+        rows = rows[found >= 0]
+        if labels is POPULATION:
+            return [[POPULATION] * len(rows)]
+        return [[_plain(np.asarray(labels)[r]) for r in rows]]
+
+    def effect_sizes(self) -> list[int]:
+        """The number of effects of the one factor (intercept and every feature)."""
+        return [1 + self.coef.shape[-1]]
 
     def predictive_interval(self, X, codes, new_codes, prob, rng):
         return _predict.predictive_interval(self, X, codes, new_codes, prob, rng)
