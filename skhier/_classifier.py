@@ -59,9 +59,11 @@ class HierarchicalClassifier(ClassifierMixin, HierarchicalGLMBase):
         Form of the model for the engines that sample the group effects
         (``"nuts"``, ``"explicit"``).  ``"auto"``: centered when the median group's
         rows carry more information about its intercept than a typical group
-        spread, non-centered otherwise; when that form shows divergent
-        transitions, the model is refit in the other form and the fit with fewer
-        of them is kept (``convergence_["parametrization_switch"]`` says so).
+        spread, non-centered otherwise; with the ``"nuts"`` engine, random slopes
+        that vary little next to what the rows say about them are non-centered
+        (``parametrization_ == "partial"``).  When that form shows divergent
+        transitions or has not converged, the model is refit in another form and
+        the better fit is kept (``convergence_["parametrization_switch"]`` says so).
     prior_intercept_sd, prior_coef_sd : float, default=2.5
         Prior SDs of the intercept (around the log-odds of the mean outcome) and of
         the population slopes per SD of their feature, on the log-odds scale.

@@ -32,9 +32,10 @@ class HierarchicalPoissonRegressor(RegressorMixin, HierarchicalGLMBase):
     ``sqrt(dispersion) ~ HalfNormal(1)`` shrinking toward Poisson (``dispersion = 0``).
 
     The engine is NUTS (nutpie) on the explicit model, centered where the median
-    group's rows dominate its prior and non-centered otherwise
-    (``parametrization="auto"``); its log density and gradient are skhier's numba
-    code (compiled once per machine);
+    group's rows dominate its prior and non-centered otherwise, with non-centered
+    slopes where they vary little next to what the rows say about them
+    (``parametrization="auto"``, see the user guide); its log density and gradient
+    are skhier's numba code (compiled once per machine);
     ``engine="explicit"`` runs the same model in PyMC (the reference).
 
     Priors (features standardized internally; log scale)::

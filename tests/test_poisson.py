@@ -146,7 +146,7 @@ SLOPES = [(), (1,), (1, 0)]  # random intercepts only; one slope; two, out of or
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
 @pytest.mark.parametrize("correlated", [True, False])
-@pytest.mark.parametrize("centered", [True, False])
+@pytest.mark.parametrize("centered", [1, 0, 2])  # the form: centered, non-centered, partial
 @pytest.mark.parametrize("slopes", SLOPES)
 def test_glmm_density_gradient_matches_finite_differences(family, correlated, centered, slopes):
     from skhier._engines.nuts.kernels import glmm_density
@@ -172,14 +172,16 @@ def test_glmm_density_gradient_matches_finite_differences(family, correlated, ce
 
 
 @pytest.mark.parametrize("family", ["bernoulli", "poisson", "negative_binomial"])
-@pytest.mark.parametrize("centered", [False, True])
+@pytest.mark.parametrize("centered", [0, 1, 2])  # the form: non-centered, centered, partial
 @pytest.mark.parametrize("slopes", SLOPES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_glmm_density_likelihood_matches_scipy(family, centered, slopes, weighted):
     """The kernel's density against scipy's log pmf on the unsorted rows plus the
     priors written out (independent effects: Normal on beta, on z (non-centered) or
     on each group's coefficients around the population's (centered, the intercept
-    sampled as the group's linear predictor at its own mean row), Exponential(1) on
+    sampled as the group's linear predictor at its own mean row) or, partial, the
+    intercepts centered (at the group's mean row with the population slopes) and
+    the slopes' z standard normal), Exponential(1) on
     the SDs with the log-Jacobians of their log transforms, and HalfNormal(1) on the
     dispersion's phi, sampled on the whole line): equal up to a constant, so the change between two
     points must agree.  ``weighted``: each row's log likelihood times its frequency
@@ -197,7 +199,13 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes, weighte
     def reference(x):
         beta, z = x[:p], x[p + q : p + q + n_groups * q].reshape(n_groups, q)
         tau = np.exp(x[p : p + q])
-        if centered:  # z = (d, c[1:]): d is the group's F beta + Z u at its own mean row
+        if centered == 2:  # z = (d, z[1:]): u_0 = d - (F beta at the group's mean row)
+            fbar = np.array([F[codes == g].mean(0) for g in range(n_groups)])
+            u = z * tau
+            u[:, 0] = z[:, 0] - fbar @ beta
+            prior_u = -0.5 * np.sum((u[:, 0] / tau[0]) ** 2) - n_groups * np.log(tau[0])
+            prior_u += -0.5 * np.sum(z[:, 1:] ** 2)
+        elif centered:  # z = (d, c[1:]): d is the group's F beta + Z u at its own mean row
             fbar = np.array([F[codes == g].mean(0) for g in range(n_groups)])
             zbar = np.array([Z[codes == g].mean(0) for g in range(n_groups)])
             u = np.empty((n_groups, q))
@@ -231,11 +239,12 @@ def test_glmm_density_likelihood_matches_scipy(family, centered, slopes, weighte
     np.testing.assert_allclose(got, reference(x2) - reference(x1), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("second,kept", [(0, "non-centered"), (500, "centered")])
+@pytest.mark.parametrize("second,kept", [(0, "partial"), (500, "centered")])
 def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatch, second, kept):
     """parametrization="auto": divergences in the chosen form (e.g. a random slope
-    whose SD is near 0 under the centred form) trigger a refit in the other form;
-    the fit with fewer divergences is kept, and convergence_ says what happened."""
+    whose SD is near 0 under the centred form) trigger a refit in another form (here,
+    with a random slope: non-centred slopes, "partial"); the fit with fewer
+    divergences is kept, and convergence_ says what happened."""
     from skhier._core import base as _base
 
     X, y, g, _, _ = count_data()
@@ -251,15 +260,80 @@ def test_auto_parametrization_refits_the_other_form_after_divergences(monkeypatc
     monkeypatch.setattr(_base.HierarchicalBase, "_sample_posterior", fake)
     monkeypatch.setattr(_base._diagnostics, "warn_if_not_converged", lambda *a: None)
     est = HierarchicalPoissonRegressor(parametrization="auto").fit(X, y, groups=g)
-    assert calls == ["centered", "non-centered"]  # informative groups: centred first
+    assert calls == ["centered", "partial"]  # informative groups: centred first
     assert est.parametrization_ == kept and est.marker_ == kept
     assert (
-        "200 divergent transitions in the centered form"
+        "the centered form: 200 divergent transitions"
         in est.convergence_["parametrization_switch"]
     )
+    calls.clear()  # random intercepts only: the non-centred form
+    HierarchicalPoissonRegressor(random_slopes=None).fit(X, y, groups=g)
+    assert calls == ["centered", "non-centered"]
     calls.clear()
     HierarchicalPoissonRegressor(parametrization="centered").fit(X, y, groups=g)
     assert calls == ["centered"]  # an explicit choice is respected
+
+
+@pytest.mark.parametrize("family", ["poisson", "negative_binomial", "bernoulli"])
+def test_automatic_form_of_random_slopes(family):
+    """The rule's slopes: non-centred ("partial") when a slope does not vary between
+    groups (its SD is 0: the centred form's funnel), centred when it varies by 0.5
+    per SD of its feature and 50 rows per group inform it; non-centred intercepts
+    (small groups) make the whole model non-centred; an engine without the partial
+    form gets the centred one."""
+    from skhier._core.glm import glm_parametrization
+
+    def data(sd_b, n_per, base=1.5, seed=0):
+        rng = np.random.default_rng(seed)
+        g = np.repeat(np.arange(30), n_per)
+        x = rng.normal(size=g.size)
+        eta = base + 0.5 * rng.normal(size=30)[g] + (0.3 + sd_b * rng.normal(size=30)[g]) * x
+        if family == "bernoulli":
+            y = (rng.random(g.size) < 1 / (1 + np.exp(-eta + 1.5))).astype(float)
+        else:
+            y = rng.poisson(np.exp(eta)).astype(float)
+        return y, g, x[:, None]
+
+    forms = ("centered", "non-centered", "partial")
+    for seed in range(3):
+        y, g, x = data(0.0, 40, seed=seed)
+        assert glm_parametrization(y, g, 30, family, slopes=x, forms=forms) == "partial"
+        assert glm_parametrization(y, g, 30, family, slopes=x) == "centered"
+        y, g, x = data(0.5, 50 if family != "bernoulli" else 200, seed=seed)
+        assert glm_parametrization(y, g, 30, family, slopes=x, forms=forms) == "centered"
+    y, g, x = data(0.0, 2, base=-1.0)  # few, small counts (or rare 1s): little information
+    assert glm_parametrization(y, g, 30, family, slopes=x, forms=forms) == "non-centered"
+
+
+def test_auto_parametrization_refits_a_form_that_did_not_converge(monkeypatch):
+    """No divergences but a chain that has not mixed (r_hat, bulk ESS) also makes
+    "auto" try the other form; the converged fit is kept, and a first fit that
+    converged is never refit."""
+    from skhier._core import base as _base
+
+    X, y, g, _, _ = count_data()
+    calls = []
+    quality = {"centered": (1.03, 150.0), "partial": (1.002, 900.0)}
+
+    def fake(self, inputs, warn_convergence=True):
+        form = inputs.spec.parametrization
+        calls.append(form)
+        self.posterior_ = type("P", (), {"n_draws": 4000, "dispersion": None})()
+        r_hat, ess = quality[form]
+        self.convergence_ = {"n_divergences": 0, "max_r_hat": r_hat, "min_ess_bulk": ess,
+                             "n_chains": 4}  # fmt: skip
+        self.marker_ = form
+
+    monkeypatch.setattr(_base.HierarchicalBase, "_sample_posterior", fake)
+    monkeypatch.setattr(_base._diagnostics, "warn_if_not_converged", lambda *a: None)
+    est = HierarchicalPoissonRegressor().fit(X, y, groups=g)
+    assert calls == ["centered", "partial"] and est.parametrization_ == "partial"
+    assert "max r_hat 1.030" in est.convergence_["parametrization_switch"]
+    quality["centered"] = (1.004, 800.0)
+    calls.clear()
+    est = HierarchicalPoissonRegressor().fit(X, y, groups=g)
+    assert calls == ["centered"] and est.parametrization_ == "centered"
+    assert "parametrization_switch" not in est.convergence_
 
 
 def test_centered_coefs_recover_the_group_coefficients():

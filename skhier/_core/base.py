@@ -239,30 +239,32 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
 
     def _sample_one_factor(self, inputs: FitInputs):
         """Sample; with ``parametrization="auto"`` on an engine that samples the group
-        effects, refit in the other form when the first has divergent transitions
-        (e.g. the centred form with a random slope whose SD is near 0: a funnel the
-        automatic rule cannot foresee) and keep the fit with fewer of them."""
+        effects, refit in another form when the first has divergent transitions or
+        has not converged (e.g. the centred form with a random slope whose SD is
+        small next to what the data say about it: a funnel the automatic rule cannot
+        foresee) and keep the better fit (:func:`_form_rank`)."""
         spec = inputs.spec
         switchable = BY_NAME[spec.engine].parametrized and self._fit_with_groups
         if self.parametrization != "auto" or not switchable:  # (one group: no funnel to fix)
             return self._sample_posterior(inputs)
         self._sample_posterior(inputs, warn_convergence=False)
-        first = self.convergence_["n_divergences"]
-        if first > _SWITCH_DIVERGENCES * self.posterior_.n_draws:
-            other = "non-centered" if spec.parametrization == "centered" else "centered"
+        first = self.convergence_
+        n_draws = self.posterior_.n_draws
+        if _form_rank(first, n_draws)[:2] != (False, False):
+            other = _other_form(spec, BY_NAME[spec.engine])
             kept = dict(self.__dict__)
             self._sample_posterior(
                 inputs._replace(spec=replace(spec, parametrization=other)),
                 warn_convergence=False,
             )
-            second = self.convergence_["n_divergences"]
-            if second < first:
+            second = self.convergence_
+            if _form_rank(second, n_draws) < _form_rank(first, n_draws):
                 self.parametrization_ = other
             else:
                 self.__dict__.update(kept)
             self.convergence_["parametrization_switch"] = (
-                f"{first} divergent transitions in the {spec.parametrization} form, "
-                f"{second} in the {other} form: kept the {self.parametrization_} fit"
+                f"the {spec.parametrization} form: {_form_note(first)}; the {other} form: "
+                f"{_form_note(second)}: kept the {self.parametrization_} fit"
             )
         _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
 
@@ -353,6 +355,37 @@ _SINGLE_ATTRS = (
 _MULTI_ATTRS = ("factors_", "group_effects_", "nesting_")
 #: what the Bayesian-workflow methods add to a fitted model (forgotten by a new fit)
 _WORKFLOW_ATTRS = ("_prior_idata", "_data_idata")
+
+
+def _other_form(spec, engine) -> str:
+    """The form to refit in when the automatic one failed: from the centred form,
+    non-centred slopes where the engine has that form (``"partial"``: the intercepts'
+    rows inform them, the slopes' often less), else the non-centred form; from a
+    non-centred or partial form, the centred one."""
+    if spec.parametrization != "centered":
+        return "centered"
+    if spec.n_random > 1 and "partial" in engine.forms:
+        return "partial"
+    return "non-centered"
+
+
+def _form_rank(conv, n_draws) -> tuple:
+    """A fit's rank among the forms tried (lower is better): divergences above
+    :data:`_SWITCH_DIVERGENCES` of the draws first, then convergence (r_hat and bulk
+    ESS as :func:`~skhier._posterior.diagnostics.warn_if_not_converged` judges
+    them), then fewer divergences, then more ESS."""
+    n_div = conv.get("n_divergences", 0)
+    r_hat, ess = conv.get("max_r_hat", 1.0), conv.get("min_ess_bulk", np.inf)
+    ess_min = _diagnostics.ESS_PER_CHAIN_MIN * conv.get("n_chains", 0)
+    converged = bool(r_hat <= _diagnostics.R_HAT_MAX and ess >= ess_min)
+    return (n_div > _SWITCH_DIVERGENCES * n_draws, not converged, n_div, -ess)
+
+
+def _form_note(conv) -> str:
+    note = f"{conv.get('n_divergences', 0)} divergent transitions"
+    if "max_r_hat" in conv:
+        note += f", max r_hat {conv['max_r_hat']:.3f}, min bulk ESS {conv['min_ess_bulk']:.0f}"
+    return note
 
 
 def _forget(est, names):

@@ -19,7 +19,7 @@ import numpy as np
 from skhier._core.base import FitInputs, HierarchicalBase
 from skhier._data.factors import n_factors
 from skhier._data.weights import weights_kind
-from skhier._engines.registry import select_engine
+from skhier._engines.registry import BY_NAME, select_engine
 from skhier._model.likelihoods import FAMILIES
 from skhier._posterior import memory as _memory
 from skhier._posterior import predict as _predict
@@ -32,7 +32,8 @@ from skhier._util.seeds import generator
 _TYPICAL_GROUP_SD = 0.5
 
 
-def glm_parametrization(y, codes, n_groups, family, exposure=None, weights=None):
+def glm_parametrization(y, codes, n_groups, family, exposure=None, weights=None,
+                        slopes=None, forms=("centered", "non-centered")):  # fmt: skip
     """The automatic rule for the NUTS engines: centered when the median group's
     own rows carry more information about its intercept than a typical spread of
     the groups (``info_g * 0.5^2 >= 1``), non-centered (no funnel) otherwise.
@@ -41,21 +42,61 @@ def glm_parametrization(y, codes, n_groups, family, exposure=None, weights=None)
     ``n_g p (1 - p)`` for binary outcomes (``p`` the overall share of 1s);
     ``sum(mu) / (1 + m phi)`` for counts (``m`` the group's mean count, ``phi`` a
     moment estimate of the over-dispersion, 0 for Poisson); rows count by their
-    frequency ``weights``."""
+    frequency ``weights``.
+
+    With centered intercepts and random slopes (``slopes``: their columns) on an
+    engine with the ``"partial"`` form, each slope gets the same test with its own
+    spread, a method-of-moments estimate from the groups' one-step slopes
+    (:func:`_slope_reliability`): where a slope varies little next to what a
+    group's rows say about it (a slope whose SD is near 0 above all), the slopes
+    are non-centred (``"partial"``)."""
     n = np.bincount(codes, weights=weights, minlength=n_groups).astype(float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
     if family == "bernoulli":
         p = float(np.average(y, weights=weights))
         info = n * p * (1.0 - p)
+        group_mean = np.bincount(codes, weights=w * y, minlength=n_groups) / np.maximum(n, 1e-12)
+        mu = np.clip(group_mean, 0.02, 0.98)[codes]
+        row_info, resid = mu * (1.0 - mu), y - mu
     else:
-        total = np.bincount(codes, weights=y if weights is None else y * weights,
-                            minlength=n_groups)  # fmt: skip
+        total = np.bincount(codes, weights=w * y, minlength=n_groups)
         mean = total / np.maximum(n, 1.0)
         m = float(np.average(y, weights=weights))
         v = float(np.average((y - m) ** 2, weights=weights))
         phi = max(0.0, (v - m) / max(m * m, 1e-12)) if family == "negative_binomial" else 0.0
         info = (total + 0.5) / (1.0 + mean * phi)
+        expo = np.ones(len(y)) if exposure is None else np.asarray(exposure, dtype=np.float64)
+        size = np.bincount(codes, weights=w * expo, minlength=n_groups)
+        mu = ((total + 0.5) / np.maximum(size, 1e-12))[codes] * expo
+        row_info, resid = mu / (1.0 + mu * phi), (y - mu) / (1.0 + mu * phi)
     med = float(np.median(info[n > 0])) if (n > 0).any() else 0.0
-    return "centered" if med * _TYPICAL_GROUP_SD**2 >= 1.0 else "non-centered"
+    if med * _TYPICAL_GROUP_SD**2 < 1.0:
+        return "non-centered"
+    if slopes is None or slopes.shape[1] == 0 or "partial" not in forms:
+        return "centered"
+    for k in range(slopes.shape[1]):
+        if _slope_reliability(slopes[:, k], codes, n_groups, w * row_info, w * resid) < 1.0:
+            return "partial"
+    return "centered"
+
+
+def _slope_reliability(x, codes, n_groups, row_info, score) -> float:
+    """``median_g info_g * tau^2`` for one random slope: ``info_g`` the information
+    of group g's slope (``sum_i W_i (x_i - xbar_g)^2``), ``tau^2`` the slopes'
+    between-group variance, by the method of moments from each group's one Fisher
+    scoring step from its mean, ``b_g = sum_i (x_i - xbar_g) r_i / info_g``:
+    ``var(b_g) - mean(1 / info_g)``."""
+    sw = np.bincount(codes, weights=row_info, minlength=n_groups)
+    xbar = np.bincount(codes, weights=row_info * x, minlength=n_groups) / np.maximum(sw, 1e-300)
+    dx = x - xbar[codes]
+    info = np.bincount(codes, weights=row_info * dx * dx, minlength=n_groups)
+    step = np.bincount(codes, weights=dx * score, minlength=n_groups)
+    ok = info > 1e-8 * max(float(info.max()), 1e-300)
+    if ok.sum() < 3:
+        return 0.0
+    b = step[ok] / info[ok]
+    tau2 = float(np.var(b, ddof=1) - np.mean(1.0 / info[ok]))
+    return float(np.median(info[ok])) * max(tau2, 0.0)
 
 
 class HierarchicalGLMBase(HierarchicalBase):
@@ -78,11 +119,15 @@ class HierarchicalGLMBase(HierarchicalBase):
         slope_idx = self._resolve_design(X, codes)
         scaling = self._scaling(X, y, exposure, weights)
         self.engine_ = engine
-        self.parametrization_ = (
-            glm_parametrization(y, codes, len(self.groups_), self.likelihood, exposure, weights)
-            if self.parametrization == "auto"
-            else self.parametrization
-        )
+        self.parametrization_ = self.parametrization
+        if self.parametrization == "auto":
+            slopes = (X[:, list(slope_idx)] - scaling.x_mean[list(slope_idx)]) / scaling.x_scale[
+                list(slope_idx)
+            ]
+            self.parametrization_ = glm_parametrization(
+                y, codes, len(self.groups_), self.likelihood, exposure, weights,
+                slopes=slopes, forms=BY_NAME[engine].forms,
+            )  # fmt: skip
         spec = self._spec(X.shape[1], slope_idx, self.engine_, self.parametrization_)
         offset = self._offset(scaling, X.shape[0], exposure)
         return FitInputs(X, y, codes, spec, scaling, offset, weights=weights)

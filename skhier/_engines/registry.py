@@ -32,7 +32,9 @@ class Engine:
     entry: str  # "module:function", imported on use
     several_entry: str = ""  # the fit function for several grouping factors
     summarized: bool = False  # fits from sufficient statistics, without the rows
-    parametrized: bool = False  # samples the group effects, centred or not
+    #: the forms of the group effects it samples ("centered", "non-centered" and,
+    #: for the nuts engine, "partial": centred intercepts, non-centred slopes)
+    forms: tuple[str, ...] = ()
     exact_group_draws: bool = False  # group effects drawn exactly given the rest
     target_accept: float = 0.9  # NUTS's default target acceptance rate
     #: the families it fits with whole-number weights only (Pólya-Gamma draws)
@@ -69,6 +71,11 @@ class Engine:
             return f"engine={self.name!r} does not take inference={inference!r}"
         return None
 
+    @property
+    def parametrized(self) -> bool:
+        """Samples the group effects, in one of several forms."""
+        return bool(self.forms)
+
     def function(self, several: bool = False):
         module, name = (self.several_entry if several else self.entry).split(":")
         return getattr(importlib.import_module(module), name)
@@ -92,9 +99,11 @@ ENGINES: tuple[Engine, ...] = (
            "skhier._engines.gibbs.engine:fit_gibbs_one",
            several_entry="skhier._engines.gibbs.engine:fit_gibbs", integer_weights=("bernoulli",)),
     Engine("nuts", ("bernoulli", "poisson", "negative_binomial"), ("one",), ("nuts",),
-           "skhier._engines.nuts.engine:fit_glmm", parametrized=True),
+           "skhier._engines.nuts.engine:fit_glmm",
+           forms=("centered", "non-centered", "partial")),
     Engine("explicit", _ALL, ("one", "several"), ("nuts",), "skhier._engines.pymc:fit_explicit",
-           several_entry="skhier._engines.pymc:fit_explicit_factors", parametrized=True),
+           several_entry="skhier._engines.pymc:fit_explicit_factors",
+           forms=("centered", "non-centered")),
     # complete pooling: no group effects (exact draws, Gibbs or independence Metropolis)
     Engine("pooled", _ALL, ("none",), ("nuts", "laplace", "importance"),
            "skhier._engines.pooled:fit_pooled",

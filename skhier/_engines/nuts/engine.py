@@ -20,7 +20,7 @@ import numpy as np
 from skhier._engines.collapsed.kernels import cov_chols
 from skhier._engines.nutpie import C_LOGP_SIG, NativeModel, python_model
 from skhier._engines.nutpie import sample as sample_nuts
-from skhier._engines.nuts.kernels import FAMILY_CODES, glmm_density
+from skhier._engines.nuts.kernels import FAMILY_CODES, FORMS, glmm_density
 from skhier._model.spec import design
 from skhier._numba.jit import cfunc
 from skhier._numba.linalg import _njit_inline
@@ -86,7 +86,7 @@ def _pack(F, y, codes, offset, n_groups, spec, shift, weights=None):
     zbar = group_mean_rows(F, codes, n_groups, shift)
     head = [0.0, FAMILY_CODES[spec.likelihood], n_rows, p, q, n_groups]
     head += [float(spec.correlated and q > 1), float(spec.prior_corr_eta)]
-    head += [float(spec.parametrization == "centered"), len(y_values)]
+    head += [float(FORMS[spec.parametrization]), len(y_values)]
     parts = [np.array(head), spec.beta_prior_sd, spec.sd_prior_rates[:q], shift]
     parts += [np.asarray(spec.slope_idx, dtype=np.float64), y, offset, wts, starts, y_counts]
     parts += [y_values, Ft, zbar]
@@ -97,7 +97,7 @@ def _pack(F, y, codes, offset, n_groups, spec, shift, weights=None):
 
 def _unpack(buf):
     family, n_rows, p, q, n_groups = int(buf[1]), int(buf[2]), int(buf[3]), int(buf[4]), int(buf[5])
-    correlated, eta, centered, n_values = buf[6] != 0.0, buf[7], buf[8] != 0.0, int(buf[9])
+    correlated, eta, form, n_values = buf[6] != 0.0, buf[7], int(buf[8]), int(buf[9])
     off = _HEAD
     prior_sd = buf[off : off + p]
     rates = buf[off + p : off + p + q]
@@ -118,7 +118,7 @@ def _unpack(buf):
     off += n_rows * p
     zbar = buf[off : off + n_groups * (p - 1)].reshape((n_groups, p - 1))
     return (family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd, rates,
-            centered, shift, slope_idx, zbar, y_counts, y_values)  # fmt: skip
+            form, shift, slope_idx, zbar, y_counts, y_values)  # fmt: skip
 
 
 #: inlined into the C callback (a separate function costs ~1 s of compilation)
@@ -132,14 +132,14 @@ def _c_logp_callback(dim, x_ptr, grad_ptr, logp_ptr, buf_ptr):
     total = int(numba.carray(buf_ptr, (1,))[0])
     data = _unpack_inline(numba.carray(buf_ptr, (total,)))
     family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd = data[:11]
-    rates, centered, shift, slope_idx, zbar, y_counts, y_values = data[11:18]
+    rates, form, shift, slope_idx, zbar, y_counts, y_values = data[11:18]
     x = numba.carray(x_ptr, (dim,))
     grad = numba.carray(grad_ptr, (dim,))
     logp = numba.carray(logp_ptr, (1,))
     try:
         value = glmm_density(
             x, family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta, prior_sd,
-            rates, centered, shift, slope_idx, zbar, y_counts, y_values, grad,
+            rates, form, shift, slope_idx, zbar, y_counts, y_values, grad,
         )  # fmt: skip
     except Exception:  # noqa: BLE001 - never let an error cross into Rust
         return 4
@@ -168,7 +168,7 @@ def _initial_point_fn(spec, n_dim):
         rng = np.random.default_rng(seed)
         x = rng.uniform(-0.5, 0.5, size=n_dim)
         x[p : p + q] += np.log(0.5)  # group SDs about 0.5 on the link scale
-        if spec.parametrization == "centered":  # group coefficients near the population's
+        if spec.parametrization != "non-centered":  # coefficients near the population's
             x[p + spec.n_random + spec.n_corr : n_dim - nb] *= 0.5
         if spec.likelihood == "negative_binomial":
             x[-1] = 0.5 + 0.2 * x[-1]  # phi: dispersion phi^2 about 0.25
@@ -211,13 +211,19 @@ def fit_glmm(X, y, codes, n_groups, spec, scaling, *, config, rng, offset, weigh
         np.ascontiguousarray(flat[:, p : p + n_theta]), q, correlated, spec.prior_corr_eta
     )
     z = flat[:, z_off : z_off + n_groups * q].reshape(-1, n_groups, q)
+    beta = flat[:, :p]
     if spec.parametrization == "centered":  # u = c - mu(beta)
-        beta = flat[:, :p]
         z = centered_coefs(z, beta, args[15], spec.slope_idx)  # the density's zbar
         mu = np.column_stack(
             [beta[:, 0] - beta[:, 1:] @ shift, beta[:, 1:][:, list(spec.slope_idx)]]
         )
         u = z - mu[:, None, :]
+    elif spec.parametrization == "partial":  # u = C (u_0 / C_00, z_1, ...)
+        mu0 = beta[:, 0] - beta[:, 1:] @ shift
+        u0 = z[:, :, 0] - beta[:, 1:] @ args[15].T - mu0[:, None]
+        z = z.copy()
+        z[:, :, 0] = u0 / chol[:, 0, 0][:, None]
+        u = np.einsum("sab,sgb->sga", chol, z)
     else:
         u = np.einsum("sab,sgb->sga", chol, z)
     sigma = chol @ np.swapaxes(chol, 1, 2)

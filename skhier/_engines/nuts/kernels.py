@@ -9,13 +9,19 @@ The sampled vector is ``x = (beta, theta, z, rho)``:
   parameters (LKJ prior): :func:`skhier._numba.linalg.cov_chol` maps them to the
   Cholesky factor ``C`` of the effects' covariance;
 * ``z`` (G x q): standardized group effects, ``Normal(0, 1)``, ``u_g = C z_g``
-  (non-centered); or, with ``centered``, the group coefficients themselves,
-  ``c_g ~ Normal(mu, C C')`` with ``u_g = c_g - mu`` (better when every group's own
-  rows inform its effects well), the intercept sampled at the group's mean row
-  (:func:`_centered_coefs`).  ``mu`` are the population means of the group
-  coefficients at the user's ``X = 0``: ``mu_0 = beta_0 - sum_k beta_k shift_k``
-  (``F`` is centred, ``Z`` is not), ``mu_a = beta[1 + slope_idx[a - 1]]``;
-* ``rho`` (negative binomial only): ``log phi`` with ``phi ~ HalfNormal(1)`` and
+  (``form`` 0, non-centered); or (``form`` 1, centered) the group coefficients
+  themselves, ``c_g ~ Normal(mu, C C')`` with ``u_g = c_g - mu`` (better when every
+  group's own rows inform its effects well), the intercept sampled at the group's
+  mean row (:func:`_centered_coefs`); or (``form`` 2, partial) the intercept
+  centered, at the group's mean row with the population slopes, and the slopes
+  non-centered: ``u_g0 = d_g - zbar_g . beta_slopes - mu_0 ~ Normal(0, C_00^2)`` and
+  ``u_g = C (u_g0 / C_00, z_g1, ...)`` (well-informed intercepts with weakly
+  informed slopes, e.g. a slope on a feature that varies in few of a group's rows).
+  ``mu`` are the population means of the group coefficients at the user's
+  ``X = 0``: ``mu_0 = beta_0 - sum_k beta_k shift_k`` (``F`` is centred, ``Z`` is
+  not), ``mu_a = beta[1 + slope_idx[a - 1]]``;
+* ``rho`` (negative binomial only): ``phi`` on the whole line (its sign unused:
+  Poisson, ``phi = 0``, is an ordinary point, not a funnel's end) with ``|phi| ~ HalfNormal(1)`` and
   ``alpha = 1 / phi^2`` (variance ``mu + phi^2 mu^2``).
 
 The linear predictor is ``eta_i = offset_i + F_i beta + Z_i u_{g[i]}``; families
@@ -34,6 +40,8 @@ import numpy as np
 from skhier._numba.linalg import _njit, _njit_inline, cov_chol, cov_chol_grad
 
 FAMILY_CODES = {"bernoulli": 0, "poisson": 1, "negative_binomial": 2}
+#: the density's ``form`` of each parametrization (see the module docstring)
+FORMS = {"non-centered": 0, "centered": 1, "partial": 2}
 
 
 @_njit
@@ -168,7 +176,7 @@ def _log1p_curvature(t):
 
 @_njit_inline
 def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated, eta_lkj,
-                 prior_sd, rates, centered, shift, slope_idx, zbar, y_counts, y_values,
+                 prior_sd, rates, form, shift, slope_idx, zbar, y_counts, y_values,
                  grad):  # fmt: skip
     """Log posterior density at ``x`` (up to a constant); its gradient into ``grad``.
 
@@ -192,8 +200,10 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     for k in range(n_theta):
         theta[k] = x[p + k]
     lp = cov_chol(theta, q, correlated, eta_lkj, chol)  # the covariance's prior
+    centered = form == 1
+    partial = form == 2
     mu = np.zeros(q)
-    if centered:
+    if centered or partial:
         mu[0] = x[0]
         for k in range(1, p):
             mu[0] -= x[k] * shift[k - 1]
@@ -203,7 +213,20 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     cg = np.empty((n_groups, q))
     if centered:
         _centered_coefs(x, zoff, p, slope_idx, zbar, cg)
+    z0 = np.zeros(n_groups)  # partial form: the standardized intercepts u_g0 / C_00
     for g in range(n_groups):
+        if partial:
+            c0 = x[zoff + g * q]
+            for k in range(p - 1):
+                c0 -= zbar[g, k] * x[1 + k]
+            u[g, 0] = c0 - mu[0]
+            z0[g] = u[g, 0] / chol[0, 0]
+            for a in range(1, q):
+                acc = chol[a, 0] * z0[g]
+                for b in range(1, a + 1):
+                    acc += chol[a, b] * x[zoff + g * q + b]
+                u[g, a] = acc
+            continue
         for a in range(q):
             if centered:
                 u[g, a] = cg[g, a] - mu[a]
@@ -216,6 +239,8 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     if centered:  # the effects' Normal(0, C C') density: its log-determinant here
         for a in range(q):
             lp -= n_groups * math.log(chol[a, a])
+    if partial:  # the intercepts' Normal(0, C_00^2) density: its log-determinant
+        lp -= n_groups * math.log(chol[0, 0])
     for k in range(q):  # log-SDs: Exponential(rate) prior and the log-Jacobian
         tau = math.exp(theta[k])
         lp += theta[k] - rates[k] * tau
@@ -226,7 +251,17 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     v = np.zeros(q)
     w = np.zeros(q)
     g_mu = np.zeros(q)  # d/dmu of the density (centered form)
+    g_u0 = np.zeros(n_groups)  # d/du_g0 of the density (partial form)
     for g in range(n_groups):
+        if partial:  # -z0^2 / 2 with z0 = u_g0 / C_00; the slopes' z ~ Normal(0, 1)
+            lp -= 0.5 * z0[g] * z0[g]
+            g_u0[g] -= z0[g] / chol[0, 0]
+            g_chol[0, 0] += z0[g] * z0[g] / chol[0, 0]
+            for a in range(1, q):
+                zv = x[zoff + g * q + a]
+                lp -= 0.5 * zv * zv
+                grad[zoff + g * q + a] -= zv
+            continue
         if centered:  # -|C^-1 u|^2 / 2, whose d/du is -C^-T C^-1 u
             _forward_solve(chol, q, u[g], v)
             for a in range(q):
@@ -284,14 +319,25 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     if family == 2:
         grad[x.shape[0] - 1] += d_alpha * 2.0 * x[x.shape[0] - 1]  # v = phi^2
     for g in range(n_groups):
+        d_z0 = 0.0  # partial form: d/dz0 of the likelihood, z0 standing for z_g0
         for a in range(q):
             if centered:
                 grad[zoff + g * q + a] += s[g, a]
                 g_mu[a] -= s[g, a]  # eta depends on u = c - mu
                 continue
+            if partial:
+                g_chol[a, 0] += s[g, a] * z0[g]
+                d_z0 += chol[a, 0] * s[g, a]
+                for b in range(1, a + 1):
+                    g_chol[a, b] += s[g, a] * x[zoff + g * q + b]
+                    grad[zoff + g * q + b] += chol[a, b] * s[g, a]
+                continue
             for b in range(a + 1):
                 g_chol[a, b] += s[g, a] * x[zoff + g * q + b]
                 grad[zoff + g * q + b] += chol[a, b] * s[g, a]
+        if partial:  # z0 = u_g0 / C_00
+            g_u0[g] += d_z0 / chol[0, 0]
+            g_chol[0, 0] -= d_z0 * z0[g] / chol[0, 0]
     if centered:  # from the coefficients c_g to the sampled (d_g, c_g[1:]), and beta
         for g in range(n_groups):
             g0 = grad[zoff + g * q]
@@ -301,7 +347,13 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
                 k = slope_idx[a - 1]
                 grad[1 + k] += zbar[g, k] * g0
                 grad[zoff + g * q + a] -= zbar[g, k] * g0
-    if centered:  # mu's dependence on beta
+    if partial:  # from u_g0 to the sampled d_g and beta (u_g0 = d_g - zbar_g beta - mu_0)
+        for g in range(n_groups):
+            grad[zoff + g * q] += g_u0[g]
+            for k in range(p - 1):
+                grad[1 + k] -= zbar[g, k] * g_u0[g]
+            g_mu[0] -= g_u0[g]
+    if centered or partial:  # mu's dependence on beta
         grad[0] += g_mu[0]
         for k in range(1, p):
             grad[k] -= g_mu[0] * shift[k - 1]
@@ -312,5 +364,7 @@ def glmm_density(x, family, y, offset, wts, Ft, starts, n_groups, q, correlated,
     if centered:
         for a in range(q):
             g_chol[a, a] -= n_groups / chol[a, a]
+    if partial:
+        g_chol[0, 0] -= n_groups / chol[0, 0]
     cov_chol_grad(theta, q, correlated, eta_lkj, chol, g_chol, grad[p : p + n_theta])
     return lp
