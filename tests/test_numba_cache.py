@@ -339,3 +339,47 @@ def test_one_cache_of_every_specialisation_serves_each_model_its_own_code(tmp_pa
         got = _results(_fit_shapes(order, shared))
         differs = [n for n in order if got[n] != fresh[n]]
         assert not differs, f"fits that are not their empty-cache fit (order {order}): {differs}"
+
+
+LITERALS = """
+import json, sys, warnings
+from numba.core import event
+from skhier._precompile import fit
+
+found = []
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        args = str(ev.data["args"])
+        if "Literal" in args:
+            found.append(ev.data["dispatcher"].py_func.__qualname__ + " " + args[:300])
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Listener())
+warnings.simplefilter("ignore")
+for name in sys.argv[1:]:
+    fit(name, draws=5, tune=5)
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.slow
+def test_no_kernel_is_compiled_for_a_literal_argument(tmp_path):
+    """numba compiles a function again for every literal value a caller passes
+    (``f(x, 0)`` and ``f(x, 1)`` are two compilations, each seconds long on a first
+    fit): with an empty cache, fits of one shape of each engine compile no function
+    for a literal argument."""
+    import json
+
+    names = ["normal-crossed", "normal-nested-slope", "binary-one-factor", "counts-poisson",
+             "student_t-1features-2effects", "normal-nuts-1features-2effects",
+             "normal-importance-1features-2effects"]  # fmt: skip
+    env = {**os.environ, "SKHIER_CACHE_DIR": str(tmp_path), "SKHIER_COMPILE_AHEAD": "0"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", LITERALS, *names], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -169,14 +169,10 @@ def _glm_likelihood(pm, family, eta, y, weights=None):
         _observe(pm, pm.NegativeBinomial, y, weights, mu=pm.math.exp(eta), alpha=alpha)
 
 
-def fit_explicit(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None,
-                 weights=None):  # fmt: skip
-    """Sample the explicit model with PyMC's NUTS; same return value as
-    :func:`skhier._engines.collapsed.engine.fit_collapsed`."""
-    pm = import_quietly("pymc")
-
-    model = build_model(X, y, codes, n_groups, spec, scaling, offset, weights=weights)
-    # GLMs: nutpie, PyMC's fast NUTS (compiled once per model structure by numba)
+def _sample(pm, model, spec, config, wanted):
+    """PyMC's NUTS on ``model`` with ``config``, keeping the variables of ``wanted``
+    the model has: nutpie for GLMs (compiled once per model structure by numba),
+    PyMC's own sampler with skhier's Ctrl-C callback otherwise."""
     fast = (
         {"nuts_sampler": "nutpie"}
         if spec.likelihood in GLM_FAMILIES
@@ -184,19 +180,24 @@ def fit_explicit(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=No
     )
     with model:
         idata = pm.sample(
-            draws=config.draws,
-            tune=config.tune,
-            chains=config.chains,
-            cores=1,
-            random_seed=config.seed,
-            target_accept=config.target_accept,
-            progressbar=config.progressbar,
-            compute_convergence_checks=False,
-            **fast,
-            var_names=["beta", "tau", "u"]
-            + [name for name in ("s", "corr", "nu", "alpha") if name in model.named_vars],
-        )
+            draws=config.draws, tune=config.tune, chains=config.chains, cores=1,
+            random_seed=config.seed, target_accept=config.target_accept,
+            progressbar=config.progressbar, compute_convergence_checks=False, **fast,
+            var_names=[v for v in wanted if v in model.named_vars],
+        )  # fmt: skip
     _interrupts.check()  # PyMC returns the draws so far on Ctrl-C
+    return idata
+
+
+def fit_explicit(X, y, codes, n_groups, spec, scaling, *, config, rng, offset=None,
+                 weights=None):  # fmt: skip
+    """Sample the explicit model with PyMC's NUTS; same return value as
+    :func:`skhier._engines.collapsed.engine.fit_collapsed`."""
+    pm = import_quietly("pymc")
+
+    model = build_model(X, y, codes, n_groups, spec, scaling, offset, weights=weights)
+    wanted = ["beta", "tau", "u", "s", "corr", "nu", "alpha"]
+    idata = _sample(pm, model, spec, config, wanted)
     post = idata.posterior
     return {
         "corr": np.asarray(post["corr"].values) if "corr" in post else None,
@@ -232,19 +233,7 @@ def fit_explicit_factors(X, y, codes, spec, scaling, *, config, rng, store_draws
     names = [f"[{t.name}]" for t in spec.factors]
     wanted = ["beta"] + [f"{v}{n}" for n in names for v in ("tau", "u", "corr")]
     wanted += ["s", "nu", "alpha"]
-    fast = (
-        {"nuts_sampler": "nutpie"}
-        if spec.likelihood in GLM_FAMILIES
-        else {"callback": _interrupts.pymc_callback}
-    )
-    with model:
-        idata = pm.sample(
-            draws=config.draws, tune=config.tune, chains=config.chains, cores=1,
-            random_seed=config.seed, target_accept=config.target_accept,
-            progressbar=config.progressbar, compute_convergence_checks=False, **fast,
-            var_names=[v for v in wanted if v in model.named_vars],
-        )  # fmt: skip
-    _interrupts.check()
+    idata = _sample(pm, model, spec, config, wanted)
     post = idata.posterior
     beta = np.asarray(post["beta"].values)
     n_chains, n_draws = beta.shape[:2]

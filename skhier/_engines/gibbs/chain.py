@@ -35,6 +35,10 @@ from skhier._engines.gibbs.marginal import adapt, apply_theta, propose, theta_of
 from skhier._engines.gibbs.pg import pg_refresh
 from skhier._engines.gibbs.steps import _centred_steps, _interweave_nodes, _interweave_rows
 from skhier._engines.gibbs.tree import (
+    MARGINAL,
+    REUSE,
+    SAMPLE,
+    TOP,
     _contribution,
     _tree_block,
     level_offsets,
@@ -44,7 +48,7 @@ from skhier._engines.gibbs.tree import (
 from skhier._numba.linalg import _njit
 
 #: one-tree models: interweaving steps too (besides the collapsed Metropolis steps)
-ONE_TREE_NCP = True
+ONE_TREE_NCP = np.bool_(True)  # (a numpy bool: numba would compile for a literal True)
 
 
 @_njit
@@ -119,7 +123,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
     tau_p, corr_p, sinv_p = tau.copy(), corr.copy(), sinv.copy()
     th_mean, th_m2 = np.zeros(n_theta), np.zeros((n_theta, n_theta))
     chol_prop = 0.1 * np.eye(n_theta)
-    n_seen = 0
+    n_seen = np.int64(0)  # (not a literal: see skhier._engines.gibbs.tree.SAMPLE)
     log_scale = 0.0
     prop_scale = 2.38 / np.sqrt(n_theta)
     yy_tot = yy.sum()
@@ -132,7 +136,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
         _precisions(tau, corr, q, zoff, croff, sinv, sig)
         inv_s2 = 1.0 / (s * s)
         for t in range(n_trees):
-            core = _tree_block(rng, t, data, sinv, croff, inv_s2, u, beta, r, bufs, 0)
+            core = _tree_block(rng, t, data, sinv, croff, inv_s2, u, beta, r, bufs, SAMPLE)
         if n_trees == 1 and marginal_tries > 0:
             theta_of(tau, corr, s, q, zoff, croff, correlated, thoff, th)
             lp, _ = apply_theta(th, *tdims, tau_p, corr_p, sinv_p)
@@ -144,7 +148,7 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
                     th_p[n_theta - 1] = 0.0
                 lp, s_p = apply_theta(th_p, *tdims, tau_p, corr_p, sinv_p)
                 inv_p = 1.0 / (s_p * s_p)
-                core = _tree_block(rng, 0, data, sinv_p, croff, inv_p, u, beta, r, bufs, 1)
+                core = _tree_block(rng, TOP, data, sinv_p, croff, inv_p, u, beta, r, bufs, MARGINAL)
                 new = lp + core - n_obs * np.log(s_p) - 0.5 * yy_tot * inv_p
                 last = np.log(1.0 - rng.random()) < new - cur
                 if last:
@@ -158,8 +162,8 @@ def run_chain(rng, n_tune, kept_pos, data, F, croff, priors, one_tree, outs, mar
                     log_scale += ((1.0 if last else 0.0) - 0.25) / np.sqrt(it + 1.0)
                     prop_scale = np.exp(log_scale) * 2.38 / np.sqrt(n_theta)
             if moved:  # the effects given the new theta (the buffers hold the last try's)
-                mode = 2 if last else 0
-                _tree_block(rng, 0, data, sinv, croff, inv_s2, u, beta, r, bufs, mode)
+                mode = REUSE if last else SAMPLE
+                _tree_block(rng, TOP, data, sinv, croff, inv_s2, u, beta, r, bufs, mode)
         _centred_steps(rng, u, tau, corr, q, nlev, zoff, uoff, croff, rates, correlated, eta, psi)
         if n_trees == 1:
             rss = _interweave_nodes(

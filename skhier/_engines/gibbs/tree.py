@@ -66,6 +66,13 @@ def tree_buffers(q, nlev, mdim, uoff, Cy, p):
     return (P, h, Lb, Wb, hb, poff, hoff, lboff, woff, Cy.ravel(), ptop, htop)
 
 
+#: :func:`_tree_block`'s modes and the first tree, as numpy ints: numba compiles a
+#: function once per *literal* value it is called with (``f(x, 0)`` and ``f(x, 1)``
+#: are two compilations), but once for every ``int64``
+SAMPLE, MARGINAL, REUSE = np.int64(0), np.int64(1), np.int64(2)
+TOP = np.int64(0)
+
+
 @_njit
 def _tree_block(rng, t, data, sinv, croff, inv_s2, u, beta, r, bufs, mode):
     """Draw ``(beta, effects of tree t)`` jointly given the other trees' effects.

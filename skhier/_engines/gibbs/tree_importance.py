@@ -30,7 +30,15 @@ import numpy as np
 
 from skhier._engines.collapsed.importance import K_HAT_MAX
 from skhier._engines.gibbs.marginal import apply_theta, theta_offsets
-from skhier._engines.gibbs.tree import _tree_block, level_offsets, record_draw, tree_buffers
+from skhier._engines.gibbs.tree import (
+    MARGINAL,
+    SAMPLE,
+    TOP,
+    _tree_block,
+    level_offsets,
+    record_draw,
+    tree_buffers,
+)
 from skhier._numba.linalg import _njit
 from skhier._util.threads import thread_map
 
@@ -67,7 +75,7 @@ def log_posteriors(thetas, rng, data, croff, priors, one_tree, p, out):
     for i in range(thetas.shape[0]):
         lp, s = apply_theta(thetas[i], *tdims, tau, corr, sinv)
         inv = 1.0 / (s * s)
-        core = _tree_block(rng, 0, data, sinv, croff, inv, u, beta, r, bufs, 1)
+        core = _tree_block(rng, TOP, data, sinv, croff, inv, u, beta, r, bufs, MARGINAL)
         value = lp + core - n_obs * np.log(s) - 0.5 * yy_tot * inv
         out[i] = value if np.isfinite(value) else -np.inf
 
@@ -86,7 +94,7 @@ def exact_draws(thetas, rng, data, croff, priors, one_tree, p, kept_pos, outs):
     xoff = level_offsets(nlev, q)
     for d in range(thetas.shape[0]):
         _, s = apply_theta(thetas[d], *tdims, tau, corr, sinv)
-        _tree_block(rng, 0, data, sinv, croff, 1.0 / (s * s), u, beta, r, bufs, 0)
+        _tree_block(rng, TOP, data, sinv, croff, 1.0 / (s * s), u, beta, r, bufs, SAMPLE)
         record_draw(d, kept_pos, beta, s, tau, corr, u, outs, q, nlev, uoff, xoff)
 
 
