@@ -194,9 +194,10 @@ def _make_value(Q, PP1):
         n_groups = zw.shape[0]
         q = Q if Q > 0 else zw.shape[1]
         pp1 = PP1 if PP1 > 0 else zw.shape[2]
-        n_cov = q + n_corr_params(q, correlated)
+        qn = np.int64(q)  # (not a literal: cov_chol is compiled once for every q)
+        n_cov = q + n_corr_params(qn, correlated)
         chol_cov = np.zeros((q, q))
-        value = cov_chol(x[:n_cov], q, correlated, eta, chol_cov)
+        value = cov_chol(x[:n_cov], qn, correlated, eta, chol_cov)
         sigma_inv = np.empty((q, q))
         logdet_sigma = _precision(chol_cov, sigma_inv)
         log_s = x[n_cov]

@@ -156,8 +156,8 @@ def _upward(t, data, sinv, croff, inv_s2, u, r, bufs, qq, lo, vec):
             for a in range(m):
                 h[base + a] += C[i, c0 + a] * w
     # upward: integrate each level out into its parent
-    _fill(ptop, 0, ptop.shape[0])
-    _fill(htop, 0, htop.shape[0])
+    ptop[:] = 0.0
+    htop[:] = 0.0
     for d in range(depth - 1, -1, -1):
         f = tree_f[first + d]
         md, qf = mdim[f], q[f]
