@@ -105,3 +105,29 @@ def test_group_diagnostics_on_request_keep_importance_diagnostics(data, monkeypa
     table = est.summary(group_diagnostics=True)
     assert np.isnan(table["r_hat"]).all()
     assert table.loc["sigma_a", "ess_bulk"] == pytest.approx(est.convergence_["min_ess_bulk"])
+
+
+def test_adaptive_rounds_recover_a_skewed_posterior_from_a_poor_proposal():
+    """A log SD whose SD piles up near 0 (the log of an Exponential: a long left
+    tail) and a Laplace-like proposal that is too narrow: the first round's k_hat
+    is above 0.5, so further rounds propose from the weighted draws' moments; the
+    last round's draws are reliable (k_hat <= 0.7) and have the exact mean,
+    log(scale) - Euler's gamma, and SD, pi / sqrt(6)."""
+    from skhier._engines.collapsed.importance import adaptive_importance, importance_resample
+
+    scale = 0.01
+
+    def log_density(x):  # x = log(sigma), sigma ~ Exponential(mean=scale)
+        return x[:, 0] - np.exp(x[:, 0]) / scale
+
+    mode, chol = np.array([np.log(scale)]), np.array([[0.3]])
+    _, first = importance_resample(log_density, mode, chol, 4000, 4000,
+                                   np.random.default_rng(0), vectorized=True)  # fmt: skip
+    assert first["pareto_k"] > 0.5
+    draws, info = adaptive_importance(
+        log_density, mode, chol, 4000, 4000, np.random.default_rng(0), vectorized=True
+    )
+    assert info["rounds"] > 1 and info["pareto_k"] <= 0.7 and draws is not None
+    se = (np.pi / np.sqrt(6)) / np.sqrt(info["ess"])
+    assert abs(draws.mean() - (np.log(scale) - np.euler_gamma)) < 4 * se
+    assert draws.std() == pytest.approx(np.pi / np.sqrt(6), rel=0.1)

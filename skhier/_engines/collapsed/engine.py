@@ -218,7 +218,7 @@ def _importance(stats, spec, *, draws, chains, seed, **_):
     """Pareto-smoothed importance sampling from the Laplace approximation
     (:mod:`skhier._engines.collapsed.importance`): ``(theta (C, D, n_params), info)``, theta None
     when the weights are unreliable or the mode is not well defined."""
-    from skhier._engines.collapsed.importance import importance_resample
+    from skhier._engines.collapsed.importance import adaptive_importance
 
     mode, chol, ok = laplace_fit(stats, spec)
     n = chains * draws
@@ -235,7 +235,7 @@ def _importance(stats, spec, *, draws, chains, seed, **_):
 
     rng = np.random.default_rng(seed)
     threads = numba.get_num_threads() if numba is not None else 1
-    x, info = importance_resample(logp, mode, chol, n, n, rng, threads)
+    x, info = adaptive_importance(logp, mode, chol, n, n, rng, threads)
     info["method"] = "importance"
     return (None if x is None else x.reshape(chains, draws, -1)), info
 

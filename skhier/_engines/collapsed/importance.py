@@ -26,6 +26,11 @@ from skhier._util.threads import thread_map
 K_HAT_MAX = 0.7
 #: degrees of freedom of the multivariate t proposal
 PROPOSAL_DF = 10.0
+#: above this k_hat, another round of proposals from the last round's weighted
+#: moments (its scale widened by ``REFIT_SCALE``), up to ``ROUNDS`` rounds in all
+REFIT_K_HAT = 0.5
+REFIT_SCALE = 1.5
+ROUNDS = 3
 
 
 def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_threads=1,
@@ -62,6 +67,35 @@ def importance_resample(log_density, mode, chol, n_proposals, n_out, rng, n_thre
             info["resampled"] = x[systematic_resample(weights, n_out, rng)]
         return None, info
     return x[systematic_resample(weights, n_out, rng)], info
+
+
+def adaptive_importance(log_density, mode, chol, n_proposals, n_out, rng, n_threads=1,
+                        vectorized=False, df=PROPOSAL_DF):  # fmt: skip
+    """:func:`importance_resample`, then, while ``k_hat > REFIT_K_HAT`` (a skewed
+    posterior: an SD near 0 above all), up to ``ROUNDS`` rounds in all of proposals
+    from the moments of the last round's weighted draws, widened by ``REFIT_SCALE``
+    (adaptive importance sampling; only the last round's weights are used, so the
+    draws stay exact).  Returns ``(draws or None, info)``, ``info["rounds"]`` the
+    rounds run."""
+    kw = {"n_threads": n_threads, "vectorized": vectorized, "keep": True, "df": df}
+    draws, info = importance_resample(log_density, mode, chol, n_proposals, n_out, rng, **kw)
+    rounds = 1
+    while info["pareto_k"] > REFIT_K_HAT and rounds < ROUNDS:
+        last = draws if draws is not None else info.get("resampled")
+        if last is None:
+            break
+        try:
+            cov = np.cov(last, rowvar=False).reshape(len(mode), len(mode)) * REFIT_SCALE**2
+            chol = np.linalg.cholesky(cov + 1e-10 * np.eye(len(mode)))
+        except np.linalg.LinAlgError:
+            break
+        draws, info = importance_resample(
+            log_density, last.mean(0), chol, n_proposals, n_out, rng, **kw
+        )
+        rounds += 1
+    info["rounds"] = rounds
+    info.pop("resampled", None)
+    return draws, info
 
 
 def systematic_resample(weights, n_out, rng):

@@ -44,11 +44,6 @@ from skhier._util.threads import thread_map
 
 #: proposals per kept draw
 _PROPOSALS_PER_DRAW = 1
-#: above this k_hat, another round of proposals from the last round's weighted
-#: moments (its scale widened by ``_REFIT_SCALE``), up to ``_ROUNDS`` rounds in all
-_REFIT_K_HAT = 0.5
-_REFIT_SCALE = 1.5
-_ROUNDS = 3
 #: degrees of freedom of the multivariate t proposals
 _DF = 5.0
 __all__ = ["K_HAT_MAX", "sample"]
@@ -130,7 +125,7 @@ def sample(lay, data, priors, one_tree, spec, config, rng, outs, kept_pos):
     Returns the inference record (``method``, ``pareto_k``, ``ess``), or None when
     the weights are unreliable (``k_hat > 0.7``) or the mode is not well defined:
     the caller then runs the Gibbs sampler."""
-    from skhier._engines.collapsed.importance import importance_resample
+    from skhier._engines.collapsed.importance import adaptive_importance
     from skhier._engines.pooled import _mode_and_scale
 
     p = lay.F.shape[1]
@@ -153,29 +148,9 @@ def sample(lay, data, priors, one_tree, spec, config, rng, outs, kept_pos):
     n_chains, n_draws = int(config.chains), int(config.draws)
     n = n_chains * n_draws * _PROPOSALS_PER_DRAW
 
-    thetas, info = importance_resample(
-        target, mode, chol, n, n_chains * n_draws, rng, vectorized=True, keep=True, df=_DF
+    thetas, info = adaptive_importance(
+        target, mode, chol, n, n_chains * n_draws, rng, vectorized=True, df=_DF
     )
-    rounds = 1
-    while info["pareto_k"] > _REFIT_K_HAT and rounds < _ROUNDS:
-        # a skewed posterior (an SD near 0): the next proposal has the moments of this
-        # round's weighted draws, widened (adaptive importance sampling); only the
-        # last round's weights are used
-        last = thetas if thetas is not None else info.get("resampled")
-        if last is None:
-            break
-        try:
-            cov = np.cov(last, rowvar=False) * _REFIT_SCALE**2
-            chol_next = np.linalg.cholesky(cov + 1e-10 * np.eye(dim))
-        except np.linalg.LinAlgError:
-            break
-        thetas, info = importance_resample(
-            target, last.mean(0), chol_next, n, n_chains * n_draws, rng, vectorized=True,
-            keep=True, df=_DF,
-        )  # fmt: skip
-        rounds += 1
-    info["rounds"] = rounds
-    info.pop("resampled", None)
     info["method"] = "importance"
     if thetas is None:
         return info
