@@ -392,3 +392,17 @@ def test_several_factors_are_fit_by_the_explicit_model_and_one_factor_engines_sa
     groups = np.column_stack([np.repeat(np.arange(4), 10), np.tile(np.arange(10), 4)])
     with pytest.raises(ValueError, match="fits one grouping factor.*picks 'explicit'"):
         est.fit(X, np.ones(40, dtype=int), groups=groups)
+
+
+def test_convergence_remedies_name_only_the_models_own_parameters():
+    """A count model has no noise SD: the tree-depth remedy must not talk of eps."""
+    from skhier._posterior.diagnostics import warn_if_not_converged
+    from skhier.exceptions import ConvergenceWarning
+
+    conv = {"n_divergences": 0, "n_max_treedepth": 900, "n_chains": 4, "n_draws": 1000,
+            "max_r_hat": 1.0, "min_ess_bulk": 2000.0}  # fmt: skip
+    with pytest.warns(ConvergenceWarning) as record:
+        warn_if_not_converged(conv, "nuts", noise=False)
+    assert "eps" not in str(record[0].message) and "random_slopes" in str(record[0].message)
+    with pytest.warns(ConvergenceWarning, match="sigma_a and eps"):
+        warn_if_not_converged(conv, "collapsed", noise=True)

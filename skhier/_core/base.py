@@ -266,7 +266,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
                 f"the {spec.parametrization} form: {_form_note(first)}; the {other} form: "
                 f"{_form_note(second)}: kept the {self.parametrization_} fit"
             )
-        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
+        _diagnostics.warn_if_not_converged(self.convergence_, self.engine_, self._has_noise())
 
     def _sample_posterior(self, inputs: FitInputs, warn_convergence=True):
         """Run the engine of ``inputs.spec`` (``engine_`` set), keep the posterior, its
@@ -292,7 +292,7 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
         )
         self._set_summaries(spec)
         if warn_convergence:
-            _diagnostics.warn_if_not_converged(self.convergence_, self.engine_)
+            _diagnostics.warn_if_not_converged(self.convergence_, self.engine_, self._has_noise())
 
     # ------------------------------------------------------------ predicting
     def _interval_prob(self, prob):
@@ -306,6 +306,12 @@ class HierarchicalBase(ReportMixin, WorkflowMixin, BaseEstimator):
     def _check_n_samples(n_samples):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"`n_samples` must be a positive integer; got {n_samples!r}.")
+
+    def _has_noise(self) -> bool:
+        """The model has a noise SD (``eps``): Gaussian or Student-t noise."""
+        from skhier._model.likelihoods import GLM_FAMILIES
+
+        return self.likelihood not in GLM_FAMILIES
 
     def _several_inputs(self, X, y, groups, exposure=None, weights=None) -> FitInputs:
         """Validate a model with several grouping factors."""

@@ -139,7 +139,7 @@ def sample(est, inputs):
         {k: v for k, v in est._inference.items() if k not in ("method", "ess")}
     )
     est.singular_ = est._singular_effects()
-    _diagnostics.warn_if_not_converged(est.convergence_, est.engine_)
+    _diagnostics.warn_if_not_converged(est.convergence_, est.engine_, est._has_noise())
 
 
 def _effects(fac, levels, n_features, prob) -> FactorEffects:

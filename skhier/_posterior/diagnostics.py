@@ -172,8 +172,9 @@ def summarize_convergence(diag: dict, post, free_mask: dict, inference=None) -> 
     return conv
 
 
-def warn_if_not_converged(conv: dict, engine: str) -> None:
-    """Warn, with concrete remedies, about each convergence problem found."""
+def warn_if_not_converged(conv: dict, engine: str, noise: bool = True) -> None:
+    """Warn, with concrete remedies, about each convergence problem found
+    (``noise``: the model has a noise SD ``eps``; binary and count models do not)."""
     problems, remedies = [], []
     if conv["n_divergences"] > 0:
         problems.append(f"{conv['n_divergences']} divergent transitions")
@@ -191,6 +192,10 @@ def warn_if_not_converged(conv: dict, engine: str) -> None:
         remedies.append(
             "check identifiability (e.g. with one row per group sigma_a and eps are "
             "not separable: use random_slopes=None or tighter `prior_group_sd`)"
+            if noise
+            else "check identifiability (e.g. a random slope on a feature that barely "
+            "varies within groups: drop it from `random_slopes`, or use a tighter "
+            "`prior_group_sd`)"
         )
     unknown = [
         name
