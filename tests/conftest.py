@@ -81,3 +81,18 @@ def predict_in_fresh_process(code):
     ).stdout.strip()
     pred_repr, heavy = out.rsplit(" ", 1)
     return eval(pred_repr), heavy
+
+
+@pytest.fixture
+def python_sigint():
+    """Tests that deliver Ctrl-C need Python's own SIGINT handling in this process:
+    code run by earlier tests of a long session (a third-party library's worker
+    set-up, say) can leave SIGINT ignored or blocked, and child processes inherit
+    both.  Restore Python's default handler and unblock the signal first."""
+    import signal
+
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+

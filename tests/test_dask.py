@@ -459,6 +459,7 @@ def test_bad_data_in_one_partition_is_named():
         est.fit(mixed[["x", "g"]], mixed["y"])
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_during_a_dask_pass_reaches_the_caller():
     """Ctrl-C while Dask reads the partitions: KeyboardInterrupt within seconds,
     the estimator unfitted, and the next fit works."""

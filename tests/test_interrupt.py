@@ -17,6 +17,7 @@ import pytest
 from skhier import HierarchicalClassifier, HierarchicalRegressor
 
 pytestmark = [
+    pytest.mark.usefixtures("python_sigint"),
     pytest.mark.filterwarnings("ignore::skhier.exceptions.ConvergenceWarning"),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc"),
 ]

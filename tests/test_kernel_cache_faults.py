@@ -206,6 +206,7 @@ def _processes_using(cache):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGINT, /proc")
+@pytest.mark.usefixtures("python_sigint")
 def test_a_first_fit_interrupted_while_compiling_leaves_nothing_behind(tmp_path):
     """Ctrl-C during the first fit's compilation (compiling ahead in a second
     process): the fit ends with KeyboardInterrupt, no process is left running,

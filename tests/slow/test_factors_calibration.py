@@ -17,7 +17,7 @@ from skhier import HierarchicalPoissonRegressor, HierarchicalRegressor
 
 pytestmark = pytest.mark.slow
 
-N_REPS = 40
+N_REPS = 30
 PRIORS = {"prior_intercept_sd": 1.0, "prior_coef_sd": 0.5, "prior_group_sd": 0.5}
 
 
